@@ -1,0 +1,330 @@
+"""The demo WSGI application that the runbook deploys and verifies.
+
+Run it with ``gunicorn --chdir <app dir> app:application``. Configuration is read
+once at import (see settings.py and README.md), so without DATABASE_URL the app
+does not start. Every response is JSON except a file download.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+import psycopg
+
+import settings
+
+logger = logging.getLogger("demo")
+
+settings.load_env_file()
+DATABASE_URL = settings.database_url()
+SECRET_KEY = settings.get("APP_SECRET_KEY")
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = settings.get("APP_ADMIN_PASSWORD")
+UPLOAD_DIR = settings.APP_DIR / (settings.get("APP_UPLOAD_DIR") or "uploads")
+UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
+VERSION_FILE = settings.APP_DIR / "VERSION"
+VERSION = (VERSION_FILE.read_text(encoding="utf-8").strip() if VERSION_FILE.is_file() else "") or "0.0.0-dev"
+
+TOKEN_TTL_SECONDS = 3600
+PBKDF2_ITERATIONS = 600_000
+MAX_JSON_BYTES = 64 * 1024
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+_admin_lock = threading.Lock()
+_admin_synced = False
+
+
+class HttpError(Exception):
+    """Ends a request with a JSON ``{"error": message}`` response."""
+
+    def __init__(self, status: HTTPStatus, message: str, headers: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = list(headers)
+
+
+@dataclass(frozen=True)
+class Response:
+    status: HTTPStatus
+    body: bytes
+    content_type: str = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def json_response(status: HTTPStatus, payload: dict[str, Any], headers: Iterable[tuple[str, str]] = ()) -> Response:
+    return Response(status, json.dumps(payload).encode(), headers=list(headers))
+
+
+@dataclass(frozen=True)
+class Request:
+    environ: dict[str, Any]
+    args: tuple[str, ...]
+
+    def body(self, limit: int) -> bytes:
+        """The request body; 413 when it is longer than ``limit`` bytes."""
+        try:
+            length = int(self.environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "invalid Content-Length") from None
+        if length > limit:
+            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body exceeds {limit} bytes")
+        return self.environ["wsgi.input"].read(length) if length > 0 else b""
+
+    def json(self) -> dict[str, Any]:
+        try:
+            payload = json.loads(self.body(MAX_JSON_BYTES))
+        except ValueError:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "malformed JSON body") from None
+        if not isinstance(payload, dict):
+            raise HttpError(HTTPStatus.BAD_REQUEST, "JSON body must be an object")
+        return payload
+
+    def query(self, name: str) -> str:
+        return parse_qs(self.environ.get("QUERY_STRING", "")).get(name, [""])[0]
+
+
+Handler = Callable[[Request], Response]
+
+
+def _text_field(payload: dict[str, Any], name: str) -> str:
+    value = payload.get(name)
+    if not isinstance(value, str) or not value:
+        raise HttpError(HTTPStatus.BAD_REQUEST, f"'{name}' must be a non-empty string")
+    return value
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, PBKDF2_ITERATIONS)
+    return f"pbkdf2_sha256${PBKDF2_ITERATIONS}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        algorithm, iterations, salt, digest = stored.split("$")
+        expected = bytes.fromhex(digest)
+        candidate = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(iterations))
+    except ValueError:
+        return False
+    return algorithm == "pbkdf2_sha256" and hmac.compare_digest(candidate, expected)
+
+
+def _sign(payload: str, secret: str) -> str:
+    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def issue_token(username: str, secret: str) -> str:
+    """``base64url(username:expiry).hmac_sha256_hex``, valid for TOKEN_TTL_SECONDS."""
+    payload = f"{username}:{int(time.time()) + TOKEN_TTL_SECONDS}"
+    return f"{base64.urlsafe_b64encode(payload.encode()).decode()}.{_sign(payload, secret)}"
+
+
+def verify_token(token: str, secret: str) -> str | None:
+    """The username a valid, unexpired token was issued to, else None."""
+    encoded, _, signature = token.rpartition(".")
+    try:
+        payload = base64.urlsafe_b64decode(encoded).decode()
+    except ValueError:
+        return None
+    if not hmac.compare_digest(signature.encode(), _sign(payload, secret).encode()):
+        return None
+    username, _, expiry = payload.rpartition(":")
+    if not expiry.isdigit() or int(expiry) < time.time():
+        return None
+    return username
+
+
+def _secret_key() -> str:
+    if SECRET_KEY is None:
+        raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, "APP_SECRET_KEY is not configured")
+    return SECRET_KEY
+
+
+def _sync_admin(conn: psycopg.Connection) -> None:
+    """Upsert the admin user from APP_ADMIN_PASSWORD once per process."""
+    global _admin_synced
+    if ADMIN_PASSWORD is None or _admin_synced:
+        return
+    with _admin_lock:
+        if _admin_synced:
+            return
+        conn.execute(
+            "INSERT INTO users (username, password_hash) VALUES (%s, %s) "
+            "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash",
+            (ADMIN_USERNAME, hash_password(ADMIN_PASSWORD)),
+        )
+        conn.commit()
+        _admin_synced = True
+
+
+def authenticated(handler: Handler) -> Handler:
+    """Reject the request with 401 unless it carries a valid bearer token."""
+
+    @functools.wraps(handler)
+    def wrapper(request: Request) -> Response:
+        secret = _secret_key()
+        scheme, _, token = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer" or verify_token(token.strip(), secret) is None:
+            raise HttpError(HTTPStatus.UNAUTHORIZED, "missing or invalid token", [("WWW-Authenticate", "Bearer")])
+        return handler(request)
+
+    return wrapper
+
+
+def health(request: Request) -> Response:
+    try:
+        with settings.connect(DATABASE_URL) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as error:
+        reason = settings.describe_error(error, DATABASE_URL)
+        return json_response(HTTPStatus.SERVICE_UNAVAILABLE, {"status": "error", "error": reason})
+    return json_response(HTTPStatus.OK, {"status": "ok"})
+
+
+def _schema_version(conn: psycopg.Connection) -> str | None:
+    if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
+        return None
+    row = conn.execute("SELECT version FROM schema_migrations ORDER BY version::numeric DESC LIMIT 1").fetchone()
+    return row[0] if row else None
+
+
+def status(request: Request) -> Response:
+    with settings.connect(DATABASE_URL) as conn:
+        schema_version = _schema_version(conn)
+    return json_response(HTTPStatus.OK, {"app": "demo", "version": VERSION, "schema_version": schema_version})
+
+
+def login(request: Request) -> Response:
+    secret = _secret_key()
+    payload = request.json()
+    username = _text_field(payload, "username")
+    password = _text_field(payload, "password")
+    with settings.connect(DATABASE_URL) as conn:
+        _sync_admin(conn)
+        row = conn.execute("SELECT password_hash FROM users WHERE username = %s", (username,)).fetchone()
+    if row is None or not verify_password(password, row[0]):
+        raise HttpError(HTTPStatus.UNAUTHORIZED, "invalid username or password")
+    return json_response(HTTPStatus.OK, {"token": issue_token(username, secret)})
+
+
+@authenticated
+def create_item(request: Request) -> Response:
+    name = _text_field(request.json(), "name")
+    with settings.connect(DATABASE_URL) as conn:
+        (item_id,) = conn.execute("INSERT INTO items (name) VALUES (%s) RETURNING id", (name,)).fetchone()
+    return json_response(HTTPStatus.CREATED, {"id": item_id, "name": name})
+
+
+@authenticated
+def get_item(request: Request) -> Response:
+    with settings.connect(DATABASE_URL) as conn:
+        row = conn.execute("SELECT id, name FROM items WHERE id = %s", (int(request.args[0]),)).fetchone()
+    if row is None:
+        raise HttpError(HTTPStatus.NOT_FOUND, "item not found")
+    return json_response(HTTPStatus.OK, {"id": row[0], "name": row[1]})
+
+
+def _stored_path(file_id: int) -> Path:
+    return UPLOAD_DIR / str(file_id)
+
+
+@authenticated
+def upload_file(request: Request) -> Response:
+    name = request.query("name")
+    if not name:
+        raise HttpError(HTTPStatus.BAD_REQUEST, "query parameter 'name' is required")
+    data = request.body(MAX_UPLOAD_BYTES)
+    sha256 = hashlib.sha256(data).hexdigest()
+    with settings.connect(DATABASE_URL) as conn:
+        (file_id,) = conn.execute(
+            "INSERT INTO files (name, size, sha256) VALUES (%s, %s, %s) RETURNING id", (name, len(data), sha256)
+        ).fetchone()
+        partial = UPLOAD_DIR / f".{file_id}.partial"
+        partial.write_bytes(data)
+        os.replace(partial, _stored_path(file_id))
+    return json_response(HTTPStatus.CREATED, {"id": file_id, "name": name, "size": len(data), "sha256": sha256})
+
+
+@authenticated
+def download_file(request: Request) -> Response:
+    file_id = int(request.args[0])
+    with settings.connect(DATABASE_URL) as conn:
+        row = conn.execute("SELECT name FROM files WHERE id = %s", (file_id,)).fetchone()
+    if row is None:
+        raise HttpError(HTTPStatus.NOT_FOUND, "file not found")
+    try:
+        data = _stored_path(file_id).read_bytes()
+    except FileNotFoundError:
+        raise HttpError(HTTPStatus.INTERNAL_SERVER_ERROR, f"stored content of file {file_id} is missing") from None
+    disposition = f"attachment; filename*=UTF-8''{quote(row[0], safe='')}"
+    return Response(HTTPStatus.OK, data, "application/octet-stream", [("Content-Disposition", disposition)])
+
+
+ID = r"(\d{1,18})"
+ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
+    (re.compile(r"/health"), {"GET": health}),
+    (re.compile(r"/api/status"), {"GET": status}),
+    (re.compile(r"/api/login"), {"POST": login}),
+    (re.compile(r"/api/items"), {"POST": create_item}),
+    (re.compile(rf"/api/items/{ID}"), {"GET": get_item}),
+    (re.compile(r"/api/files"), {"POST": upload_file}),
+    (re.compile(rf"/api/files/{ID}"), {"GET": download_file}),
+]
+
+
+def _route(environ: dict[str, Any]) -> Response:
+    path = environ.get("PATH_INFO", "")
+    for pattern, handlers in ROUTES:
+        match = pattern.fullmatch(path)
+        if match is None:
+            continue
+        handler = handlers.get(environ["REQUEST_METHOD"])
+        if handler is None:
+            raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed", [("Allow", ", ".join(handlers))])
+        return handler(Request(environ, match.groups()))
+    raise HttpError(HTTPStatus.NOT_FOUND, "not found")
+
+
+def _dispatch(environ: dict[str, Any]) -> Response:
+    try:
+        return _route(environ)
+    except HttpError as error:
+        return json_response(error.status, {"error": error.message}, error.headers)
+    except psycopg.errors.UndefinedTable:
+        logger.exception("database schema is not migrated")
+        return json_response(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "database schema is not migrated"})
+    except psycopg.OperationalError as error:
+        reason = settings.describe_error(error, DATABASE_URL)
+        return json_response(HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"database unavailable: {reason}"})
+    except Exception:
+        logger.exception("unhandled error in %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+        return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal server error"})
+
+
+def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """The WSGI entry point."""
+    response = _dispatch(environ)
+    headers = [
+        ("Content-Type", response.content_type),
+        ("Content-Length", str(len(response.body))),
+        *response.headers,
+    ]
+    start_response(f"{response.status.value} {response.status.phrase}", headers)
+    return [response.body]

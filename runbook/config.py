@@ -1,0 +1,369 @@
+"""Environment files (`environments/<name>.yaml`) validated into typed objects before anything runs.
+
+A bad file ends the run with exit code 2 and one message naming the file, the key, its line and what
+is wrong. Secrets are references (`${NAME}`, `${file:path}`), resolved by `resolve_secrets`.
+"""
+
+import re
+import sys
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Iterator, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from . import ROOT, yamlfile
+from .errors import ConfigError
+from .secrets import check_reference, expand, references
+
+ENVIRONMENTS = ROOT / "environments"
+
+
+def _mode(value: str) -> str:
+    if not re.fullmatch(r"0?[0-7]{3}", value):
+        raise ValueError('write the mode as a quoted octal string, e.g. "0600"')
+    return value.zfill(4)
+
+
+def _secretable(value: str) -> str:
+    for ref in references(value):
+        check_reference(ref)
+    return value
+
+
+def _no_literal_password(value: str) -> str:
+    match = re.match(r"[a-z][a-z0-9+.-]*://[^:/@\s]+:([^@\s]+)@", value, re.IGNORECASE)
+    if match and not re.fullmatch(r"\$\{[^}]+\}", match.group(1)):
+        raise ValueError("a password is written in the file; reference it as ${NAME} instead")
+    return value
+
+
+Mode = Annotated[str, AfterValidator(_mode)]
+Secretable = Annotated[str, AfterValidator(_secretable)]
+"""A value that may hold secret references; read it through `Environment.secret(...)`."""
+Url = Annotated[str, AfterValidator(_secretable), AfterValidator(_no_literal_password)]
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Host(Model):
+    """A host as a testinfra host spec (`local://`, `ssh://user@host:port`) with its roles."""
+
+    name: Name
+    spec: str = Field(pattern=r"^(local|ssh|paramiko|docker)://")
+    roles: list[Name] = ["app"]
+    connect_timeout: int = Field(5, ge=1, le=120)
+
+
+class ConfigFile(Model):
+    """A configuration file the release receives: written to `shared/`, linked into the release."""
+
+    path: str
+    mode: Mode = "0640"
+    env: dict[str, Secretable] | None = None
+    content: Secretable | None = None
+    database_url_as: str | None = None
+    """An env file only: the variable that receives the database URL (e.g. DATABASE_URL)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ConfigFile":
+        path = PurePosixPath(self.path)
+        if path.is_absolute() or ".." in path.parts:
+            raise ValueError("path must be relative to shared/ and stay inside it")
+        if (self.env is None) == (self.content is None):
+            raise ValueError("give exactly one of `env` (KEY: value lines) or `content`")
+        if self.database_url_as and self.env is None:
+            raise ValueError("`database_url_as` needs an `env` file")
+        return self
+
+
+class Migrations(Model):
+    """Where the app's migrations are and how the runbook reads their state."""
+
+    dir: str = "migrations"
+    applied_query: str = "SELECT version FROM schema_migrations"
+    table: str = "schema_migrations"
+
+
+class App(Model):
+    name: Name
+    root: Path
+    """On each app host: `releases/`, `current` and `shared/` live here."""
+    package_dir: Path = Path("dist")
+    python: str | None = None
+    """The app's interpreter on its hosts; omitted: `python3`, or in a local environment the
+    interpreter that runs the runbook (the app runs from the same virtualenv)."""
+    linked_dirs: list[str] = ["uploads"]
+    """Folders kept in `shared/` across releases and linked into each release."""
+    requirements: str = "requirements.txt"
+    config: list[ConfigFile] = []
+    migrations: Migrations = Migrations()
+
+    @property
+    def releases(self) -> Path:
+        return self.root / "releases"
+
+    @property
+    def current(self) -> Path:
+        return self.root / "current"
+
+    @property
+    def shared(self) -> Path:
+        return self.root / "shared"
+
+
+class Service(Model):
+    name: Name
+    manager: Literal["systemd", "supervisord"]
+    roles: list[Name] = ["app"]
+    command: str | None = None
+    """supervisord only: the program's command, a Jinja2 template (`{{ current }}`, `{{ bin }}`)."""
+
+
+class Supervisor(Model):
+    """Where supervisord keeps its config on hosts that use it (not its default socket)."""
+
+    config: Path
+    ctl: str = "supervisorctl"
+
+
+class Database(Model):
+    url: Url | None = None
+    """libpq URL; omitted in the local environment, which then runs its own cluster."""
+    backup_dir: Path
+    backup_host: str | None = None
+    """The host that runs pg_dump and keeps the backups; the first host when omitted."""
+    pg_dump: str = "pg_dump"
+    connect_timeout: int = Field(5, ge=1, le=120)
+
+
+class Endpoints(Model):
+    health: str
+    status: str
+    timeout: float = Field(5, gt=0, le=120)
+
+
+class Dependency(Model):
+    """An external service the app relies on, checked from the machine running the runbook."""
+
+    name: Name
+    role: Literal["api", "auth", "queue", "storage", "cache", "load_balancer", "monitoring"]
+    kind: Literal["http", "redis", "amqp", "storage"]
+    url: Url | None = None
+    path: str | None = None
+    expect_status: int = 200
+    timeout: float = Field(5, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _target(self) -> "Dependency":
+        if self.kind == "storage" and not self.path:
+            raise ValueError("a storage dependency needs `path` (a folder on the app hosts)")
+        if self.kind != "storage" and not self.url:
+            raise ValueError(f"a {self.kind} dependency needs `url`")
+        return self
+
+
+class TlsEndpoint(Model):
+    host: str
+    port: int = Field(443, ge=1, le=65535)
+    server_name: str | None = None
+    ca_file: Path | None = None
+    """Trust this CA bundle instead of the system's (for internal or test CAs)."""
+
+
+class RequiredFile(Model):
+    path: str
+    owner: str | None = None
+    group: str | None = None
+    mode: Mode
+    roles: list[Name] = ["app"]
+
+
+class Thresholds(Model):
+    disk_free_percent: float = Field(20, ge=0, le=100)
+    mounts: list[str] = ["/"]
+    min_cpus: int = Field(1, ge=1)
+    min_memory_mb: int = Field(512, ge=1)
+    tls_min_days: int = Field(14, ge=0)
+
+
+class Attestations(Model):
+    """Manual checklist items, attested by a person in a YAML file."""
+
+    file: Path | None = None
+    required: bool = True
+    """True: a missing attestation fails the gate. False (local): it is reported and skipped."""
+
+
+class Local(Model):
+    """The embedded local environment's private services, all under `state_dir`."""
+
+    state_dir: Path = Path(".local")
+    postgres_port: int | None = Field(None, ge=1024, le=65535)
+    """Port of the private PostgreSQL cluster; none when `database.url` is configured."""
+
+
+class Environment(Model):
+    name: Name
+    description: str = ""
+    hosts: list[Host] = Field(min_length=1)
+    app: App
+    services: list[Service] = []
+    supervisor: Supervisor | None = None
+    database: Database
+    endpoints: Endpoints
+    dependencies: list[Dependency] = []
+    tls: list[TlsEndpoint] = []
+    files: list[RequiredFile] = []
+    thresholds: Thresholds = Thresholds()
+    attestations: Attestations = Attestations()
+    local: Local | None = None
+    source: Path = Field(ROOT, exclude=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Environment":
+        names = [h.name for h in self.hosts]
+        if len(set(names)) != len(names):
+            raise ValueError(f"hosts: names must be unique, got {names}")
+        if self.database.url is None and (self.local is None or self.local.postgres_port is None):
+            raise ValueError("database.url is required unless `local.postgres_port` runs a local cluster")
+        if self.database.backup_host and self.database.backup_host not in names:
+            raise ValueError(f"database.backup_host {self.database.backup_host!r} is not one of the hosts {names}")
+        if any(s.manager == "supervisord" for s in self.services) and not (self.supervisor or self.local):
+            raise ValueError("services managed by supervisord need a `supervisor` section")
+        return self
+
+    @property
+    def python(self) -> str:
+        if self.app.python:
+            return self.app.python
+        return sys.executable if self.local else "python3"
+
+    def hosts_with(self, role: str) -> list[Host]:
+        return [h for h in self.hosts if role in h.roles]
+
+    def hosts_with_any(self, roles: list[str]) -> list[Host]:
+        return [h for h in self.hosts if set(roles) & set(h.roles)]
+
+    @property
+    def backup_host(self) -> Host:
+        return next(h for h in self.hosts if h.name == (self.database.backup_host or self.hosts[0].name))
+
+    def secret_values(self) -> Iterator[tuple[str, str]]:
+        """Every (key, template) in this environment that holds a secret reference."""
+        yield from _walk(self.model_dump(), ())
+
+
+def _walk(data: Any, path: tuple) -> Iterator[tuple[str, str]]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _walk(value, path + (key,))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _walk(value, path + (i,))
+    elif isinstance(data, str) and references(data):
+        yield _key(path), data
+
+
+def _key(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def environment_path(name: str) -> Path:
+    """The file for an environment name (`prod`) or path (`environments/prod.yaml`)."""
+    if "/" in name or name.endswith((".yaml", ".yml")):
+        return Path(name)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"environment name {name!r} is not valid: use letters, digits, '-', '_', '.'")
+    path = ENVIRONMENTS / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in ENVIRONMENTS.glob("*.yaml"))) or "none"
+        raise ConfigError(f"unknown environment {name!r}: there is no {path} (known: {known})")
+    return path
+
+
+LOCAL_PATHS = (
+    ("app", "package_dir"),
+    ("app", "root"),
+    ("database", "backup_dir"),
+    ("local", "state_dir"),
+    ("attestations", "file"),
+    ("files", "*", "path"),
+    ("dependencies", "*", "path"),
+)
+
+
+def _resolve_paths(data: Any, keys: tuple, base: Path) -> None:
+    """Relative paths in the file are taken from the project folder, not from the current one."""
+    head, rest = keys[0], keys[1:]
+    if head == "*":
+        items = list(enumerate(data)) if isinstance(data, list) else []
+    else:
+        items = [(head, data[head])] if isinstance(data, dict) and head in data else []
+    for key, value in items:
+        if rest:
+            _resolve_paths(value, rest, base)
+        elif isinstance(value, str) and value and not value.startswith("/"):
+            data[key] = str(base / value)
+
+
+def load_environment(name: str) -> Environment:
+    """Read and validate an environment; `ConfigError` (exit 2) names file, key, line and problem."""
+    path = environment_path(name)
+    try:
+        data, lines = yamlfile.load(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: the environment file does not exist") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: malformed YAML: {e.problem}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: malformed YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top, got {type(data).__name__}")
+    for keys in LOCAL_PATHS:
+        _resolve_paths(data, keys, ROOT)
+    try:
+        env = Environment(**data)
+    except ValidationError as e:
+        raise ConfigError(_describe(path, e, lines)) from None
+    except TypeError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return env.model_copy(update={"source": path})
+
+
+def _describe(path: Path, error: ValidationError, lines: dict) -> str:
+    problems = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        while loc and loc not in lines:
+            loc = loc[:-1]
+        line = f" (line {lines[loc]})" if loc in lines else ""
+        key = _key(tuple(item["loc"])) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(f"{path}: {key}{line}: {message}")
+    return "\n".join(problems)
+
+
+def resolve_secrets(env: Environment) -> None:
+    """Resolve every reference now, before anything runs, so each value is known to the redactor.
+
+    An unresolvable reference is a `ConfigError` naming the key: nothing has run yet.
+    """
+    missing = []
+    for key, template in env.secret_values():
+        try:
+            expand(template)
+        except ConfigError as e:
+            missing.append(f"{env.source}: {key}: {e}")
+    if missing:
+        raise ConfigError("\n".join(missing))

@@ -1,0 +1,37 @@
+"""The configuration files an environment gives its app, rendered and compared with the deployed ones."""
+
+import difflib
+import shlex
+
+from . import database, hosts
+from .config import ConfigFile, Environment
+from .secrets import expand, redact
+
+
+def render(env: Environment, file: ConfigFile) -> str:
+    """The file's content with every secret resolved (never print it unredacted)."""
+    if file.content is not None:
+        return expand(file.content)
+    values = {key: expand(value) for key, value in file.env.items()}
+    if file.database_url_as:
+        values[file.database_url_as] = database.url(env)
+    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
+
+
+def deployed(env: Environment, file: ConfigFile) -> str | None:
+    """The file as it is in `shared/` on the first app host now; None when there is none yet."""
+    host = env.hosts_with("app")[0]
+    testinfra_file = hosts.connect(host).file(str(env.app.shared / file.path))
+    return testinfra_file.content_string if testinfra_file.exists else None
+
+
+def diff(env: Environment, file: ConfigFile) -> str:
+    """A unified diff, redacted, from the deployed file to the one this release will get."""
+    new = redact(render(env, file)).splitlines(keepends=True)
+    old_text = deployed(env, file)
+    if old_text is None:
+        old, label = [], "(not deployed yet)"
+    else:
+        old, label = redact(old_text).splitlines(keepends=True), f"deployed {file.path}"
+    lines = list(difflib.unified_diff(old, new, fromfile=label, tofile=f"new {file.path}"))
+    return "".join(lines) or f"{file.path}: unchanged\n"

@@ -1,0 +1,27 @@
+"""What a check found about one subject, and the rule that turns findings into a pass or a failure."""
+
+from dataclasses import dataclass
+
+from .errors import CheckFailed
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One subject's result, e.g. `Finding("host web1", False, "disk free on / is 12.0%, required 20%")`."""
+
+    subject: str
+    ok: bool
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.detail}"
+
+
+def require(findings: list[Finding], nothing: str = "nothing to check") -> list[Finding]:
+    """Raise `CheckFailed` naming every failed subject; an empty list is a failure too (nothing ran)."""
+    if not findings:
+        raise CheckFailed(nothing)
+    failed = [str(f) for f in findings if not f.ok]
+    if failed:
+        raise CheckFailed("; ".join(failed))
+    return findings

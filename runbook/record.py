@@ -1,0 +1,74 @@
+"""The run's record: `record.json`, the run's `index.html`, and `reports/index.html` listing every run."""
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jinja2
+
+from .secrets import redact
+
+if TYPE_CHECKING:
+    from .run import Run
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("runbook", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+)
+OUTCOMES = {0: "passed", 1: "failed", 2: "refused", 3: "needs a human"}
+
+
+def _time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build(run: "Run", code: int, finished: datetime) -> dict:
+    return {
+        "run_id": run.id,
+        "environment": run.env.name,
+        "environment_file": str(run.env.source),
+        "hosts": [{"name": h.name, "spec": h.spec, "roles": h.roles} for h in run.env.hosts],
+        "version": run.version,
+        "operator": run.operator,
+        "git_commit": run.commit,
+        "started": _time(run.started),
+        "finished": _time(finished),
+        "duration_seconds": round((finished - run.started).total_seconds(), 3),
+        "outcome": OUTCOMES[code],
+        "exit_code": code,
+        "phases": [
+            {
+                "name": p.phase.name,
+                "title": p.phase.title,
+                "outcome": p.outcome,
+                "started": _time(p.started),
+                "finished": _time(p.finished),
+                "duration_seconds": round((p.finished - p.started).total_seconds(), 3),
+                "report": f"{p.phase.name}.html",
+                "junit": f"{p.phase.name}.xml",
+                "blocking_failures": [s["scenario"] for s in p.blocking],
+                "warnings": [s["scenario"] for s in p.warnings],
+                "scenarios": p.scenarios,
+            }
+            for p in run.phases
+        ],
+    }
+
+
+def write(run: "Run", code: int, finished: datetime) -> dict:
+    data = build(run, code, finished)
+    (run.folder / "record.json").write_text(redact(json.dumps(data, indent=2)))
+    (run.folder / "index.html").write_text(redact(TEMPLATES.get_template("run.html").render(record=data)))
+    write_history(run.folder.parent)
+    return data
+
+
+def write_history(reports: Path) -> None:
+    """`reports/index.html`: every run with a readable record, newest first."""
+    runs = []
+    for path in sorted(reports.glob("*/record.json"), reverse=True):
+        try:
+            runs.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    (reports / "index.html").write_text(TEMPLATES.get_template("history.html").render(runs=runs))

@@ -1,0 +1,1 @@
+"""Step definitions: each parses a Gherkin step, calls the engine in `runbook/`, and asserts."""

@@ -1,0 +1,66 @@
+"""Steps about the environment and its hosts: reachability, resources, disks, files, connectivity."""
+
+from pytest_bdd import given, then
+
+from runbook import database, dependencies, hosts
+from runbook.findings import require
+
+
+@given("the target environment")
+def target_environment(environment, evidence):
+    lines = [f"{environment.name}: {environment.description}", f"file: {environment.source}"]
+    lines += [f"host {h.name} ({h.spec}) roles: {', '.join(h.roles)}" for h in environment.hosts]
+    evidence.text("environment", "\n".join(lines))
+
+
+@then("every host answers within its connect timeout")
+def hosts_answer(environment, evidence):
+    require(evidence.findings(hosts.each(environment.hosts, hosts.reachability)))
+
+
+@given("the facts of every host", target_fixture="host_facts")
+def host_facts(environment, evidence):
+    facts = hosts.gather(environment.hosts, environment.thresholds.mounts)
+    evidence.text("facts", "\n".join(f"{name}: {f}" for name, f in facts.items()))
+    return facts
+
+
+@then("every host has at least the required number of CPUs")
+def enough_cpus(environment, host_facts, evidence):
+    require(evidence.findings(hosts.cpus(host_facts, environment.thresholds.min_cpus)))
+
+
+@then("every host has at least the required memory")
+def enough_memory(environment, host_facts, evidence):
+    require(evidence.findings(hosts.memory(host_facts, environment.thresholds.min_memory_mb)))
+
+
+@then("every configured mount on every host has at least the required share of free space")
+def enough_disk(environment, host_facts, evidence):
+    require(evidence.findings(hosts.disk_space(host_facts, environment.thresholds.disk_free_percent)))
+
+
+@then("every app host reaches the database server")
+def app_hosts_reach_database(environment, evidence):
+    address, port = database.address(environment)
+    found = hosts.each(environment.hosts_with("app"), lambda h: hosts.reaches(h, address, port))
+    require(evidence.findings(found), "no host has the app role")
+
+
+@then("every app host reaches each external service it depends on")
+def app_hosts_reach_dependencies(environment, evidence):
+    targets = [a for a in map(dependencies.address, environment.dependencies) if a]
+    if not targets:
+        evidence.text("dependencies", "no network dependency is configured")
+        return
+    found = hosts.each(
+        environment.hosts_with("app"),
+        lambda h: [hosts.reaches(h, address, port) for address, port in targets],
+    )
+    require(evidence.findings([f for per_host in found for f in per_host]), "no host has the app role")
+
+
+@then("every required file is present with its owner and mode")
+def required_files(environment, evidence):
+    found = [hosts.required_file(h, f) for f in environment.files for h in environment.hosts_with_any(f.roles)]
+    require(evidence.findings(found), "no required file is configured")

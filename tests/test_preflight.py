@@ -1,0 +1,203 @@
+"""`invoke preflight` as users run it: a green gate, and each fault turning it red with a named cause."""
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+
+import pytest
+
+from runbook import ROOT
+
+DEMO = ROOT / "demo"
+
+
+@pytest.fixture
+def packaged(invoke, tmp_path):
+    """Build a package of the demo (or of a given source) into the test's dist folder."""
+
+    def build(version: str = "1.0.0", source=DEMO):
+        result = invoke("package", "--version", version, "--source", str(source), "--name", "demo",
+                        "--dest", str(tmp_path / "dist"))
+        assert result.code == 0, result.output
+        return tmp_path / "dist" / f"demo-{version}.tar.gz"
+
+    return build
+
+
+def failing(result, scenario: str) -> str:
+    """The failure message of `scenario`, after asserting the run failed because of it."""
+    assert result.code == 1, result.output
+    found = result.scenario(scenario)
+    assert found["outcome"] == "failed", found
+    return found["message"]
+
+
+def test_preflight_passes_on_a_healthy_environment_and_writes_the_record(make_env, invoke, packaged):
+    packaged("1.0.0")
+    result = invoke("preflight", "--env", str(make_env()), "--version", "1.0.0")
+    assert result.code == 0, result.output
+    record = result.record
+    assert record["outcome"] == "passed" and record["version"] == "1.0.0"
+    assert {"preflight.html", "preflight.xml", "record.json", "index.html"} <= {p.name for p in result.folder.iterdir()}
+    assert (result.reports / "index.html").read_text().count(record["run_id"]) >= 1
+    phase = record["phases"][0]
+    assert phase["outcome"] == "passed"
+    package = next(s for s in phase["scenarios"] if s["scenario"] == "Step 2 - The deployment package is complete")
+    assert [s["status"] for s in package["steps"]] == ["passed"] * 6
+
+
+def test_disk_threshold_the_machine_cannot_meet_fails_the_gate_naming_the_measured_value(make_env, invoke):
+    env = make_env({"thresholds": {"disk_free_percent": 100}})
+    result = invoke("preflight", "--env", str(env))
+    message = failing(result, "Step 1 - Disk space is available")
+    assert "host localhost: disk free on / is" in message and "required at least 100%" in message
+    assert "BLOCKING: Step 1 - Disk space is available" in result.output
+
+
+def test_database_down_fails_the_gate_and_later_steps_show_not_run(make_env, invoke, unused_port):
+    env = make_env({"database": {"url": f"postgresql://postgres@127.0.0.1:{unused_port}/nothing"}})
+    result = invoke("preflight", "--env", str(env), timeout=120)
+    message = failing(result, "Step 1 - Database connections are configured")
+    assert f"database 127.0.0.1:{unused_port}/nothing does not answer" in message
+    backup = result.scenario("Step 3 - The database can be backed up and the backup verified")
+    assert [s["status"] for s in backup["steps"]] == ["passed", "failed", "not run"]
+
+
+@pytest.fixture
+def unused_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server that accepts connections and never says a word: an ssh host that hangs."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def serve():
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+    for conn in accepted:
+        conn.close()
+
+
+def test_unreachable_host_times_out_with_its_name_and_reason(make_env, invoke, silent_server):
+    env = make_env({"hosts": [
+        {"name": "localhost", "spec": "local://", "roles": ["app"]},
+        {"name": "silent", "spec": f"ssh://nobody@127.0.0.1:{silent_server}", "roles": ["web"], "connect_timeout": 2},
+    ]})
+    result = invoke("preflight", "--env", str(env), timeout=120)
+    message = failing(result, "Step 1 - The environment is available and accessible")
+    assert "host silent: does not answer" in message and "within 2 s" in message
+    assert "host localhost" not in message
+    reach = result.scenario("Step 1 - The environment is available and accessible")["steps"][1]
+    assert {f["subject"]: f["ok"] for f in reach["evidence"][0]["findings"]} == {"host localhost": True, "host silent": False}
+
+
+@pytest.mark.parametrize("kind", ["redis", "amqp"])
+def test_dependency_on_a_closed_port_fails_naming_it(make_env, invoke, unused_port, kind):
+    role = {"redis": "cache", "amqp": "queue"}[kind]
+    env = make_env({"dependencies": [{"name": f"broken-{kind}", "role": role, "kind": kind,
+                                      "url": f"{kind}://127.0.0.1:{unused_port}/", "timeout": 3}]})
+    result = invoke("preflight", "--env", str(env))
+    title = {"cache": "Step 4 - Cache services answer", "queue": "Step 4 - Message queues answer"}[role]
+    message = failing(result, title)
+    assert f"{kind} dependency broken-{kind}" in message and f"127.0.0.1:{unused_port}" in message
+
+
+def _rewrite(package, change) -> None:
+    """Rewrite a package in place with `change(files)` applied to its {name: bytes}."""
+    with tarfile.open(package) as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    change(files)
+    with tarfile.open(package, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda f: f.pop("demo-1.0.0/app.py"), "manifest files are missing: app.py"),
+        (lambda f: f.update({"demo-1.0.0/app.py": f["demo-1.0.0/app.py"] + b"\n# changed\n"}),
+         "checksum differs from the manifest for: app.py"),
+        (lambda f: f.update({"demo-1.0.0/extra.py": b"print('not shipped')\n"}), "files not in the manifest: extra.py"),
+    ],
+    ids=["missing-file", "changed-file", "unlisted-file"],
+)
+def test_tampered_package_fails_the_gate_naming_the_file(make_env, invoke, packaged, change, expected):
+    _rewrite(packaged("1.0.0"), change)
+    result = invoke("preflight", "--env", str(make_env()), "--version", "1.0.0")
+    assert expected in failing(result, "Step 2 - The deployment package is complete")
+
+
+def test_package_whose_version_file_names_another_version_fails_the_gate(make_env, invoke, packaged):
+    packaged("1.0.1").rename(packaged("1.0.0"))
+    result = invoke("preflight", "--env", str(make_env()), "--version", "1.0.0")
+    message = failing(result, "Step 2 - The deployment package is complete")
+    assert "VERSION says '1.0.1' (requested '1.0.0')" in message
+
+
+def test_migration_without_down_part_fails_the_gate(make_env, invoke, packaged, tmp_path):
+    source = tmp_path / "demo"
+    shutil.copytree(DEMO, source)
+    (source / "migrations" / "0099_no_way_back.sql").write_text("-- migrate:up\nCREATE TABLE t (id int);\n")
+    packaged("1.1.0", source)
+    result = invoke("preflight", "--env", str(make_env()), "--version", "1.1.0")
+    message = failing(result, "Step 2 - Database schema changes are prepared")
+    assert "migration 0099_no_way_back: has no down part" in message
+
+
+def test_secret_never_appears_in_reports_or_terminal(make_env, invoke, packaged, secret):
+    packaged("1.0.0")
+    result = invoke("preflight", "--env", str(make_env()), "--version", "1.0.0")
+    assert result.code == 0, result.output
+    assert secret not in result.output
+    for path in result.reports.rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_text(errors="replace"), path
+    diff = result.scenario("Step 2 - Configuration changes are shown for review")["steps"][2]["evidence"][0]["text"]
+    assert "APP_SECRET_KEY=***" in diff
+
+
+def test_missing_attestation_fails_the_gate_where_required(make_env, invoke):
+    result = invoke("preflight", "--env", str(make_env({"attestations": {"required": True}})))
+    message = failing(result, "Step 5 - Vulnerability scans completed")
+    assert "'vulnerability-scans-completed' is not attested" in message
+
+
+def test_attestation_is_shown_as_a_persons_word(make_env, invoke, tmp_path):
+    attestations = tmp_path / "attestations.yaml"
+    attestations.write_text("firewall-rules-updated:\n  by: Dana Reviewer\n  date: 2026-11-20\n  reference: NET-12\n")
+    result = invoke("preflight", "--env", str(make_env({"attestations": {"file": str(attestations)}})))
+    found = result.scenario("Step 5 - Firewall rules updated")
+    assert found["outcome"] == "attested", found
+    assert found["steps"][1]["message"] == "firewall-rules-updated: attested by Dana Reviewer on 2026-11-20, reference NET-12"
+    assert result.scenario("Step 5 - Recovery procedures tested")["outcome"] == "skipped"
+
+
+def test_pytest_runs_the_same_checks_directly(make_env, secret):
+    env = make_env({"thresholds": {"min_cpus": 4096}})
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "preflight", "--env", str(env), "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env=os.environ | {"RUNBOOK_TEST_SECRET": secret},
+    )
+    assert result.returncode == 1, result.stdout
+    assert "host localhost: " in result.stdout and "CPUs (required at least 4096)" in result.stdout

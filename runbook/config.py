@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Iterator, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from . import ROOT, yamlfile
 from .errors import ConfigError
@@ -19,8 +19,8 @@ from .secrets import check_reference, expand, references
 ENVIRONMENTS = ROOT / "environments"
 
 
-def _mode(value: str) -> str:
-    if not re.fullmatch(r"0?[0-7]{3}", value):
+def _mode(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"0?[0-7]{3}", value):
         raise ValueError('write the mode as a quoted octal string, e.g. "0600"')
     return value.zfill(4)
 
@@ -38,7 +38,7 @@ def _no_literal_password(value: str) -> str:
     return value
 
 
-Mode = Annotated[str, AfterValidator(_mode)]
+Mode = Annotated[str, BeforeValidator(_mode)]
 Secretable = Annotated[str, AfterValidator(_secretable)]
 """A value that may hold secret references; read it through `Environment.secret(...)`."""
 Url = Annotated[str, AfterValidator(_secretable), AfterValidator(_no_literal_password)]

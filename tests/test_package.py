@@ -1,0 +1,51 @@
+"""`invoke package`: a versioned archive with a VERSION file and a manifest `sha256sum -c` accepts."""
+
+import shutil
+import subprocess
+import tarfile
+
+import pytest
+
+from runbook import ROOT, package
+
+
+def test_package_holds_the_app_its_version_and_a_manifest_sha256sum_accepts(invoke, tmp_path):
+    source = tmp_path / "demo"
+    shutil.copytree(ROOT / "demo", source)
+    (source / "__pycache__").mkdir(exist_ok=True)
+    (source / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"junk")
+    (source / ".env").write_text("APP_SECRET_KEY=local-only\n")
+    result = invoke("package", "--version", "1.2.3", "--source", str(source), "--dest", str(tmp_path / "dist"))
+    assert result.code == 0, result.output
+    archive = tmp_path / "dist" / "demo-1.2.3.tar.gz"
+    assert package.checksum(archive) in result.output
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "out", filter="data")
+    unpacked = tmp_path / "out" / "demo-1.2.3"
+    assert (unpacked / "VERSION").read_text() == "1.2.3\n"
+    assert not (unpacked / ".env").exists() and not (unpacked / "__pycache__").exists()
+    check = subprocess.run(["sha256sum", "--strict", "-c", "MANIFEST.sha256"], cwd=unpacked,
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "app.py: OK" in check.stdout and "migrations/0001_initial.sql: OK" in check.stdout
+    assert (unpacked / "bin" / "migrate").stat().st_mode & 0o111, "executables stay executable"
+
+
+@pytest.mark.parametrize("version", ["1.0/../../etc", "..", "1.0 beta", "1.0;rm -rf /", "$(id)", ""])
+def test_unsafe_version_is_refused_before_anything_is_written(invoke, tmp_path, version):
+    result = invoke("package", "--version", version, "--dest", str(tmp_path / "dist"))
+    assert result.code == 2 and "is not valid" in result.output, result.output
+    assert not (tmp_path / "dist").exists()
+
+
+def test_missing_source_folder_is_refused(invoke, tmp_path):
+    result = invoke("package", "--version", "1.0.0", "--source", str(tmp_path / "nothing"), "--dest", str(tmp_path))
+    assert result.code == 2 and "is not a folder" in result.output
+
+
+def test_every_task_explains_itself_in_invoke_list(invoke):
+    result = invoke("--list")
+    assert result.code == 0
+    for name in ("preflight", "package", "local.up", "local.down"):
+        line = next((l for l in result.output.splitlines() if l.strip().startswith(name + " ")), "")
+        assert len(line.split(None, 1)) == 2, f"{name} has no one-line help: {result.output}"

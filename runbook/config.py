@@ -228,6 +228,8 @@ class Environment(Model):
         names = [h.name for h in self.hosts]
         if len(set(names)) != len(names):
             raise ValueError(f"hosts: names must be unique, got {names}")
+        if not self.hosts_with("app"):
+            raise ValueError("hosts: at least one host needs the `app` role")
         if self.database.url is None and (self.local is None or self.local.postgres_port is None):
             raise ValueError("database.url is required unless `local.postgres_port` runs a local cluster")
         if self.database.backup_host and self.database.backup_host not in names:

@@ -64,6 +64,12 @@ class Facts:
     disks: dict[str, Disk | None]
     """Each configured mount; None when the path does not exist on the host."""
 
+    def __str__(self) -> str:
+        disks = ", ".join(
+            f"{m}: {d.free_percent:.1f}% free" if d else f"{m}: missing" for m, d in self.disks.items()
+        )
+        return f"{self.cpus} CPUs, {self.memory_mb} MB memory, {disks}"
+
 
 FACTS = r"""
 nproc

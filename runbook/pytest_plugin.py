@@ -6,6 +6,7 @@ into the pytest-html report and into the results file the engine turns into `rec
 A failed check shows its message (host, check, measured value, threshold), not a traceback.
 """
 
+import html
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -184,12 +185,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             step.status = "skipped" if report.skipped else "failed"
             step.message = redact(_skip_reason(report)) if report.skipped else step.message
     report.extras = [*getattr(report, "extras", []), _html_extra(record)]
+    report.scenario_title = f"{record.name} ({' '.join('@' + t for t in record.tags)})"
     item.config.stash[RESULTS].append(_result(item, report, record))
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
     longrepr = report.longrepr
     return longrepr[2].removeprefix("Skipped: ") if isinstance(longrepr, tuple) else str(longrepr)
+
+
+def _outcome_message(report: pytest.TestReport, record: Scenario) -> str:
+    """Why a scenario did not pass, in one line: the failed step's message or the skip reason."""
+    if report.skipped:
+        return redact(_skip_reason(report))
+    if report.failed:
+        failed = [s.message for s in record.steps if s.status == "failed" and s.message]
+        return failed[0] if failed else redact(str(report.longrepr).strip().splitlines()[-1])
+    return ""
 
 
 def _result(item: pytest.Item, report: pytest.TestReport, record: Scenario) -> dict:
@@ -206,7 +218,7 @@ def _result(item: pytest.Item, report: pytest.TestReport, record: Scenario) -> d
         "tags": record.tags,
         "outcome": outcome,
         "duration": round(report.duration, 3),
-        "message": redact(_skip_reason(report)) if report.skipped else (redact(str(report.longrepr)) if report.failed else ""),
+        "message": _outcome_message(report, record),
         "steps": [
             {k: v for k, v in asdict(s).items() if k != "started"} | {"duration": round(s.duration, 3)}
             for s in record.steps
@@ -267,5 +279,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         Path(results).write_text(json.dumps(config.stash[RESULTS], indent=2))
 
 
+def pytest_html_results_table_row(report, cells: list[str]) -> None:
+    """Name each row by its scenario, as the runbook says it, rather than by its test function."""
+    title = getattr(report, "scenario_title", None)
+    if title:
+        cells[1] = f'<td class="col-testId">{html.escape(title)}</td>'
+
+
 def pytest_html_report_title(report) -> None:
-    report.title = "Runbook phase report"
+    options = report.config.option
+    report.title = f"Runbook: {options.markexpr or 'all phases'} on {options.env}"

@@ -26,6 +26,9 @@ def cluster_env(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cluster")
     data = yaml.safe_load((ROOT / "environments" / "local.yaml").read_text())
     data["app"]["root"] = str(state / "app")
+    data["app"]["config"][0]["env"] = {
+        key: f"${{file:{state}/secrets/{key.lower()}}}" for key in data["app"]["config"][0]["env"]
+    }
     data["database"]["backup_dir"] = str(state / "backups")
     data["dependencies"] = [d for d in data["dependencies"] if d["kind"] != "storage"]
     data["files"] = [{"path": str(state / "backups"), "mode": "0700"}]

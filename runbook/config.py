@@ -80,12 +80,22 @@ class ConfigFile(Model):
         return self
 
 
+Command = Annotated[list[str], Field(min_length=1)]
+"""An argument list run on a host from the release folder; Jinja2 placeholders such as `{{ python }}`."""
+
+
 class Migrations(Model):
-    """Where the app's migrations are and how the runbook reads their state."""
+    """Where the app's migrations are, how to run them, and how the runbook reads their state."""
 
     dir: str = "migrations"
     applied_query: str = "SELECT version FROM schema_migrations"
-    table: str = "schema_migrations"
+    status_query: str = "SELECT version FROM schema_migrations ORDER BY version DESC LIMIT 5"
+    up: Command = ["{{ python }}", "bin/migrate", "up"]
+    down: Command = ["{{ python }}", "bin/migrate", "down", "--to", "{{ version }}"]
+    """Reverts every migration newer than `{{ version }}` (`0` for none)."""
+    status: Command = ["{{ python }}", "bin/migrate", "status"]
+    after: list[Command] = []
+    """Commands run after a successful migration (the runbook's index update)."""
 
 
 class App(Model):
@@ -101,6 +111,8 @@ class App(Model):
     requirements: str = "requirements.txt"
     config: list[ConfigFile] = []
     migrations: Migrations = Migrations()
+    keep_releases: int = Field(5, ge=2, le=100)
+    """Releases kept on the hosts; the current one and the rollback target are never deleted."""
 
     @property
     def releases(self) -> Path:
@@ -137,13 +149,28 @@ class Database(Model):
     backup_host: str | None = None
     """The host that runs pg_dump and keeps the backups; the first host when omitted."""
     pg_dump: str = "pg_dump"
+    pg_restore: str = "pg_restore"
+    dump_jobs: int = Field(1, ge=1, le=64)
+    """More than 1: a directory-format dump taken with that many parallel jobs."""
     connect_timeout: int = Field(5, ge=1, le=120)
+
+
+class Smoke(Model):
+    """The account the smoke tests log in with (Steps 11 and 12)."""
+
+    username: str
+    password: Secretable
 
 
 class Endpoints(Model):
     health: str
     status: str
     timeout: float = Field(5, gt=0, le=120)
+    attempts: int = Field(20, ge=1, le=1000)
+    """Checks that settle after a start are tried this many times..."""
+    interval: float = Field(0.5, gt=0, le=60)
+    """...this many seconds apart."""
+    smoke: Smoke | None = None
 
 
 class Dependency(Model):
@@ -190,6 +217,13 @@ class Thresholds(Model):
     tls_min_days: int = Field(14, ge=0)
 
 
+class Rollback(Model):
+    restore_database: bool = False
+    """Restore the pre-deploy backup instead of running down migrations (discards later writes)."""
+    protected_tables: list[str] = []
+    """Tables whose rows must be the same after a rollback as before the deploy (count and checksum)."""
+
+
 class Attestations(Model):
     """Manual checklist items, attested by a person in a YAML file."""
 
@@ -220,6 +254,7 @@ class Environment(Model):
     files: list[RequiredFile] = []
     thresholds: Thresholds = Thresholds()
     attestations: Attestations = Attestations()
+    rollback: Rollback = Rollback()
     local: Local | None = None
     source: Path = Field(ROOT, exclude=True)
 

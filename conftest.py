@@ -8,4 +8,6 @@ pytest_plugins = [
     "steps.services",
     "steps.security",
     "steps.configuration",
+    "steps.release",
+    "steps.http",
 ]

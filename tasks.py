@@ -1,16 +1,20 @@
-"""Deployment runbook tasks: the release gate, packages and the local environment.
+"""Deployment runbook tasks: the release gate, deploy and rollback, backups, packages, status, and the
+local environment.
 
 Exit codes: 0 success; 1 a check or phase failed (nothing changed, or rolled back);
-2 usage, configuration or refusal (nothing changed); 3 a human is needed.
+2 usage, configuration or refusal (nothing changed); 3 failed and the rollback failed: a human is needed.
 """
 
 import functools
+import json
 from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from runbook import ROOT, config, local as local_env, package as packages, run
+from runbook import ROOT, config, local as local_env, package as packages, pipeline
 from runbook.errors import RunbookError
+
+ENV = {"env": "environment name or file (default: local)"}
 
 
 def exits(body):
@@ -28,11 +32,60 @@ def exits(body):
     return wrapper
 
 
-@task(help={"env": "environment name or file (default: local)", "version": "the version to release"})
+@task(help=ENV | {"version": "the version to release"})
 @exits
 def preflight(c, env="local", version=None):
     """Run the pre-flight checklist (runbook Steps 1-5) as a release gate; writes reports/<run-id>/."""
-    return run.gate(env, version)
+    return pipeline.gate(env, version)
+
+
+@task(help=ENV | {"version": "the version to deploy (its package must be in the package folder)",
+                  "restore_db": "on failure, restore the pre-deploy backup instead of down migrations"})
+@exits
+def deploy(c, version, env="local", restore_db=False):
+    """Deploy a version (runbook Steps 1-16): gate, backup, release, migrate, verify; roll back on failure."""
+    return pipeline.deploy(env, version, restore_db)
+
+
+@task(help=ENV | {"to": "the release to return to (default: the one live before the current)",
+                  "restore_db": "restore the recorded pre-deploy backup instead of running down migrations",
+                  "break_lock": "break a stale lock left by a crashed run and recover from it"})
+@exits
+def rollback(c, env="local", to=None, restore_db=False, break_lock=False):
+    """Roll back to the previous release (runbook Steps 14-16), with its database schema."""
+    return pipeline.rollback(env, to, restore_db, break_lock)
+
+
+@task(help=ENV)
+@exits
+def backup(c, env="local"):
+    """Back up the environment's database and verify the backup (runbook Step 3)."""
+    return pipeline.take_backup_alone(env)
+
+
+@task(help=ENV | {"json": "print JSON for machines"})
+@exits
+def status(c, env="local", json_=False):
+    """Show current and previous releases, schema version, lock and the last run."""
+    found = pipeline.status(env)
+    if json_:
+        print(json.dumps(found, indent=2))
+        return 0
+    live = found["live"]
+    print(f"environment: {found['environment']}")
+    print("current:     " + ", ".join(f"{h}: {r or 'none'}" for h, r in found["current"].items()))
+    print(f"live:        {live['release'] + ' (' + live['version'] + ')' if live else 'none'}")
+    print(f"previous:    {found['previous'] or 'none'}")
+    print(f"schema:      {found['schema_version'] or 'none'}")
+    print(f"lock:        {found['lock']}")
+    last = found["last_run"]
+    print(f"last run:    {last['kind'] + ' ' + str(last['version'] or '') + ': ' + last['outcome'] + ' (' + last['run_id'] + ')' if last else 'none'}")
+    crashed = found["unfinished_run"]
+    if crashed:
+        print(f"UNFINISHED:  {crashed['kind']} {crashed['version'] or ''} run {crashed['run_id']} stopped during "
+              f"'{crashed['phase']}' (phases: {' > '.join(crashed['phases'])}); "
+              f"bring it back with: invoke rollback --env {found['environment']} --break-lock")
+    return 0
 
 
 @task(help={"version": "version to stamp into the package", "source": "app folder (default: demo)",
@@ -61,4 +114,4 @@ def local_down(c, env="local"):
     print("\n".join(done) if done else "local environment already down: nothing to do")
 
 
-namespace = Collection(preflight, package, Collection("local", local_up, local_down))
+namespace = Collection(preflight, deploy, rollback, backup, status, package, Collection("local", local_up, local_down))

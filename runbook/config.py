@@ -169,7 +169,9 @@ class Endpoints(Model):
     attempts: int = Field(20, ge=1, le=1000)
     """Checks that settle after a start are tried this many times..."""
     interval: float = Field(0.5, gt=0, le=60)
-    """...this many seconds apart."""
+    """...this many seconds apart..."""
+    settle_seconds: float = Field(30, gt=0, le=3600)
+    """...and give up after this many seconds in all, however many attempts are left."""
     smoke: Smoke | None = None
 
 

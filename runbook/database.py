@@ -3,7 +3,7 @@
 import re
 
 import psycopg
-from psycopg import errors
+from psycopg import errors, sql
 
 from . import hosts
 from .config import Environment
@@ -57,11 +57,7 @@ def size_bytes(env: Environment) -> int:
 
 def applied_versions(env: Environment) -> set[str]:
     """Versions the database has applied; none when the migrations table does not exist yet."""
-    with connect(env) as conn:
-        try:
-            return {str(row[0]) for row in conn.execute(env.app.migrations.applied_query)}
-        except errors.UndefinedTable:
-            return set()
+    return set(query_column(env, env.app.migrations.applied_query))
 
 
 def client_major(version_output: str) -> int:
@@ -94,3 +90,45 @@ def backup_room(env: Environment) -> Finding:
     needed, free = size_bytes(env), hosts.free_kb(host, folder) * 1024
     detail = f"backup folder {folder} has {free // 2**20} MB free for a database of {needed // 2**20} MB"
     return Finding(subject, free >= needed, detail + ("" if free >= needed else " (not enough room)"))
+
+
+def query_column(env: Environment, query: str) -> list[str]:
+    """The first column of a query's rows, as text (empty when the table does not exist yet)."""
+    with connect(env) as conn:
+        try:
+            return [str(row[0]) for row in conn.execute(query)]
+        except errors.UndefinedTable:
+            return []
+
+
+def snapshot(env: Environment, tables: list[str]) -> dict[str, dict]:
+    """Row count and an order-independent checksum of each table's rows, to prove data survived."""
+    result = {}
+    with connect(env) as conn:
+        for table in tables:
+            name = sql.Identifier(*table.split(".", 1))
+            try:
+                rows, digest = conn.execute(
+                    sql.SQL("SELECT count(*), coalesce(md5(string_agg(md5(t::text), '' ORDER BY md5(t::text))), '') FROM {} t").format(name)
+                ).fetchone()
+            except errors.UndefinedTable:
+                rows, digest = None, None
+            result[table] = {"rows": rows, "checksum": digest}
+    return result
+
+
+def schema_version(env: Environment) -> str | None:
+    """The newest applied migration version; None before the first migration."""
+    applied = applied_versions(env)
+    return max(applied, key=int) if applied else None
+
+
+def unchanged(before: dict[str, dict], after: dict[str, dict]) -> list[Finding]:
+    """Each table's rows now against a snapshot taken before the deploy."""
+    return [
+        Finding(f"table {table}", after.get(table) == was,
+                f"{was['rows']} rows, checksum {was['checksum']}" if after.get(table) == was
+                else f"was {was['rows']} rows (checksum {was['checksum']}), now {after.get(table, {}).get('rows')} rows "
+                     f"(checksum {after.get(table, {}).get('checksum')})")
+        for table, was in before.items()
+    ]

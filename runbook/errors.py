@@ -26,3 +26,9 @@ class ConfigError(RunbookError):
 
 class CheckFailed(AssertionError):
     """A check measured something outside its threshold; the message names host, check and values."""
+
+
+class ActionFailed(RunbookError):
+    """An action on the environment failed (a command, a copy, a switch); the pipeline decides what follows."""
+
+    exit_code = FAILED

@@ -5,6 +5,8 @@
     2
 """
 
+import base64
+import os
 import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,10 +15,11 @@ from typing import Callable, TypeVar
 import testinfra
 
 from .config import Host, RequiredFile
-from .errors import CheckFailed
+from .errors import ActionFailed, CheckFailed, RunbookError
 from .findings import Finding
 
 T = TypeVar("T")
+I = TypeVar("I")
 
 
 def connect(host: Host):
@@ -36,12 +39,12 @@ def script(host: Host, text: str, *args: str):
     return run(host, "sh", "-c", text, "sh", *args)
 
 
-def each(hosts: list[Host], check: Callable[[Host], T]) -> list[T]:
-    """Run `check` on every host concurrently, results in host order."""
-    if not hosts:
+def each(items: list[I], check: Callable[[I], T]) -> list[T]:
+    """Run `check` on every host (or host and service, ...) concurrently, results in order."""
+    if not items:
         return []
-    with ThreadPoolExecutor(max_workers=min(16, len(hosts))) as pool:
-        return list(pool.map(check, hosts))
+    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+        return list(pool.map(check, items))
 
 
 @dataclass(frozen=True)
@@ -196,3 +199,46 @@ def required_file(host: Host, file: RequiredFile) -> Finding:
     wrong = [f"{k} is {actual[k]} (required {v})" for k, v in wanted.items() if v is not None and actual[k] != v]
     shown = f"{file.path} (mode {actual['mode']}, owner {actual['owner']}:{actual['group']})"
     return Finding(subject, not wrong, f"{file.path}: " + "; ".join(wrong) if wrong else f"{shown} as required")
+
+
+def put(host: Host, path: str, data: bytes, mode: int) -> None:
+    """Write a file on the host with `mode`, whole or not at all (written beside it, then renamed).
+
+    On `local://` the engine writes it itself: no secret ever appears in a command line there.
+    """
+    backend = connect(host).backend
+    if backend.get_connection_type() == "local":
+        temp = f"{path}.runbook-{os.getpid()}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            os.write(fd, data)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+        return
+    result = script(
+        host,
+        'umask 077 && printf %s "$3" | base64 -d > "$1.runbook" && chmod "$2" "$1.runbook" && mv -f "$1.runbook" "$1"',
+        path, f"{mode:04o}", base64.b64encode(data).decode(),
+    )
+    if result.rc != 0:
+        raise RunbookError(f"host {host.name}: cannot write {path}: {_reason(result)}")
+
+
+def read(host: Host, path: str) -> str | None:
+    """A file's text on the host; None when it does not exist."""
+    result = script(host, 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi', path)
+    if result.rc == 3:
+        return None
+    if result.rc != 0:
+        raise RunbookError(f"host {host.name}: cannot read {path}: {_reason(result)}")
+    return result.stdout
+
+
+def must(host: Host, text: str, *args: str, what: str) -> str:
+    """Run a script that must succeed; `RunbookError` naming the host, what was done and why it failed."""
+    result = script(host, text, *args)
+    if result.rc != 0:
+        raise ActionFailed(f"host {host.name}: {what} failed: {_reason(result)}")
+    return result.stdout

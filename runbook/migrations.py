@@ -6,6 +6,8 @@ back, so preflight refuses it.
 import re
 from dataclasses import dataclass
 
+import jinja2
+
 FILE = re.compile(r"^(?P<version>\d+)_(?P<name>[\w-]+)\.sql$")
 PART = re.compile(r"^--\s*migrate:(up|down)\s*$", re.MULTILINE)
 
@@ -42,3 +44,8 @@ def in_package(files: dict[str, bytes], folder: str) -> list[Migration]:
 
 def pending(migrations: list[Migration], applied: set[str]) -> list[Migration]:
     return [m for m in migrations if m.version not in applied]
+
+
+def command(template: list[str], python: str, version: str = "") -> list[str]:
+    """An app migration command with its placeholders (`{{ python }}`, `{{ version }}`) filled in."""
+    return [jinja2.Template(arg, undefined=jinja2.StrictUndefined).render(python=python, version=version) for arg in template]

@@ -16,7 +16,7 @@ import jinja2
 import pytest
 from pytest_metadata.plugin import metadata_key
 
-from . import config, local, run
+from . import config, local, run, state
 from .errors import CheckFailed, ConfigError, RunbookError
 from .findings import Finding
 from .secrets import redact
@@ -78,6 +78,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--release-version", default=None, help="the version being released")
     group.addoption("--results", default=None, help="write each scenario's steps and evidence as JSON here")
     group.addoption("--run-id", default=None, help="the run this phase belongs to")
+    group.addoption("--context", default=None, help="JSON file: what the deploy or rollback being verified knows")
     group.addoption("--operator", default=None, help="who runs it (default: $RUNBOOK_OPERATOR or the login name)")
 
 
@@ -110,6 +111,20 @@ def environment(pytestconfig: pytest.Config) -> config.Environment:
 @pytest.fixture
 def evidence(request: pytest.FixtureRequest) -> Evidence:
     return Evidence(request.node)
+
+
+@pytest.fixture(scope="session")
+def deployment(pytestconfig: pytest.Config, environment: config.Environment) -> dict:
+    """What the run being verified knows (release, target, expected schema, data snapshot).
+
+    Without `--context` (a direct pytest run) it is read from the environment: its live release.
+    """
+    path = pytestconfig.getoption("context")
+    if path:
+        return json.loads(Path(path).read_text())
+    live = state.load(environment).live
+    return {"release": live and live.release, "version": live and live.version, "target": live and live.release,
+            "target_schema": live and live.schema, "snapshot": None}
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""The run's record: `record.json`, the run's `index.html`, and `reports/index.html` listing every run."""
+"""The run's record: `record.json`, an HTML report for each action phase, the run's `index.html`,
+and `reports/index.html` listing every run.
+"""
 
 import json
 from datetime import datetime
@@ -10,7 +12,7 @@ import jinja2
 from .secrets import redact
 
 if TYPE_CHECKING:
-    from .run import Run
+    from .run import PhaseResult, Run
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("runbook", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
@@ -22,37 +24,51 @@ def _time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _phase(p: "PhaseResult") -> dict:
+    return {
+        "name": p.name,
+        "title": p.title,
+        "sequence": p.sequence,
+        "outcome": p.outcome,
+        "started": _time(p.started),
+        "finished": _time(p.finished),
+        "duration_seconds": round((p.finished - p.started).total_seconds(), 3),
+        "report": p.report,
+        "junit": p.report.replace(".html", ".xml") if p.scenarios else None,
+        "error": p.error,
+        "evidence": p.evidence,
+        "blocking_failures": [s["scenario"] for s in p.blocking],
+        "warnings": [s["scenario"] for s in p.warnings],
+        "scenarios": p.scenarios,
+    }
+
+
 def build(run: "Run", code: int, finished: datetime) -> dict:
     return {
         "run_id": run.id,
+        "kind": run.kind,
         "environment": run.env.name,
         "environment_file": str(run.env.source),
         "hosts": [{"name": h.name, "spec": h.spec, "roles": h.roles} for h in run.env.hosts],
         "version": run.version,
         "operator": run.operator,
+        "runner": f"{run.runner} (pid {run.pid})",
         "git_commit": run.commit,
         "started": _time(run.started),
         "finished": _time(finished),
         "duration_seconds": round((finished - run.started).total_seconds(), 3),
         "outcome": OUTCOMES[code],
         "exit_code": code,
-        "phases": [
-            {
-                "name": p.phase.name,
-                "title": p.phase.title,
-                "outcome": p.outcome,
-                "started": _time(p.started),
-                "finished": _time(p.finished),
-                "duration_seconds": round((p.finished - p.started).total_seconds(), 3),
-                "report": f"{p.phase.name}.html",
-                "junit": f"{p.phase.name}.xml",
-                "blocking_failures": [s["scenario"] for s in p.blocking],
-                "warnings": [s["scenario"] for s in p.warnings],
-                "scenarios": p.scenarios,
-            }
-            for p in run.phases
-        ],
+        **run.facts,
+        "phases": [_phase(p) for p in run.phases],
+        "journal": "journal.jsonl",
     }
+
+
+def phase_report(run: "Run", result: "PhaseResult") -> None:
+    """The HTML report of an action phase: what it did, on what evidence, and how it ended."""
+    page = TEMPLATES.get_template("phase.html").render(run_id=run.id, environment=run.env.name, phase=_phase(result))
+    (run.folder / result.report).write_text(redact(page))
 
 
 def write(run: "Run", code: int, finished: datetime) -> dict:

@@ -1,24 +1,25 @@
-"""One run of the runbook: its id, its report folder, its phases (each a pytest run), its exit code.
+"""One run of the runbook: its id, its report folder, its journal, its phases' results.
 
-Each phase runs the features tagged for it in a child pytest process, so its report and results
-stand alone; the child's output is streamed to the terminal through the redactor.
+A phase that verifies runs the features tagged for it in a child pytest process, so its report and
+results stand alone; the child's output is streamed to the terminal through the redactor.
 """
 
 import getpass
 import json
 import os
 import secrets as random
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import ROOT, config, errors, local, record
+from . import ROOT, config, local
 from .config import Environment
 from .package import validate_version
-from .phases import GATE, Phase
 from .secrets import redact
+from .state import Journal
 
 
 def reports_root() -> Path:
@@ -28,6 +29,10 @@ def reports_root() -> Path:
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def operator() -> str:
@@ -45,11 +50,23 @@ def git_commit() -> str:
 
 @dataclass
 class PhaseResult:
-    phase: Phase
+    """How one phase went: its outcome, and its scenarios (a verifying phase) or evidence (an action)."""
+
+    name: str
+    title: str
+    sequence: str
     started: datetime
     finished: datetime
-    scenarios: list[dict]
-    pytest_exit: int
+    outcome: str
+    """passed, failed, error (could not run) or skipped."""
+    scenarios: list[dict] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def report(self) -> str:
+        """`<phase>.html`; a rollback's phases are `rollback-<phase>.html` (they repeat some names)."""
+        return f"rollback-{self.name}.html" if self.sequence == "rollback" else f"{self.name}.html"
 
     @property
     def blocking(self) -> list[dict]:
@@ -61,23 +78,34 @@ class PhaseResult:
         return [s for s in self.scenarios if s["outcome"] == "failed" and "advisory" in s["tags"]]
 
     @property
-    def outcome(self) -> str:
-        if self.pytest_exit not in (0, 1) or not self.scenarios:
-            return "error"
-        return "failed" if self.blocking else "passed"
+    def cause(self) -> str:
+        """Why the phase failed, in one line per cause."""
+        return self.error or "; ".join(f"{s['scenario']}: {s['message']}" for s in self.blocking)
 
 
 @dataclass
 class Run:
     env: Environment
     env_arg: str
+    kind: str
     version: str | None
     id: str
     folder: Path
     started: datetime = field(default_factory=utc_now)
     operator: str = field(default_factory=operator)
     commit: str = field(default_factory=git_commit)
+    runner: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
     phases: list[PhaseResult] = field(default_factory=list)
+    facts: dict = field(default_factory=dict)
+    """What the record says beyond phases: release, backup, migrations, rollback, ..."""
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(self.folder)
+
+    def event(self, what: str, **details) -> None:
+        self.journal.write({"at": timestamp(utc_now()), "event": what, **details})
 
 
 def start(env_arg: str, version: str | None, kind: str) -> Run:
@@ -92,58 +120,50 @@ def start(env_arg: str, version: str | None, kind: str) -> Run:
     run_id = f"{now:%Y%m%dT%H%M%SZ}-{env.name}-{kind}-{random.token_hex(3)}"
     folder = reports_root() / run_id
     folder.mkdir(parents=True)
-    return Run(env=env, env_arg=env_arg, version=version, id=run_id, folder=folder, started=now)
+    run = Run(env=env, env_arg=env_arg, kind=kind, version=version, id=run_id, folder=folder, started=now)
+    run.event("run started", kind=kind, version=version, operator=run.operator, runner=run.runner, pid=run.pid)
+    return run
 
 
-def run_phase(run: Run, phase: Phase) -> PhaseResult:
-    """Run one phase's features against the run's environment; its report lands in the run folder."""
-    results = run.folder / f"{phase.name}.json"
+def verify(run: Run, name: str, title: str, sequence: str, tag: str, version: str | None, context: dict) -> PhaseResult:
+    """Run the features tagged `tag` against the run's environment; the report lands in the run folder."""
+    result = PhaseResult(name, title, sequence, utc_now(), utc_now(), "passed")
+    stem = run.folder / Path(result.report).stem
+    results, context_file = stem.with_suffix(".json"), stem.with_suffix(".context.json")
+    context_file.write_text(json.dumps(context))
     argv = [
         sys.executable, "-m", "pytest", str(ROOT / "features"),
         "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
-        "-m", phase.feature_tag, "--env", run.env_arg,
-        f"--html={run.folder / f'{phase.name}.html'}", "--self-contained-html",
-        f"--junitxml={run.folder / f'{phase.name}.xml'}", f"--results={results}",
+        "-m", tag, "--env", run.env_arg, "--context", str(context_file),
+        f"--html={stem}.html", "--self-contained-html", f"--junitxml={stem}.xml", f"--results={results}",
         "--run-id", run.id, "--operator", run.operator, "-o", "generate_report_on_test=true",
         "-q", "-rfE", "--tb=line", "-p", "no:cacheprovider",
     ]
-    if run.version:
-        argv += ["--release-version", run.version]
-    started = utc_now()
+    if version:
+        argv += ["--release-version", version]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT) as child:
         for line in child.stdout:
             sys.stdout.write(redact(line))
         child.wait()
-    scenarios = json.loads(results.read_text()) if results.exists() else []
-    result = PhaseResult(phase, started, utc_now(), scenarios, child.returncode)
-    run.phases.append(result)
+    result.scenarios = json.loads(results.read_text()) if results.exists() else []
+    result.finished = utc_now()
+    if child.returncode not in (0, 1) or not result.scenarios:
+        result.outcome, result.error = "error", f"the checks could not run (pytest exit code {child.returncode})"
+    elif result.blocking:
+        result.outcome = "failed"
     return result
-
-
-def finish(run: Run) -> int:
-    """Write the record and the indexes; the run's exit code."""
-    code = errors.OK if all(p.outcome == "passed" for p in run.phases) else errors.FAILED
-    record.write(run, code, utc_now())
-    return code
 
 
 def summary(result: PhaseResult) -> str:
     """What a person needs from the terminal: each failed check with its cause, and the verdict."""
     lines = [f"{'BLOCKING' if s in result.blocking else 'WARNING'}: {s['scenario']}: {s['message']}"
              for s in result.blocking + result.warnings]
-    counts = {}
-    for s in result.scenarios:
-        counts[s["outcome"]] = counts.get(s["outcome"], 0) + 1
-    tally = ", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "no check ran"
-    lines.append(f"{result.phase.name}: {result.outcome} ({tally})")
-    return "\n".join(lines)
-
-
-def gate(env_arg: str, version: str | None) -> int:
-    """`invoke preflight`: run the release gate's phases; 0 when every blocking check passed."""
-    run = start(env_arg, version, "preflight")
-    for phase in GATE:
-        print(redact(summary(run_phase(run, phase))))
-    code = finish(run)
-    print(f"record: {run.folder / 'index.html'}")
-    return code
+    if result.scenarios:
+        counts: dict[str, int] = {}
+        for s in result.scenarios:
+            counts[s["outcome"]] = counts.get(s["outcome"], 0) + 1
+        tally = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+    else:
+        tally = result.error or "; ".join(result.evidence[-1:]) or "done"
+    lines.append(f"[{result.sequence}] {result.name}: {result.outcome} ({tally})")
+    return redact("\n".join(lines))

@@ -1,0 +1,47 @@
+@verification
+Feature: Post-deployment verification
+  Runbook Steps 11 and 12. With the release live and healthy, the release engineer walks through
+  the application's core journeys as a user would: logging in, saving and reading data, uploading
+  and downloading a file, and making sure the application turns away anyone who is not logged in.
+  The journeys use the smoke test account of the environment file.
+
+  A check tagged @critical blocks the release when it fails. A check tagged @manual is something
+  only a person can judge: it passes only on a signed attestation in the environment's attestation
+  file.
+
+  Background:
+    Given the target environment
+
+  # Step 11: Functional testing
+
+  @critical
+  Scenario: Step 11 - User authentication works
+    Given the smoke test user has logged in
+    Then a wrong password is refused
+
+  @critical
+  Scenario: Step 11 - Data processing works
+    Given the smoke test user has logged in
+    Then an item the user creates reads back the same
+
+  @critical
+  Scenario: Step 11 - File uploads and downloads work
+    Given the smoke test user has logged in
+    Then a file the user uploads downloads with identical content
+
+  @critical
+  Scenario: Step 11 - API endpoints refuse requests without a login
+    Then every request that needs a login is refused without one
+
+  # Step 12: User acceptance testing, items only a person can judge
+
+  @critical @manual
+  Scenario Outline: Step 12 - <item>
+    Then a person has attested "<attestation>"
+
+    Examples:
+      | item                                         | attestation                     |
+      | Key business processes validated by a person | business-processes-validated    |
+      | User interface functioning                   | user-interface-checked          |
+      | Navigation functionality                     | navigation-functionality-checked |
+      | Mobile responsiveness                        | mobile-responsiveness-checked   |

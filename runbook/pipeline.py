@@ -1,0 +1,493 @@
+"""The runbook's deploy and rollback as data, in runbook order, and the engine that walks them.
+
+Each phase is an action on the environment and/or a feature that verifies it. `deploy`, `rollback`,
+`status` and the record all read `DEPLOY` and `ROLLBACK`; nothing else states the order.
+
+A failure before anything changed releases what the run took and ends with exit 1. A failure from
+the first phase that changes the environment on is followed by the rollback sequence: exit 1 when
+the previous release serves again, exit 3 when the rollback failed too and a human is needed.
+"""
+
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import backup, config, database, errors, hosts, local, lock, migrations, package, record, release, services, state
+from .errors import ActionFailed, CheckFailed, RunbookError
+from .findings import require
+from .run import PhaseResult, Run, start, summary, timestamp, utc_now, verify
+from .secrets import redact
+
+
+@dataclass
+class Deployment:
+    """What a deploy or rollback knows as it goes; the record and the environment's state keep it."""
+
+    run: Run
+    restore_db: bool = False
+    break_lock: bool = False
+    requested_target: str | None = None
+    package: Path | None = None
+    release: str | None = None
+    previous: str | None = None
+    previous_schema: str | None = None
+    backup: dict | None = None
+    snapshot: dict | None = None
+    target: str | None = None
+    target_schema: str | None = None
+    reason: str | None = None
+    locked: bool = False
+    prepared: bool = False
+    """This run created `release` on the hosts (so abandoning it removes the folder)."""
+
+    @property
+    def env(self):
+        return self.run.env
+
+    def context(self) -> dict:
+        """What the verifying features need to know about this run (passed as `--context`)."""
+        return {
+            "release": self.release, "version": self.run.version, "target": self.target,
+            "target_schema": self.target_schema, "snapshot": self.snapshot,
+        }
+
+
+Action = Callable[[Deployment], list[str]]
+ABANDON, ROLL_BACK, REPORT = "abandon", "roll back", "report"
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    title: str
+    action: Action | None = None
+    feature: str | None = None
+    """The Gherkin tag of the scenarios that verify this phase."""
+    on_failure: str = ABANDON
+    """ABANDON: nothing changed yet, release what the run took. ROLL_BACK: the environment changed, the
+    rollback sequence follows. REPORT: the release is live and verified; say what did not finish."""
+    applies: Callable[[Deployment], bool] = field(default=lambda d: True)
+
+
+# --- actions -----------------------------------------------------------------------------------------
+
+
+def take_lock(d: Deployment) -> list[str]:
+    """Take the environment's lock; a crashed run found on the environment is reported, never ignored."""
+    env, run = d.env, d.run
+    if d.locked:
+        return [f"this run already holds the lock of {env.name}"]
+    me = lock.Holder(run.id, run.operator, run.runner, run.pid, timestamp(run.started))
+    lock.acquire(env, me, break_stale=d.break_lock)
+    d.locked = True
+    found = state.load(env)
+    notes = [f"lock of {env.name} taken by {me}"]
+    if found.in_progress and found.in_progress.run_id != run.id:
+        crashed = found.in_progress
+        description = (f"run {crashed.run_id} ({crashed.kind} of {crashed.version}) by {crashed.operator} stopped "
+                       f"during phase '{crashed.phase}' without finishing; {where(env)}")
+        run.facts["crashed_run"] = {"run_id": crashed.run_id, "phase": crashed.phase, "description": description}
+        if run.kind == "deploy":
+            raise RunbookError(f"{description}. Bring it back with: invoke rollback --env {env.name} --break-lock")
+        d.target, d.target_schema = crashed.previous_release, crashed.previous_schema
+        d.release, d.backup = crashed.release, {"path": crashed.backup} if crashed.backup else None
+        d.reason = f"recovering from {description}"
+        notes.append(description)
+    if run.kind == "deploy":
+        d.previous = release.current(env, state.primary(env))
+        d.previous_schema = database.schema_version(env)
+        d.release = release.name(run.version, run.started)
+        d.target, d.target_schema = d.previous, d.previous_schema
+        notes.append(f"live release before this deploy: {d.previous or 'none'}, schema {d.previous_schema or 'none'}")
+    _progress(d, "lock")
+    return notes
+
+
+def where(env) -> str:
+    """The environment's state in one sentence, for people deciding what to do next."""
+    host = state.primary(env)
+    return (f"current release on {host.name}: {release.current(env, host) or 'none'}, "
+            f"database schema: {database.schema_version(env) or 'none'}")
+
+
+def take_backup(d: Deployment) -> list[str]:
+    """Snapshot the protected tables, then dump the database (Step 3)."""
+    env = d.env
+    d.snapshot = database.snapshot(env, env.rollback.protected_tables)
+    taken = backup.take(env, d.release or f"{d.run.started:%Y%m%dT%H%M%SZ}-manual")
+    d.backup = taken.as_record()
+    d.run.facts["backup"] = d.backup
+    d.run.facts["snapshot"] = d.snapshot
+    return [f"{taken.format}-format dump {taken.path} on {taken.host}: {taken.size_bytes} bytes, sha256 {taken.sha256}",
+            f"pg_restore --list lists all {len(taken.tables)} tables: {', '.join(taken.tables)}"]
+
+
+def prepare_release(d: Deployment) -> list[str]:
+    """Unpack the verified package into a new release folder on every app host, services untouched."""
+    env, notes = d.env, []
+    contents = package.read(d.package)
+    findings = package.presence(contents) + package.integrity(contents) + package.unlisted_files(contents)
+    require(findings + [package.version_matches(contents, d.run.version)])
+    notes.append(f"package {d.package} sha256 {package.checksum(d.package)} verified against its manifest")
+    d.run.facts["package"] = {"path": str(d.package), "sha256": package.checksum(d.package)}
+    d.prepared = True
+    for host in env.hosts_with("app"):
+        for gone in release.clean_unfinished(env, host):
+            notes.append(f"removed unfinished release {gone} on {host.name}, left by a crashed run")
+        release.unpack(env, host, str(d.package), d.release)
+        notes.append(release.verify_files(env, host, d.release))
+        release.finish(env, host, d.release)
+    return notes
+
+
+def stop_services(d: Deployment) -> list[str]:
+    return [f"{h.name}: {services.control(d.env, h, s, 'stop')}" for h, s in services.placements(d.env)]
+
+
+def start_services(d: Deployment) -> list[str]:
+    return [f"{h.name}: {services.control(d.env, h, s, 'start')}" for h, s in services.placements(d.env)]
+
+
+def switch_release(d: Deployment) -> list[str]:
+    for host in d.env.hosts_with("app"):
+        release.switch(d.env, host, d.release)
+    return [f"current -> releases/{d.release} on {', '.join(h.name for h in d.env.hosts_with('app'))}"]
+
+
+def configure_release(d: Deployment) -> list[str]:
+    return [line for host in d.env.hosts_with("app") for line in release.configure(d.env, host, d.release)]
+
+
+def _in_release(d: Deployment, folder: str, template: list[str], version: str = "") -> str:
+    argv = migrations.command(template, d.env.python, version)
+    return hosts.must(state.primary(d.env), 'cd -- "$1" && shift && exec "$@" 2>&1', folder, *argv,
+                      what=" ".join(argv))
+
+
+def migrate(d: Deployment) -> list[str]:
+    """Run the release's migrations (Step 8), verify they are applied, run the after-migration commands."""
+    env, folder = d.env, release.folder(d.env, d.release)
+    before = database.applied_versions(env)
+    notes = [_in_release(d, folder, env.app.migrations.up)]
+    contents = package.read(d.package)
+    expected = {m.version for m in migrations.in_package(contents.files, env.app.migrations.dir)}
+    applied = database.applied_versions(env)
+    missing = sorted(expected - applied)
+    if missing:
+        raise ActionFailed(f"migrations not applied after migrating: {', '.join(missing)}")
+    d.run.facts["migrations"] = {"applied": sorted(applied - before, key=int), "schema_before": d.previous_schema,
+                                 "schema_after": database.schema_version(env)}
+    notes.append(_in_release(d, folder, env.app.migrations.status))
+    notes.append(f"{env.app.migrations.status_query}: {', '.join(database.query_column(env, env.app.migrations.status_query))}")
+    notes += [_in_release(d, folder, command) for command in env.app.migrations.after]
+    return notes
+
+
+def finish_deploy(d: Deployment) -> list[str]:
+    """Record the release as live, prune old releases, release the lock."""
+    env = d.env
+    found = state.load(env)
+    found.history.append(state.Live(d.release, d.run.version, database.schema_version(env), d.run.id, timestamp(utc_now())))
+    found.in_progress, found.last_run = None, _last_run(d, "deployed")
+    state.save(env, found)
+    keep = {d.release, d.previous} - {None}
+    removed = [f"{h.name}: removed {r}" for h in env.hosts_with("app") for r in release.prune(env, h, keep)]
+    lock.release(env, d.run.id)
+    d.locked = False
+    return [f"{d.release} is live", *removed, "lock released"]
+
+
+def plan_rollback(d: Deployment) -> list[str]:
+    """Choose the release to return to (Step 14): the deploy's recorded previous one, or the one asked for."""
+    env = d.env
+    if d.run.kind == "deploy" or d.reason:
+        return [f"returning to {d.target or 'no release (first deploy)'}, schema {d.target_schema or 'none'}: {d.reason}"]
+    found = state.load(env)
+    live = release.current(env, state.primary(env))
+    d.release = live
+    if d.requested_target:
+        entry = found.entry(d.requested_target)
+        if entry is None or d.requested_target not in release.listing(env, state.primary(env)):
+            raise RunbookError(f"release {d.requested_target!r} is not a release that was live on {env.name}; "
+                               f"known: {', '.join(e.release for e in found.history) or 'none'}")
+    else:
+        earlier = [e for e in found.history if e.release != live]
+        if not earlier:
+            raise RunbookError(f"{env.name} has no previous release to roll back to (live: {live or 'none'})")
+        entry = earlier[-1]
+    d.target, d.target_schema = entry.release, entry.schema
+    d.reason = f"manual rollback by {d.run.operator} from {live} to {entry.release}"
+    return [d.reason]
+
+
+def revert_database(d: Deployment) -> list[str]:
+    """Step 15: down migrations back to the recorded schema, or the backup restored when asked."""
+    env = d.env
+    if d.restore_db:
+        if not d.backup or not d.backup.get("tables"):
+            raise ActionFailed("no verified backup of this run to restore")
+        backup.restore(env, d.backup)
+        d.run.facts["database_restored"] = {
+            "backup": d.backup["path"],
+            "note": "the database was restored from the pre-deploy backup: every write made since it was taken was discarded",
+        }
+        return [f"restored {d.backup['path']}; writes made after it was taken are discarded"]
+    now = database.schema_version(env)
+    if now == d.target_schema:
+        return [f"schema already at {now or 'none'}: nothing to revert"]
+    newest = d.release if d.release and d.release in release.listing(env, state.primary(env)) else None
+    if newest is None:
+        raise ActionFailed(f"schema is at {now} but no release folder holds its down migrations")
+    out = _in_release(d, release.folder(env, newest), env.app.migrations.down, d.target_schema or "0")
+    after = database.schema_version(env)
+    if after != d.target_schema:
+        raise ActionFailed(f"schema is at {after or 'none'} after the down migrations, expected {d.target_schema or 'none'}")
+    return [out, f"schema reverted from {now} to {after or 'none'} with the release's down migrations"]
+
+
+def switch_back(d: Deployment) -> list[str]:
+    for host in d.env.hosts_with("app"):
+        release.switch(d.env, host, d.target)
+    return [f"current -> {('releases/' + d.target) if d.target else '(none: no release was live before)'}"]
+
+
+def finish_rollback(d: Deployment) -> list[str]:
+    env = d.env
+    found = state.load(env)
+    while found.history and found.history[-1].release != d.target:
+        found.history.pop()
+    found.in_progress, found.last_run = None, _last_run(d, "rolled back")
+    state.save(env, found)
+    d.run.facts["rollback"] = {"reason": d.reason, "from": d.release, "to": d.target, "schema": d.target_schema,
+                               "database_restored": d.restore_db}
+    lock.release(env, d.run.id)
+    d.locked = False
+    return [f"{d.target or 'no release'} is live again", "lock released"]
+
+
+def has_target(d: Deployment) -> bool:
+    return d.target is not None
+
+
+# --- the sequences ---------------------------------------------------------------------------------
+
+LOCK = Phase("lock", "Take the environment's deploy lock", take_lock)
+STOP = Phase("stop", "Stop current services (Step 7)", stop_services, on_failure=ROLL_BACK)
+
+PREFLIGHT = Phase("preflight", "Pre-flight checklist (Steps 1 to 5)", feature="preflight")
+BACKUP = Phase("backup", "Back up the current database and verify the backup (Step 3)", take_backup)
+
+DEPLOY = [
+    PREFLIGHT,
+    LOCK,
+    BACKUP,
+    Phase("prepare", "Unpack the new version beside the current one (Step 7)", prepare_release),
+    STOP,
+    Phase("switch", "Switch the current release atomically (Step 7)", switch_release, on_failure=ROLL_BACK),
+    Phase("configure", "Update configuration (Step 7)", configure_release, on_failure=ROLL_BACK),
+    Phase("migrate", "Execute and verify database migrations (Step 8)", migrate, on_failure=ROLL_BACK),
+    Phase("start", "Start application services (Step 9)", start_services, on_failure=ROLL_BACK),
+    Phase("verify-deploy", "Verify the release in place and its services (Steps 7 to 9)", feature="deploy", on_failure=ROLL_BACK),
+    Phase("health", "Health checks (Step 10)", feature="health", on_failure=ROLL_BACK),
+    Phase("verification", "Post-deployment verification (Steps 11 and 12)", feature="verification", on_failure=ROLL_BACK),
+    Phase("finish", "Record the release, keep the last releases, release the lock", finish_deploy, on_failure=REPORT),
+]
+
+ROLLBACK = [
+    LOCK,
+    Phase("plan", "Choose the release to return to (Step 14)", plan_rollback),
+    STOP,
+    Phase("database", "Database rollback (Step 15)", revert_database, on_failure=ROLL_BACK),
+    Phase("switch-back", "Restore the previous version (Step 15)", switch_back, on_failure=ROLL_BACK),
+    Phase("start", "Start the previous version's services (Step 16)", start_services, on_failure=ROLL_BACK, applies=has_target),
+    Phase("verify-rollback", "Rollback verification (Step 16)", feature="rollback", on_failure=ROLL_BACK),
+    Phase("health", "Health checks of the restored version (Step 10)", feature="health", on_failure=ROLL_BACK, applies=has_target),
+    Phase("finish", "Record the rollback, release the lock", finish_rollback, on_failure=ROLL_BACK),
+]
+
+GATE = [PREFLIGHT]
+
+
+# --- the engine --------------------------------------------------------------------------------------
+
+
+def _progress(d: Deployment, phase: str) -> None:
+    """Keep the environment's in-progress record current, so a crash can be diagnosed by the next run."""
+    env, run = d.env, d.run
+    if not d.locked:
+        return
+    found = state.load(env)
+    found.in_progress = state.InProgress(
+        run.id, run.kind, run.version, d.release, d.target if run.kind == "rollback" else d.previous,
+        d.target_schema if run.kind == "rollback" else d.previous_schema,
+        d.backup["path"] if d.backup else None, phase, run.operator, run.runner, run.pid, timestamp(run.started),
+    )
+    state.save(env, found)
+
+
+def _last_run(d: Deployment, outcome: str) -> dict:
+    return {"run_id": d.run.id, "kind": d.run.kind, "version": d.run.version, "outcome": outcome,
+            "operator": d.run.operator, "finished": timestamp(utc_now())}
+
+
+def run_phase(d: Deployment, sequence: str, phase: Phase) -> PhaseResult:
+    run = d.run
+    run.event("phase started", sequence=sequence, phase=phase.name)
+    if phase is not LOCK:
+        _progress(d, phase.name)
+    started = utc_now()
+    if not phase.applies(d):
+        result = PhaseResult(phase.name, phase.title, sequence, started, utc_now(), "skipped",
+                             evidence=["does not apply: no release was live before this deploy"])
+    elif phase.feature:
+        version = d.run.version if sequence != "rollback" else (release.version_of(d.target) if d.target else None)
+        result = verify(run, phase.name, phase.title, sequence, phase.feature, version, d.context())
+    else:
+        result = PhaseResult(phase.name, phase.title, sequence, started, started, "passed")
+        try:
+            result.evidence = [redact(line) for line in phase.action(d)]
+        except (ActionFailed, CheckFailed) as e:
+            result.outcome, result.error = "failed", redact(str(e))
+        except RunbookError:
+            raise
+        except Exception as e:  # an unexpected fault is still a failed phase, with its evidence kept
+            result.outcome, result.error = "failed", redact(f"{type(e).__name__}: {e}")
+            result.evidence.append(redact(traceback.format_exc()))
+        result.finished = utc_now()
+        record.phase_report(run, result)
+    run.phases.append(result)
+    run.event("phase finished", sequence=sequence, phase=phase.name, outcome=result.outcome, error=result.error)
+    print(summary(result), flush=True)
+    return result
+
+
+def walk(d: Deployment, sequence: str, phases: list[Phase]) -> PhaseResult | None:
+    """Run the phases in order; the first that did not pass, or None."""
+    for phase in phases:
+        result = run_phase(d, sequence, phase)
+        if result.outcome not in ("passed", "skipped"):
+            return result
+    return None
+
+
+def _abandon(d: Deployment) -> None:
+    """After a failure before anything changed: remove the half-made release, release the lock."""
+    env = d.env
+    if not d.locked:
+        return
+    if d.prepared:
+        for host in env.hosts_with("app"):
+            hosts.must(host, 'rm -rf -- "$1"', release.folder(env, d.release), what=f"removing {d.release}")
+    found = state.load(env)
+    found.in_progress, found.last_run = None, _last_run(d, "failed, nothing changed")
+    state.save(env, found)
+    lock.release(env, d.run.id)
+    d.locked = False
+
+
+def _after_failure(d: Deployment, sequence: list[Phase], failed: PhaseResult) -> int:
+    """What a failed phase leads to: the phase itself says (see `Phase.on_failure`)."""
+    rule = next(p for p in sequence if p.name == failed.name).on_failure
+    if rule == ABANDON:
+        _abandon(d)
+        return errors.FAILED
+    if rule == REPORT:
+        d.run.facts["unfinished"] = f"{d.release} is live and verified, but '{failed.title}' failed: {failed.cause}"
+        return errors.FAILED
+    if sequence is DEPLOY:
+        d.reason = f"{failed.title} failed: {failed.cause}"
+        d.run.event("rollback started", reason=d.reason)
+        print(redact(f"rolling back: {d.reason}"), flush=True)
+        failed = walk(d, "rollback", ROLLBACK)
+        if failed is None:
+            return errors.FAILED
+    d.run.facts["needs_human"] = (f"the rollback failed during '{failed.title}': {failed.cause}. State now: "
+                                  f"{where(d.env)}. The lock is kept; after fixing the cause run: "
+                                  f"invoke rollback --env {d.env.name} --break-lock")
+    return errors.NEEDS_HUMAN
+
+
+def _conclude(d: Deployment, code: int) -> int:
+    d.run.event("run finished", exit_code=code)
+    record.write(d.run, code, utc_now())
+    if "needs_human" in d.run.facts:
+        print(redact(f"A HUMAN IS NEEDED: {d.run.facts['needs_human']}"))
+    print(f"record: {d.run.folder / 'index.html'}")
+    return code
+
+
+def _refused(d: Deployment, error: RunbookError) -> int:
+    """A refusal (lock held, crashed run, nothing to roll back to): release what this run took, exit 2."""
+    d.run.facts["refused"] = redact(str(error))
+    if d.locked:
+        lock.release(d.env, d.run.id)
+        d.locked = False
+    print(redact(f"runbook: {error}"))
+    return _conclude(d, error.exit_code)
+
+
+def deploy(env_arg: str, version: str, restore_db: bool = False) -> int:
+    """`invoke deploy`: from one healthy release to the next, or back to where it was."""
+    run = start(env_arg, version, "deploy")
+    d = Deployment(run, restore_db=restore_db)
+    d.package = run.env.app.package_dir / package.file_name(run.env.app.name, version)
+    if not d.package.exists():
+        return _refused(d, RunbookError(f"package {d.package} does not exist (build it with `invoke package --version {version}`)"))
+    try:
+        failed = walk(d, "deploy", DEPLOY)
+    except RunbookError as e:
+        return _refused(d, e)
+    if failed is None:
+        return _conclude(d, errors.OK)
+    return _conclude(d, _after_failure(d, DEPLOY, failed))
+
+
+def rollback(env_arg: str, to: str | None = None, restore_db: bool = False, break_lock: bool = False) -> int:
+    """`invoke rollback`: back to the previous live release (or `to`), with the same sequence as a deploy's."""
+    run = start(env_arg, None, "rollback")
+    d = Deployment(run, restore_db=restore_db, break_lock=break_lock, requested_target=to)
+    try:
+        broken = walk(d, "rollback", ROLLBACK)
+    except RunbookError as e:
+        return _refused(d, e)
+    return _conclude(d, errors.OK if broken is None else _after_failure(d, ROLLBACK, broken))
+
+
+def gate(env_arg: str, version: str | None) -> int:
+    """`invoke preflight`: the release gate alone; 0 when every blocking check passed."""
+    d = Deployment(start(env_arg, version, "preflight"))
+    failed = walk(d, "gate", GATE)
+    return _conclude(d, errors.OK if failed is None else errors.FAILED)
+
+
+def take_backup_alone(env_arg: str) -> int:
+    """`invoke backup`: Step 3 on its own."""
+    d = Deployment(start(env_arg, None, "backup"))
+    failed = walk(d, "backup", [BACKUP])
+    return _conclude(d, errors.OK if failed is None else errors.FAILED)
+
+
+def status(env_arg: str) -> dict:
+    """`invoke status`: current and previous releases, schema, lock, the last run, a crashed run."""
+    env = config.load_environment(env_arg)
+    if env.local is not None:
+        local.up(env)
+    config.resolve_secrets(env)
+    found = state.load(env)
+    earlier = found.history[:-1]
+    crashed = found.in_progress
+    return {
+        "environment": env.name,
+        "current": {h.name: release.current(env, h) for h in env.hosts_with("app")},
+        "live": found.live and {"release": found.live.release, "version": found.live.version, "run_id": found.live.run_id},
+        "previous": earlier[-1].release if earlier else None,
+        "schema_version": database.schema_version(env),
+        "lock": lock.describe(env),
+        "last_run": found.last_run,
+        "unfinished_run": crashed and {
+            "run_id": crashed.run_id, "kind": crashed.kind, "version": crashed.version, "phase": crashed.phase,
+            "phases": [p.name for p in (DEPLOY if crashed.kind == "deploy" else ROLLBACK)],
+            "since": crashed.started, "operator": crashed.operator,
+        },
+    }

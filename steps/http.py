@@ -1,0 +1,55 @@
+"""Steps about the running app over HTTP: its health and status endpoints (Step 10) and the smoke
+tests of its core journeys (Steps 11 and 12)."""
+
+import json
+
+import pytest
+from pytest_bdd import given, parsers, then
+
+from runbook import dependencies, probes, smoke
+from runbook.findings import require
+
+
+@then(parsers.parse("the health endpoint answers with HTTP status {status:d}"))
+def health_answers(environment, status, evidence):
+    evidence.text("health", str(probes.answers(environment, environment.endpoints.health, status)))
+
+
+@then("the status endpoint reports the version being released")
+def status_reports_version(environment, release_version, evidence):
+    answer = probes.reports_version(environment, release_version)
+    evidence.text("status", f"{answer}\n{json.dumps(answer.body)}")
+
+
+@then("every external dependency of the app answers")
+def every_dependency_answers(environment, evidence):
+    if not environment.dependencies:
+        pytest.skip(f"no dependency is configured for {environment.name}")
+    require(evidence.findings([f for dep in environment.dependencies for f in dependencies.probe(environment, dep)]))
+
+
+@given("the smoke test user has logged in", target_fixture="smoke_client")
+def smoke_client(environment, evidence):
+    client = smoke.log_in(environment)
+    evidence.text("login", f"logged in as {client}: the app issued a token")
+    return client
+
+
+@then("a wrong password is refused")
+def wrong_password_refused(environment, evidence):
+    require(evidence.findings([smoke.wrong_password_refused(environment)]))
+
+
+@then("an item the user creates reads back the same")
+def item_reads_back(smoke_client, evidence):
+    require(evidence.findings([smoke.item_round_trip(smoke_client)]))
+
+
+@then("a file the user uploads downloads with identical content")
+def file_downloads_identical(smoke_client, evidence):
+    require(evidence.findings([smoke.file_round_trip(smoke_client)]))
+
+
+@then("every request that needs a login is refused without one")
+def unauthenticated_refused(environment, evidence):
+    require(evidence.findings(smoke.unauthenticated_refused(environment)))

@@ -1,0 +1,289 @@
+"""`invoke deploy` and `invoke rollback` on a local-style environment: the demo app under a real
+supervisord and gunicorn, a real PostgreSQL database, real backups, migrations and HTTP checks.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import psycopg
+import pytest
+import requests
+from psycopg import sql
+
+from runbook import ROOT, config, local
+
+from .conftest import MACHINE_PG
+
+MIGRATION_1_1 = """-- migrate:up
+ALTER TABLE items ADD COLUMN note text NOT NULL DEFAULT '';
+-- migrate:down
+ALTER TABLE items DROP COLUMN note;
+"""
+
+
+@pytest.fixture
+def database(tmp_path):
+    """A database of its own for this test, dropped afterwards."""
+    name = f"runbook_deploy_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{MACHINE_PG}/postgres", autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield f"{MACHINE_PG}/{name}"
+    with psycopg.connect(f"{MACHINE_PG}/postgres", autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def app_env(make_env, database, tmp_path, secret):
+    """An environment whose `web` service is the demo app under a supervisord of its own and gunicorn."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    state = ROOT / ".local" / f"t-{uuid.uuid4().hex[:8]}"
+    path = make_env({
+        "local": {"state_dir": str(state)},
+        "app": {"migrations": {"after": [["{{ python }}", "bin/analyze"]]}},
+        "services": [{"name": "web", "manager": "supervisord", "command":
+                      f"{{{{ bin }}}}/gunicorn --no-control-socket --chdir {{{{ current }}}} --bind 127.0.0.1:{port}"
+                      " --workers 1 --timeout 30 app:application"}],
+        "database": {"url": database},
+        "endpoints": {"health": f"{base}/health", "status": f"{base}/api/status", "attempts": 40, "interval": 0.25,
+                      "timeout": 3, "settle_seconds": 15,
+                      "smoke": {"username": "admin", "password": "${RUNBOOK_TEST_SECRET}"}},
+        "rollback": {"protected_tables": ["users", "items", "files"]},
+    })
+    yield App(path, base, database, secret, tmp_path)
+    local.down(config.load_environment(str(path)))
+    shutil.rmtree(state, ignore_errors=True)
+
+
+class App:
+    """The deployed demo app as a client sees it, and its database as an operator does."""
+
+    def __init__(self, env_file, base, database, secret, folder):
+        self.env_file, self.base, self.database, self.secret, self.folder = env_file, base, database, secret, folder
+
+    def status(self) -> dict:
+        return requests.get(f"{self.base}/api/status", timeout=5).json()
+
+    def write_items(self, count: int) -> None:
+        token = requests.post(f"{self.base}/api/login", json={"username": "admin", "password": self.secret},
+                              timeout=5).json()["token"]
+        for i in range(count):
+            answer = requests.post(f"{self.base}/api/items", json={"name": f"customer data {i}"},
+                                   headers={"Authorization": f"Bearer {token}"}, timeout=5)
+            assert answer.status_code == 201, answer.text
+
+    def rows(self) -> list[tuple]:
+        with psycopg.connect(self.database, connect_timeout=5) as conn:
+            return conn.execute("SELECT id, name FROM items ORDER BY id").fetchall()
+
+    def schema(self) -> str | None:
+        with psycopg.connect(self.database, connect_timeout=5) as conn:
+            return conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+
+
+@pytest.fixture
+def build(invoke, tmp_path):
+    """Build a package from the demo, optionally changed: extra migrations and edits to app.py."""
+
+    def make(version: str, migrations: dict[str, str] | None = None, edit=None):
+        source = tmp_path / f"src-{version}"
+        shutil.copytree(ROOT / "demo", source)
+        for name, text in (migrations or {}).items():
+            (source / "migrations" / name).write_text(text)
+        if edit:
+            (source / "app.py").write_text(edit((source / "app.py").read_text()))
+        result = invoke("package", "--version", version, "--source", str(source), "--name", "demo",
+                        "--dest", str(tmp_path / "dist"))
+        assert result.code == 0, result.output
+
+    return make
+
+
+def run_id(result) -> str:
+    return result.output.split("record: ")[-1].split("/")[-2]
+
+
+def record_of(result, reports) -> dict:
+    return json.loads((reports / run_id(result) / "record.json").read_text())
+
+
+def broken_health(text: str) -> str:
+    return text.replace('return json_response(HTTPStatus.OK, {"status": "ok"})',
+                        'return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"status": "broken"})')
+
+
+def test_deploy_upgrade_failed_release_rolls_back_and_manual_rollback_returns_to_the_first(app_env, build, invoke, tmp_path):
+    build("1.0.0")
+    build("1.1.0", {"0002_item_notes.sql": MIGRATION_1_1})
+    build("1.2.0", {"0002_item_notes.sql": MIGRATION_1_1,
+                    "0003_tags.sql": "-- migrate:up\nCREATE TABLE tags (name text);\n-- migrate:down\nDROP TABLE tags;\n"},
+          edit=broken_health)
+    reports = tmp_path / "reports"
+
+    first = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0")
+    assert first.code == 0, first.output
+    assert app_env.status()["version"] == "1.0.0" and app_env.schema() == "0001"
+    app_env.write_items(3)
+
+    second = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
+    assert second.code == 0, second.output
+    assert app_env.status() == {"app": "demo", "version": "1.1.0", "schema_version": "0002"}
+    record = record_of(second, reports)
+    assert record["migrations"]["applied"] == ["0002"] and record["backup"]["tables"]
+    assert os.path.exists(record["backup"]["path"]) and record["backup"]["size_bytes"] > 0
+    app_env.write_items(2)
+    rows_before = app_env.rows()
+
+    broken = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.2.0")
+    assert broken.code == 1, broken.output
+    assert app_env.status() == {"app": "demo", "version": "1.1.0", "schema_version": "0002"}
+    assert app_env.rows() == rows_before
+    record = record_of(broken, reports)
+    assert record["outcome"] == "failed"
+    assert record["rollback"]["reason"].startswith("Health checks (Step 10) failed:")
+    assert "HTTP 500" in record["rollback"]["reason"] or "500" in record["rollback"]["reason"]
+    assert record["rollback"]["to"].endswith("-1.1.0") and record["rollback"]["schema"] == "0002"
+    data = next(p for p in record["phases"] if p["sequence"] == "rollback" and p["name"] == "verify-rollback")
+    assert data["outcome"] == "passed"
+    page = (reports / run_id(broken) / "index.html").read_text()
+    assert "Rolled back: Health checks (Step 10) failed" in page
+
+    back = invoke("rollback", "--env", str(app_env.env_file))
+    assert back.code == 0, back.output
+    assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0001"}
+    assert app_env.rows() == rows_before
+
+    status = invoke("status", "--env", str(app_env.env_file), "--json")
+    found = json.loads(status.output)
+    assert found["live"]["version"] == "1.0.0" and found["schema_version"] == "0001" and found["lock"] == "free"
+    assert found["last_run"]["kind"] == "rollback" and found["last_run"]["outcome"] == "rolled back"
+
+
+@pytest.mark.parametrize("version", ["1.0/../../etc", "1.0 beta", "1.0;touch /tmp/x", "$(id)", ".."])
+def test_unsafe_version_is_refused_before_anything_runs(invoke, app_env, version, tmp_path):
+    result = invoke("deploy", "--env", str(app_env.env_file), "--version", version)
+    assert result.code == 2 and "is not valid" in result.output
+    assert not (tmp_path / "reports").exists()
+
+
+def test_missing_package_is_refused(invoke, app_env):
+    result = invoke("deploy", "--env", str(app_env.env_file), "--version", "9.9.9")
+    assert result.code == 2 and "demo-9.9.9.tar.gz does not exist" in result.output
+
+
+def test_package_whose_checksums_do_not_match_stops_at_the_gate_and_changes_nothing(invoke, app_env, build, tmp_path):
+    build("1.0.0")
+    assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
+    build("1.1.0")
+    archive = tmp_path / "dist" / "demo-1.1.0.tar.gz"
+    subprocess.run(["sh", "-c", f"mkdir x && cd x && tar -xzf {archive} && echo '# changed' >> demo-1.1.0/app.py "
+                    f"&& tar -czf {archive} demo-1.1.0"], cwd=tmp_path, check=True, timeout=60)
+    releases_before = sorted(os.listdir(tmp_path / "app" / "releases"))
+    result = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
+    assert result.code == 1
+    assert "checksum differs from the manifest for: app.py" in result.output
+    assert app_env.status()["version"] == "1.0.0"
+    assert sorted(os.listdir(tmp_path / "app" / "releases")) == releases_before
+    assert "lock:        free" in invoke("status", "--env", str(app_env.env_file)).output
+
+
+def test_migration_failing_halfway_is_undone_and_the_previous_release_serves(invoke, app_env, build):
+    build("1.0.0")
+    build("1.1.0", {"0002_half.sql": "-- migrate:up\nCREATE TABLE half (id int);\nSELECT 1/0;\n"
+                                    "-- migrate:down\nDROP TABLE half;\n"})
+    assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
+    result = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
+    assert result.code == 1, result.output
+    assert "migration 0002_half failed" in result.output and "division by zero" in result.output
+    assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0001"}
+    with psycopg.connect(app_env.database, connect_timeout=5) as conn:
+        assert conn.execute("SELECT to_regclass('half')").fetchone() == (None,)
+
+
+def test_release_whose_service_does_not_start_is_rolled_back(invoke, app_env, build):
+    build("1.0.0")
+    build("1.1.0", edit=lambda text: text + "\nraise RuntimeError('this release cannot boot')\n")
+    assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
+    result = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
+    assert result.code == 1, result.output
+    assert "[deploy] start: failed" in result.output and "web" in result.output
+    assert app_env.status()["version"] == "1.0.0"
+
+
+def test_rollback_without_a_previous_release_is_refused(invoke, app_env, build):
+    build("1.0.0")
+    assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
+    result = invoke("rollback", "--env", str(app_env.env_file))
+    assert result.code == 2 and "has no previous release to roll back to" in result.output
+    assert app_env.status()["version"] == "1.0.0"
+    assert "lock:        free" in invoke("status", "--env", str(app_env.env_file)).output
+
+
+SLOW = "-- migrate:up\nSELECT pg_sleep({seconds});\nCREATE TABLE slow (id int);\n-- migrate:down\nDROP TABLE slow;\n"
+
+
+def _start_deploy(app_env, version: str) -> subprocess.Popen:
+    env = os.environ | {"RUNBOOK_REPORTS": str(app_env.folder / "reports"), "RUNBOOK_TEST_SECRET": app_env.secret}
+    return subprocess.Popen([sys.executable, "-m", "invoke", "deploy", "--env", str(app_env.env_file), "--version", version],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def _wait_for_phase(app_env, version: str, phase: str, timeout: float = 120) -> None:
+    """Wait until the deploy of `version` has started `phase`, as its journal says."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for journal in (app_env.folder / "reports").glob("*-deploy-*/journal.jsonl"):
+            text = journal.read_text()
+            if f'"version": "{version}"' in text and f'"phase started", "sequence": "deploy", "phase": "{phase}"' in text:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"the deploy never reached phase {phase}")
+
+
+def test_second_deploy_while_one_runs_is_refused_naming_the_holder(invoke, app_env, build):
+    build("1.0.0")
+    build("1.1.0", {"0002_slow.sql": SLOW.format(seconds=8)})
+    assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
+    running = _start_deploy(app_env, "1.1.0")
+    try:
+        _wait_for_phase(app_env, "1.1.0", "migrate")
+        second = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
+        assert second.code == 2, second.output
+        assert "is locked by run" in second.output and f"process {running.pid}" in second.output
+    finally:
+        output, _ = running.communicate(timeout=300)
+    assert running.returncode == 0, output
+
+
+def test_deploy_killed_midway_is_reported_and_recovered_with_one_command(invoke, app_env, build):
+    build("1.0.0")
+    build("1.1.0", {"0002_slow.sql": SLOW.format(seconds=3)})
+    assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
+    app_env.write_items(2)
+    rows = app_env.rows()
+    running = _start_deploy(app_env, "1.1.0")
+    _wait_for_phase(app_env, "1.1.0", "migrate")
+    os.killpg(running.pid, signal.SIGKILL)
+    running.wait(timeout=60)
+
+    status = invoke("status", "--env", str(app_env.env_file))
+    assert "UNFINISHED:  deploy 1.1.0" in status.output and "stopped during 'migrate'" in status.output
+    assert "stale: its process is gone" in status.output
+    again = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
+    assert again.code == 2 and "is locked by run" in again.output and "--break-lock" in again.output
+
+    recovered = invoke("rollback", "--env", str(app_env.env_file), "--break-lock")
+    assert recovered.code == 0, recovered.output
+    assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0001"}
+    assert app_env.rows() == rows
+    assert "UNFINISHED" not in invoke("status", "--env", str(app_env.env_file)).output

@@ -13,6 +13,11 @@ Feature: Rollback verification
     Then the current link points at the release on every app host
 
   @critical
+  Scenario: Step 16 - The previous version serves again
+    Then the status endpoint reports the version rolled back to
+    And the health endpoint answers with HTTP status 200
+
+  @critical
   Scenario: Step 16 - The database is back at its previous schema
     Then the database schema is at the version recorded before the deploy
 

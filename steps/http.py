@@ -16,6 +16,7 @@ def health_answers(environment, status, evidence):
 
 
 @then("the status endpoint reports the version being released")
+@then("the status endpoint reports the version rolled back to")
 def status_reports_version(environment, release_version, evidence):
     answer = probes.reports_version(environment, release_version)
     evidence.text("status", f"{answer}\n{json.dumps(answer.body)}")

@@ -15,6 +15,7 @@ import uuid
 import psycopg
 import pytest
 import requests
+import yaml
 from psycopg import sql
 
 from runbook import ROOT, config, local
@@ -287,3 +288,59 @@ def test_deploy_killed_midway_is_reported_and_recovered_with_one_command(invoke,
     assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0001"}
     assert app_env.rows() == rows
     assert "UNFINISHED" not in invoke("status", "--env", str(app_env.env_file)).output
+
+
+def test_restore_db_discards_writes_since_the_backup_and_says_so(invoke, app_env, build, tmp_path):
+    build("1.0.0")
+    build("1.1.0", {"0002_item_notes.sql": MIGRATION_1_1}, edit=broken_health)
+    assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
+    app_env.write_items(2)
+    rows = app_env.rows()
+    result = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0", "--restore-db")
+    assert result.code == 1, result.output
+    assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0001"}
+    assert app_env.rows() == rows
+    record = record_of(result, tmp_path / "reports")
+    assert record["database_restored"]["backup"] == record["backup"]["path"]
+    assert "every write made since it was taken was discarded" in record["database_restored"]["note"]
+    assert "writes made after it was taken are discarded" in result.output
+
+
+def test_old_releases_are_pruned_keeping_the_current_and_the_rollback_target(invoke, app_env, build, tmp_path):
+    env_file = app_env.env_file
+    data = yaml.safe_load(env_file.read_text())
+    data["app"]["keep_releases"] = 2
+    env_file.write_text(yaml.safe_dump(data))
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        build(version)
+        assert invoke("deploy", "--env", str(env_file), "--version", version).code == 0
+    releases = sorted(os.listdir(tmp_path / "app" / "releases"))
+    assert [r.split("-", 1)[1] for r in releases] == ["1.1.0", "1.2.0"]
+    assert sorted(os.listdir(tmp_path / "app" / "shared" / "config")) == releases
+    back = invoke("rollback", "--env", str(env_file))
+    assert back.code == 0 and app_env.status()["version"] == "1.1.0"
+
+
+def test_unfinished_release_left_by_a_crash_is_removed_first(invoke, app_env, build, tmp_path):
+    build("1.0.0")
+    half = tmp_path / "app" / "releases" / "20200101T000000Z-0.9.0"
+    half.mkdir(parents=True)
+    (half / ".runbook-unfinished").touch()
+    result = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0")
+    assert result.code == 0, result.output
+    prepare = next(p for p in record_of(result, tmp_path / "reports")["phases"] if p["name"] == "prepare")
+    assert "removed unfinished release 20200101T000000Z-0.9.0 on localhost, left by a crashed run" in prepare["evidence"]
+    assert not half.exists()
+
+
+def test_backup_alone_records_a_verified_dump(invoke, app_env, build, tmp_path):
+    build("1.0.0")
+    assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
+    result = invoke("backup", "--env", str(app_env.env_file))
+    assert result.code == 0, result.output
+    record = record_of(result, tmp_path / "reports")
+    backup = record["backup"]
+    assert backup["format"] == "custom" and backup["size_bytes"] == os.path.getsize(backup["path"])
+    assert set(backup["tables"]) >= {"public.items", "public.users", "public.files", "public.schema_migrations"}
+    listing = subprocess.run(["pg_restore", "--list", backup["path"]], capture_output=True, text=True, timeout=60)
+    assert "TABLE DATA public items" in listing.stdout

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from runbook import ROOT, config, local as local_env, package as packages, pipeline
+from runbook import ROOT, config, local as local_env, package as packages, pipeline, signing
 from runbook.errors import RunbookError
 
 ENV = {"env": "environment name or file (default: local)"}
@@ -40,11 +40,15 @@ def preflight(c, env="local", version=None):
 
 
 @task(help=ENV | {"version": "the version to deploy (its package must be in the package folder)",
-                  "restore_db": "on failure, restore the pre-deploy backup instead of down migrations"})
+                  "restore_db": "on failure, restore the pre-deploy backup instead of down migrations",
+                  "change": "the change ticket, e.g. CHG-123 (required where the environment says so)",
+                  "approved_by": "who approved the change (not the operator)",
+                  "emergency": "deploy outside the maintenance windows or in a freeze (needs --reason)",
+                  "reason": "why an emergency deploy cannot wait"})
 @exits
-def deploy(c, version, env="local", restore_db=False):
+def deploy(c, version, env="local", restore_db=False, change=None, approved_by=None, emergency=False, reason=None):
     """Deploy a version (runbook Steps 1-16): gate, backup, release, migrate, verify; roll back on failure."""
-    return pipeline.deploy(env, version, restore_db)
+    return pipeline.deploy(env, version, restore_db, change, approved_by, emergency, reason)
 
 
 @task(help=ENV | {"to": "the release to return to (default: the one live before the current)",
@@ -114,4 +118,20 @@ def local_down(c, env="local"):
     print("\n".join(done) if done else "local environment already down: nothing to do")
 
 
-namespace = Collection(preflight, deploy, rollback, backup, status, package, Collection("local", local_up, local_down))
+@task(name="verify", help={"folder": "a run's folder, e.g. reports/<run-id>",
+                           "env": "the environment whose key signed it (default: the one the record names)"})
+@exits
+def record_verify(c, folder, env=None):
+    """Check a run's record is untouched: every file against the signed manifest (exit 1 names each change)."""
+    problems, summary = signing.verify_run(Path(folder), env)
+    for problem in problems:
+        print(problem)
+    print(summary)
+    return 1 if problems else 0
+
+
+namespace = Collection(
+    preflight, deploy, rollback, backup, status, package,
+    Collection("local", local_up, local_down),
+    Collection("record", record_verify),
+)

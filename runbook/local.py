@@ -19,6 +19,7 @@ import jinja2
 import psycopg
 from psycopg import sql
 
+from . import signing
 from .config import Environment
 from .errors import ConfigError, RunbookError
 from .secrets import references, secret_file
@@ -188,16 +189,20 @@ def _supervisor_up(env: Environment, p: Paths) -> list[str]:
 
 
 def _secrets(env: Environment, p: Paths) -> list[str]:
-    """Generate each secret file the environment references inside the state folder, once."""
+    """Generate each secret file the environment references inside the state folder, once:
+    a `.pem` file as an Ed25519 signing key, any other as a random token."""
     done = []
     for _, template in env.secret_values():
         for ref in references(template):
             path = secret_file(ref) if ref.startswith("file:") else None
             if path and path.resolve().is_relative_to(p.state.resolve()) and not path.exists():
                 path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as out:
-                    out.write(token_urlsafe(32))
+                if path.suffix == ".pem":
+                    signing.generate_key(path)
+                else:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    with os.fdopen(fd, "w") as out:
+                        out.write(token_urlsafe(32))
                 done.append(f"generated secret {path}")
     return done
 

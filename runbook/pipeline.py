@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import backup, config, database, errors, hosts, local, lock, migrations, package, record, release, services, state
+from . import (
+    approval, backup, config, database, errors, history, hosts, incident, local, lock, migrations, notify, package,
+    record, release, services, signing, state,
+)
 from .errors import ActionFailed, CheckFailed, RunbookError
 from .findings import require
 from .run import PhaseResult, Run, start, summary, timestamp, utc_now, verify
@@ -109,6 +112,26 @@ def where(env) -> str:
     host = state.primary(env)
     return (f"current release on {host.name}: {release.current(env, host) or 'none'}, "
             f"database schema: {database.schema_version(env) or 'none'}")
+
+
+def _notify(d: Deployment, event: str, reason: str = "") -> list:
+    """Tell the environment's notification targets; every delivery, good or bad, goes in the record."""
+    run = d.run
+    message = notify.compose(event, run.env.name, run.version or (d.target and release.version_of(d.target)) or "",
+                             run.id, run.operator, reason, link=str(run.folder / "index.html"))
+    deliveries = notify.send(run.env, message)
+    run.facts.setdefault("notifications", []).extend(x.as_record() for x in deliveries)
+    return deliveries
+
+
+def announce(d: Deployment) -> list[str]:
+    """Step 6: notify stakeholders and status pages that maintenance begins; a required target that
+    cannot be told stops the deploy before anything changes."""
+    deliveries = _notify(d, "started")
+    failures = notify.required_failures(deliveries, d.env)
+    if failures:
+        raise ActionFailed("; ".join(failures))
+    return [str(x) for x in deliveries] or ["no notification target is configured"]
 
 
 def take_backup(d: Deployment) -> list[str]:
@@ -281,6 +304,7 @@ BACKUP = Phase("backup", "Back up the current database and verify the backup (St
 DEPLOY = [
     PREFLIGHT,
     LOCK,
+    Phase("announce", "Pre-deployment notification (Step 6)", announce),
     BACKUP,
     Phase("prepare", "Unpack the new version beside the current one (Step 7)", prepare_release),
     STOP,
@@ -408,9 +432,32 @@ def _after_failure(d: Deployment, sequence: list[Phase], failed: PhaseResult) ->
     return errors.NEEDS_HUMAN
 
 
+def _outcome_event(run: Run, code: int) -> str:
+    """What the notification targets hear at the end: exit 1 always leaves a healthy release serving."""
+    if code == errors.OK:
+        return "rolled_back" if run.kind == "rollback" else "succeeded"
+    if code == errors.FAILED:
+        return "rolled_back" if "rollback" in run.facts else "aborted"
+    return "failed"
+
+
 def _conclude(d: Deployment, code: int) -> int:
-    d.run.event("run finished", exit_code=code)
-    record.write(d.run, code, utc_now())
+    """Write the record (and the incident record after a failure), sign the run folder, update the history."""
+    run = d.run
+    if run.kind in ("deploy", "rollback") and "refused" not in run.facts and run.phases:
+        _notify(d, _outcome_event(run, code), d.reason or "")
+    run.event("run finished", exit_code=code)
+    key = signing.private_key(run.env)
+    if key is not None:
+        run.facts["signing"] = signing.identity(key)
+    if incident.needed(code, run.facts):
+        run.facts["incident"] = incident.FILES
+    data = record.write(run, code, utc_now())
+    if "incident" in data:
+        incident.write(run.folder, data, run.journal.events())
+    if key is not None:
+        signing.sign(run.folder, key)
+    history.write(run.folder.parent)
     if "needs_human" in d.run.facts:
         print(redact(f"A HUMAN IS NEEDED: {d.run.facts['needs_human']}"))
     print(f"record: {d.run.folder / 'index.html'}")
@@ -427,14 +474,17 @@ def _refused(d: Deployment, error: RunbookError) -> int:
     return _conclude(d, error.exit_code)
 
 
-def deploy(env_arg: str, version: str, restore_db: bool = False) -> int:
+def deploy(env_arg: str, version: str, restore_db: bool = False, change: str | None = None,
+           approved_by: str | None = None, emergency: bool = False, reason: str | None = None) -> int:
     """`invoke deploy`: from one healthy release to the next, or back to where it was."""
     run = start(env_arg, version, "deploy")
     d = Deployment(run, restore_db=restore_db)
     d.package = run.env.app.package_dir / package.file_name(run.env.app.name, version)
-    if not d.package.exists():
-        return _refused(d, RunbookError(f"package {d.package} does not exist (build it with `invoke package --version {version}`)"))
     try:
+        run.facts["approval"] = approval.check(run.env, run.operator, run.started, change, approved_by,
+                                               emergency, reason).as_record()
+        if not d.package.exists():
+            raise RunbookError(f"package {d.package} does not exist (build it with `invoke package --version {version}`)")
         failed = walk(d, "deploy", DEPLOY)
     except RunbookError as e:
         return _refused(d, e)

@@ -17,7 +17,7 @@ import pytest
 from pytest_metadata.plugin import metadata_key
 
 from . import config, local, run, state
-from .errors import CheckFailed, ConfigError, RunbookError
+from .errors import CheckFailed, RunbookError
 from .findings import Finding
 from .secrets import redact
 

@@ -4,7 +4,6 @@ and `reports/index.html` listing every run.
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import jinja2
@@ -15,7 +14,9 @@ if TYPE_CHECKING:
     from .run import PhaseResult, Run
 
 TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("runbook", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    loader=jinja2.PackageLoader("runbook", "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
 )
 OUTCOMES = {0: "passed", 1: "failed", 2: "refused", 3: "needs a human"}
 
@@ -75,16 +76,4 @@ def write(run: "Run", code: int, finished: datetime) -> dict:
     data = build(run, code, finished)
     (run.folder / "record.json").write_text(redact(json.dumps(data, indent=2)))
     (run.folder / "index.html").write_text(redact(TEMPLATES.get_template("run.html").render(record=data)))
-    write_history(run.folder.parent)
     return data
-
-
-def write_history(reports: Path) -> None:
-    """`reports/index.html`: every run with a readable record, newest first."""
-    runs = []
-    for path in sorted(reports.glob("*/record.json"), reverse=True):
-        try:
-            runs.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
-    (reports / "index.html").write_text(TEMPLATES.get_template("history.html").render(runs=runs))

@@ -136,6 +136,7 @@ def verify(run: Run, name: str, title: str, sequence: str, tag: str, version: st
         "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
         "-m", tag, "--env", run.env_arg, "--context", str(context_file),
         f"--html={stem}.html", "--self-contained-html", f"--junitxml={stem}.xml", f"--results={results}",
+        f"--cucumberjson={stem}.cucumber.json",
         "--run-id", run.id, "--operator", run.operator, "-o", "generate_report_on_test=true",
         "-q", "-rfE", "--tb=line", "-p", "no:cacheprovider",
     ]

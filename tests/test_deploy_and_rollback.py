@@ -4,23 +4,18 @@ supervisord and gunicorn, a real PostgreSQL database, real backups, migrations a
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
 
 import psycopg
 import pytest
-import requests
 import yaml
-from psycopg import sql
 
-from runbook import ROOT, config, local
+from runbook import ROOT
 
-from .conftest import MACHINE_PG
+from .apps import broken_health
 
 MIGRATION_1_1 = """-- migrate:up
 ALTER TABLE items ADD COLUMN note text NOT NULL DEFAULT '';
@@ -29,107 +24,12 @@ ALTER TABLE items DROP COLUMN note;
 """
 
 
-@pytest.fixture
-def database(tmp_path):
-    """A database of its own for this test, dropped afterwards."""
-    name = f"runbook_deploy_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(f"{MACHINE_PG}/postgres", autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield f"{MACHINE_PG}/{name}"
-    with psycopg.connect(f"{MACHINE_PG}/postgres", autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-def app_env(make_env, database, tmp_path, secret):
-    """An environment whose `web` service is the demo app under a supervisord of its own and gunicorn."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    state = ROOT / ".local" / f"t-{uuid.uuid4().hex[:8]}"
-    path = make_env({
-        "local": {"state_dir": str(state)},
-        "app": {"migrations": {"after": [["{{ python }}", "bin/analyze"]]}},
-        "services": [{"name": "web", "manager": "supervisord", "command":
-                      f"{{{{ bin }}}}/gunicorn --no-control-socket --chdir {{{{ current }}}} --bind 127.0.0.1:{port}"
-                      " --workers 1 --timeout 30 app:application"}],
-        "database": {"url": database},
-        "endpoints": {"health": f"{base}/health", "status": f"{base}/api/status", "attempts": 40, "interval": 0.25,
-                      "timeout": 3, "settle_seconds": 15,
-                      "smoke": {"username": "admin", "password": "${RUNBOOK_TEST_SECRET}"}},
-        "rollback": {"protected_tables": ["users", "items", "files"]},
-    })
-    yield App(path, base, database, secret, tmp_path)
-    local.down(config.load_environment(str(path)))
-    shutil.rmtree(state, ignore_errors=True)
-
-
-class App:
-    """The deployed demo app as a client sees it, and its database as an operator does."""
-
-    def __init__(self, env_file, base, database, secret, folder):
-        self.env_file, self.base, self.database, self.secret, self.folder = env_file, base, database, secret, folder
-
-    def status(self) -> dict:
-        return requests.get(f"{self.base}/api/status", timeout=5).json()
-
-    def write_items(self, count: int) -> None:
-        token = requests.post(f"{self.base}/api/login", json={"username": "admin", "password": self.secret},
-                              timeout=5).json()["token"]
-        for i in range(count):
-            answer = requests.post(f"{self.base}/api/items", json={"name": f"customer data {i}"},
-                                   headers={"Authorization": f"Bearer {token}"}, timeout=5)
-            assert answer.status_code == 201, answer.text
-
-    def rows(self) -> list[tuple]:
-        with psycopg.connect(self.database, connect_timeout=5) as conn:
-            return conn.execute("SELECT id, name FROM items ORDER BY id").fetchall()
-
-    def schema(self) -> str | None:
-        with psycopg.connect(self.database, connect_timeout=5) as conn:
-            return conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
-
-
-@pytest.fixture
-def build(invoke, tmp_path):
-    """Build a package from the demo, optionally changed: extra migrations and edits to app.py."""
-
-    def make(version: str, migrations: dict[str, str] | None = None, edit=None):
-        source = tmp_path / f"src-{version}"
-        shutil.copytree(ROOT / "demo", source)
-        for name, text in (migrations or {}).items():
-            (source / "migrations" / name).write_text(text)
-        if edit:
-            (source / "app.py").write_text(edit((source / "app.py").read_text()))
-        result = invoke("package", "--version", version, "--source", str(source), "--name", "demo",
-                        "--dest", str(tmp_path / "dist"))
-        assert result.code == 0, result.output
-
-    return make
-
-
-def run_id(result) -> str:
-    return result.output.split("record: ")[-1].split("/")[-2]
-
-
-def record_of(result, reports) -> dict:
-    return json.loads((reports / run_id(result) / "record.json").read_text())
-
-
-def broken_health(text: str) -> str:
-    return text.replace('return json_response(HTTPStatus.OK, {"status": "ok"})',
-                        'return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"status": "broken"})')
-
-
 def test_deploy_upgrade_failed_release_rolls_back_and_manual_rollback_returns_to_the_first(app_env, build, invoke, tmp_path):
     build("1.0.0")
     build("1.1.0", {"0002_item_notes.sql": MIGRATION_1_1})
     build("1.2.0", {"0002_item_notes.sql": MIGRATION_1_1,
                     "0003_tags.sql": "-- migrate:up\nCREATE TABLE tags (name text);\n-- migrate:down\nDROP TABLE tags;\n"},
           edit=broken_health)
-    reports = tmp_path / "reports"
-
     first = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0")
     assert first.code == 0, first.output
     assert app_env.status()["version"] == "1.0.0" and app_env.schema() == "0001"
@@ -138,7 +38,7 @@ def test_deploy_upgrade_failed_release_rolls_back_and_manual_rollback_returns_to
     second = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
     assert second.code == 0, second.output
     assert app_env.status() == {"app": "demo", "version": "1.1.0", "schema_version": "0002"}
-    record = record_of(second, reports)
+    record = second.record
     assert record["migrations"]["applied"] == ["0002"] and record["backup"]["tables"]
     assert os.path.exists(record["backup"]["path"]) and record["backup"]["size_bytes"] > 0
     app_env.write_items(2)
@@ -148,14 +48,14 @@ def test_deploy_upgrade_failed_release_rolls_back_and_manual_rollback_returns_to
     assert broken.code == 1, broken.output
     assert app_env.status() == {"app": "demo", "version": "1.1.0", "schema_version": "0002"}
     assert app_env.rows() == rows_before
-    record = record_of(broken, reports)
+    record = broken.record
     assert record["outcome"] == "failed"
     assert record["rollback"]["reason"].startswith("Health checks (Step 10) failed:")
     assert "HTTP 500" in record["rollback"]["reason"] or "500" in record["rollback"]["reason"]
     assert record["rollback"]["to"].endswith("-1.1.0") and record["rollback"]["schema"] == "0002"
     data = next(p for p in record["phases"] if p["sequence"] == "rollback" and p["name"] == "verify-rollback")
     assert data["outcome"] == "passed"
-    page = (reports / run_id(broken) / "index.html").read_text()
+    page = (broken.folder / "index.html").read_text()
     assert "Rolled back: Health checks (Step 10) failed" in page
 
     back = invoke("rollback", "--env", str(app_env.env_file))
@@ -300,7 +200,7 @@ def test_restore_db_discards_writes_since_the_backup_and_says_so(invoke, app_env
     assert result.code == 1, result.output
     assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0001"}
     assert app_env.rows() == rows
-    record = record_of(result, tmp_path / "reports")
+    record = result.record
     assert record["database_restored"]["backup"] == record["backup"]["path"]
     assert "every write made since it was taken was discarded" in record["database_restored"]["note"]
     assert "writes made after it was taken are discarded" in result.output
@@ -328,7 +228,7 @@ def test_unfinished_release_left_by_a_crash_is_removed_first(invoke, app_env, bu
     (half / ".runbook-unfinished").touch()
     result = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0")
     assert result.code == 0, result.output
-    prepare = next(p for p in record_of(result, tmp_path / "reports")["phases"] if p["name"] == "prepare")
+    prepare = next(p for p in result.record["phases"] if p["name"] == "prepare")
     assert "removed unfinished release 20200101T000000Z-0.9.0 on localhost, left by a crashed run" in prepare["evidence"]
     assert not half.exists()
 
@@ -338,7 +238,7 @@ def test_backup_alone_records_a_verified_dump(invoke, app_env, build, tmp_path):
     assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
     result = invoke("backup", "--env", str(app_env.env_file))
     assert result.code == 0, result.output
-    record = record_of(result, tmp_path / "reports")
+    record = result.record
     backup = record["backup"]
     assert backup["format"] == "custom" and backup["size_bytes"] == os.path.getsize(backup["path"])
     assert set(backup["tables"]) >= {"public.items", "public.users", "public.files", "public.schema_migrations"}

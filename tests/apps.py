@@ -1,0 +1,200 @@
+"""The demo app deployed by the tests: fresh databases, environment files, packages, runs of invoke."""
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import requests
+import yaml
+from psycopg import sql
+
+from runbook import ROOT, config, local
+
+MACHINE_PG = "postgresql://postgres@127.0.0.1:5432"
+SECRET = "canary-" + uuid.uuid4().hex
+"""A secret value the tests set; it must never appear in a report, a record or the terminal."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def fresh_database():
+    """A database of its own on the machine's PostgreSQL, dropped afterwards."""
+    name = f"runbook_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{MACHINE_PG}/postgres", autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{MACHINE_PG}/{name}"
+    finally:
+        with psycopg.connect(f"{MACHINE_PG}/postgres", autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def merge(base: dict, changes: dict) -> dict:
+    """`base` with `changes` merged in, key by key; a None value removes the key."""
+    result = dict(base)
+    for key, value in changes.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def environment(folder: Path, database_url: str, state: Path) -> dict:
+    """A working local-style environment in `folder`, without services (checks only)."""
+    return {
+        "name": "test",
+        "description": "an environment made by a test",
+        "hosts": [{"name": "localhost", "spec": "local://", "roles": ["app", "migrate"]}],
+        "app": {
+            "name": "demo",
+            "root": str(folder / "app"),
+            "package_dir": str(folder / "dist"),
+            "config": [{
+                "path": ".env", "mode": "0600", "database_url_as": "DATABASE_URL",
+                "env": {"APP_SECRET_KEY": "${RUNBOOK_TEST_SECRET}", "APP_ADMIN_PASSWORD": "${RUNBOOK_TEST_SECRET}"},
+            }],
+        },
+        "database": {"url": database_url, "backup_dir": str(folder / "backups")},
+        "endpoints": {"health": "http://127.0.0.1:1/health", "status": "http://127.0.0.1:1/api/status"},
+        "dependencies": [
+            {"name": "cache", "role": "cache", "kind": "redis", "url": "redis://127.0.0.1:6379/0"},
+            {"name": "queue", "role": "queue", "kind": "amqp", "url": "amqp://127.0.0.1:5672/%2F"},
+            {"name": "uploads", "role": "storage", "kind": "storage", "path": str(folder / "app" / "shared")},
+        ],
+        "files": [{"path": str(folder / "backups"), "mode": "0700"}],
+        "attestations": {"required": False},
+        "local": {"state_dir": str(state)},
+    }
+
+
+def with_app(data: dict, port: int) -> dict:
+    """The environment with the demo app as its `web` service under supervisord and gunicorn on `port`."""
+    base = f"http://127.0.0.1:{port}"
+    command = (f"{{{{ bin }}}}/gunicorn --no-control-socket --chdir {{{{ current }}}} --bind 127.0.0.1:{port}"
+               " --workers 1 --timeout 30 app:application")
+    return merge(data, {
+        "app": {"migrations": {"after": [["{{ python }}", "bin/analyze"]]}},
+        "services": [{"name": "web", "manager": "supervisord", "command": command}],
+        "endpoints": {"health": f"{base}/health", "status": f"{base}/api/status", "attempts": 40, "interval": 0.25,
+                      "timeout": 3, "settle_seconds": 15,
+                      "smoke": {"username": "admin", "password": "${RUNBOOK_TEST_SECRET}"}},
+        "rollback": {"protected_tables": ["users", "items", "files"]},
+    })
+
+
+@dataclass
+class Result:
+    code: int
+    output: str
+    reports: Path
+
+    @property
+    def folder(self) -> Path:
+        """This run's report folder, named on the last line the task printed."""
+        marker = "record: "
+        if marker in self.output:
+            return Path(self.output.split(marker)[-1].split()[0]).parent
+        (folder,) = [p for p in self.reports.iterdir() if p.is_dir()]
+        return folder
+
+    @property
+    def record(self) -> dict:
+        return json.loads((self.folder / "record.json").read_text())
+
+    def scenario(self, name: str) -> dict:
+        found = [s for p in self.record["phases"] for s in p["scenarios"] if s["scenario"] == name]
+        assert found, f"no scenario {name!r} in the record"
+        return found[0]
+
+
+def invoke(reports: Path, *args: str, timeout: float = 300, extra_env: dict | None = None) -> Result:
+    """Run an invoke task as a user would, in a child process; its reports go to `reports`."""
+    env = os.environ | {"RUNBOOK_REPORTS": str(reports), "RUNBOOK_TEST_SECRET": SECRET} | (extra_env or {})
+    result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    return Result(result.returncode, result.stdout + result.stderr, reports)
+
+
+def build(folder: Path, version: str, migrations: dict[str, str] | None = None, edit=None) -> Path:
+    """A package of the demo in `folder/dist`, optionally changed: extra migrations, app.py edited."""
+    source = folder / f"src-{version}"
+    shutil.copytree(ROOT / "demo", source)
+    for name, text in (migrations or {}).items():
+        (source / "migrations" / name).write_text(text)
+    if edit:
+        (source / "app.py").write_text(edit((source / "app.py").read_text()))
+    result = invoke(folder / "reports", "package", "--version", version, "--source", str(source), "--name", "demo",
+                    "--dest", str(folder / "dist"))
+    assert result.code == 0, result.output
+    return folder / "dist" / f"demo-{version}.tar.gz"
+
+
+def broken_health(text: str) -> str:
+    """app.py whose /health answers 500."""
+    return text.replace('return json_response(HTTPStatus.OK, {"status": "ok"})',
+                        'return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"status": "broken"})')
+
+
+class App:
+    """The deployed demo app as a client sees it, and its database as an operator does."""
+
+    def __init__(self, env_file: Path, base: str, database: str, folder: Path) -> None:
+        self.env_file, self.base, self.database, self.folder = env_file, base, database, folder
+        self.secret = SECRET
+
+    def status(self) -> dict:
+        return requests.get(f"{self.base}/api/status", timeout=5).json()
+
+    def write_items(self, count: int) -> None:
+        token = requests.post(f"{self.base}/api/login", json={"username": "admin", "password": self.secret},
+                              timeout=5).json()["token"]
+        for i in range(count):
+            answer = requests.post(f"{self.base}/api/items", json={"name": f"customer data {i}"},
+                                   headers={"Authorization": f"Bearer {token}"}, timeout=5)
+            assert answer.status_code == 201, answer.text
+
+    def rows(self) -> list[tuple]:
+        with psycopg.connect(self.database, connect_timeout=5) as conn:
+            return conn.execute("SELECT id, name FROM items ORDER BY id").fetchall()
+
+    def schema(self) -> str | None:
+        with psycopg.connect(self.database, connect_timeout=5) as conn:
+            return conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+
+
+@contextlib.contextmanager
+def deployable(folder: Path, changes: dict | None = None, secret_password: bool = False):
+    """An environment in `folder` running the demo app under a supervisord of its own, torn down after.
+
+    `secret_password`: the database URL carries the secret as its password (trust auth ignores it).
+    """
+    state = ROOT / ".local" / f"t-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    with fresh_database() as database:
+        path = folder / "app-env.yaml"
+        data = merge(with_app(environment(folder, database, state), port), changes or {})
+        if secret_password:
+            data["database"]["url"] = database.replace("postgres@", "postgres:${RUNBOOK_TEST_SECRET}@")
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        try:
+            yield App(path, f"http://127.0.0.1:{port}", database, folder)
+        finally:
+            if (state / "supervisor" / "supervisord.conf").exists():
+                local.down(config.load_environment(str(path)))
+            shutil.rmtree(state, ignore_errors=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from runbook import ROOT, config, local as local_env, package as packages, pipeline, signing
+from runbook import ROOT, config, local as local_env, package as packages, pipeline, signing, status as status_
 from runbook.errors import RunbookError
 
 ENV = {"env": "environment name or file (default: local)"}
@@ -71,25 +71,8 @@ def backup(c, env="local"):
 @exits
 def status(c, env="local", json_=False):
     """Show current and previous releases, schema version, lock and the last run."""
-    found = pipeline.status(env)
-    if json_:
-        print(json.dumps(found, indent=2))
-        return 0
-    live = found["live"]
-    print(f"environment: {found['environment']}")
-    print("current:     " + ", ".join(f"{h}: {r or 'none'}" for h, r in found["current"].items()))
-    print(f"live:        {live['release'] + ' (' + live['version'] + ')' if live else 'none'}")
-    print(f"previous:    {found['previous'] or 'none'}")
-    print(f"schema:      {found['schema_version'] or 'none'}")
-    print(f"lock:        {found['lock']}")
-    last = found["last_run"]
-    print(f"last run:    {last['kind'] + ' ' + str(last['version'] or '') + ': ' + last['outcome'] + ' (' + last['run_id'] + ')' if last else 'none'}")
-    crashed = found["unfinished_run"]
-    if crashed:
-        print(f"UNFINISHED:  {crashed['kind']} {crashed['version'] or ''} run {crashed['run_id']} stopped during "
-              f"'{crashed['phase']}' (phases: {' > '.join(crashed['phases'])}); "
-              f"bring it back with: invoke rollback --env {found['environment']} --break-lock")
-    return 0
+    found = status_.collect(env)
+    print(json.dumps(found, indent=2) if json_ else status_.text(found))
 
 
 @task(help={"version": "version to stamp into the package", "source": "app folder (default: demo)",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import (
-    approval, backup, config, database, errors, history, hosts, incident, local, lock, migrations, notify, package,
+    approval, backup, database, errors, history, hosts, incident, lock, migrations, notify, package,
     record, release, services, signing, state,
 )
 from .errors import ActionFailed, CheckFailed, RunbookError
@@ -88,13 +88,14 @@ def take_lock(d: Deployment) -> list[str]:
     notes = [f"lock of {env.name} taken by {me}"]
     if found.in_progress and found.in_progress.run_id != run.id:
         crashed = found.in_progress
-        description = (f"run {crashed.run_id} ({crashed.kind} of {crashed.version}) by {crashed.operator} stopped "
+        what = f"{crashed.kind} of {crashed.version}" if crashed.version else crashed.kind
+        description = (f"run {crashed.run_id} ({what}) by {crashed.operator} stopped "
                        f"during phase '{crashed.phase}' without finishing; {where(env)}")
         run.facts["crashed_run"] = {"run_id": crashed.run_id, "phase": crashed.phase, "description": description}
         if run.kind == "deploy":
             raise RunbookError(f"{description}. Bring it back with: invoke rollback --env {env.name} --break-lock")
         d.target, d.target_schema = crashed.previous_release, crashed.previous_schema
-        d.release, d.backup = crashed.release, {"path": crashed.backup} if crashed.backup else None
+        d.release, d.backup = crashed.release, crashed.backup
         d.reason = f"recovering from {description}"
         notes.append(description)
     if run.kind == "deploy":
@@ -345,7 +346,7 @@ def _progress(d: Deployment, phase: str) -> None:
     found.in_progress = state.InProgress(
         run.id, run.kind, run.version, d.release, d.target if run.kind == "rollback" else d.previous,
         d.target_schema if run.kind == "rollback" else d.previous_schema,
-        d.backup["path"] if d.backup else None, phase, run.operator, run.runner, run.pid, timestamp(run.started),
+        d.backup, phase, run.operator, run.runner, run.pid, timestamp(run.started),
     )
     state.save(env, found)
 
@@ -516,28 +517,3 @@ def take_backup_alone(env_arg: str) -> int:
     d = Deployment(start(env_arg, None, "backup"))
     failed = walk(d, "backup", [BACKUP])
     return _conclude(d, errors.OK if failed is None else errors.FAILED)
-
-
-def status(env_arg: str) -> dict:
-    """`invoke status`: current and previous releases, schema, lock, the last run, a crashed run."""
-    env = config.load_environment(env_arg)
-    if env.local is not None:
-        local.up(env)
-    config.resolve_secrets(env)
-    found = state.load(env)
-    earlier = found.history[:-1]
-    crashed = found.in_progress
-    return {
-        "environment": env.name,
-        "current": {h.name: release.current(env, h) for h in env.hosts_with("app")},
-        "live": found.live and {"release": found.live.release, "version": found.live.version, "run_id": found.live.run_id},
-        "previous": earlier[-1].release if earlier else None,
-        "schema_version": database.schema_version(env),
-        "lock": lock.describe(env),
-        "last_run": found.last_run,
-        "unfinished_run": crashed and {
-            "run_id": crashed.run_id, "kind": crashed.kind, "version": crashed.version, "phase": crashed.phase,
-            "phases": [p.name for p in (DEPLOY if crashed.kind == "deploy" else ROLLBACK)],
-            "since": crashed.started, "operator": crashed.operator,
-        },
-    }

@@ -33,7 +33,8 @@ class InProgress:
     release: str | None
     previous_release: str | None
     previous_schema: str | None
-    backup: str | None
+    backup: dict | None
+    """The backup this run took (path, format, tables, ...), for a restore after a crash."""
     phase: str
     operator: str
     runner: str

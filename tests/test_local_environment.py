@@ -24,11 +24,9 @@ def cluster_env(tmp_path_factory):
     """A local-style environment with its own cluster (no database URL), in a state folder of its own."""
     state = ROOT / ".local" / f"test-cluster-{uuid.uuid4().hex[:8]}"
     folder = tmp_path_factory.mktemp("cluster")
-    data = yaml.safe_load((ROOT / "environments" / "local.yaml").read_text())
+    text = (ROOT / "environments" / "local.yaml").read_text()
+    data = yaml.safe_load(text.replace("${file:.local/secrets/", f"${{file:{state}/secrets/"))
     data["app"]["root"] = str(state / "app")
-    data["app"]["config"][0]["env"] = {
-        key: f"${{file:{state}/secrets/{key.lower()}}}" for key in data["app"]["config"][0]["env"]
-    }
     data["database"]["backup_dir"] = str(state / "backups")
     data["dependencies"] = [d for d in data["dependencies"] if d["kind"] != "storage"]
     data["files"] = [{"path": str(state / "backups"), "mode": "0700"}]

@@ -32,6 +32,12 @@ import settings
 logger = logging.getLogger("demo")
 
 settings.load_env_file()
+
+# Imported once .env is read: prometheus_client chooses its multiprocess mode on import, from
+# PROMETHEUS_MULTIPROC_DIR.
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest  # noqa: E402
+from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
+
 DATABASE_URL = settings.database_url()
 SECRET_KEY = settings.get("APP_SECRET_KEY")
 ADMIN_USERNAME = "admin"
@@ -45,6 +51,11 @@ TOKEN_TTL_SECONDS = 3600
 PBKDF2_ITERATIONS = 600_000
 MAX_JSON_BYTES = 64 * 1024
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+REGISTRY = CollectorRegistry()
+"""This process's metrics; with PROMETHEUS_MULTIPROC_DIR, every worker's are read from that folder instead."""
+REQUESTS = Counter("demo_http_requests", "HTTP requests answered, by status", ["status"], registry=REGISTRY)
+DURATION = Histogram("demo_http_request_duration_seconds", "Time taken to answer an HTTP request", registry=REGISTRY)
 
 _admin_lock = threading.Lock()
 _admin_synced = False
@@ -211,6 +222,15 @@ def status(request: Request) -> Response:
     return json_response(HTTPStatus.OK, {"app": "demo", "version": VERSION, "schema_version": schema_version})
 
 
+def metrics(request: Request) -> Response:
+    """Prometheus text exposition of the requests answered (itself not counted) and their durations."""
+    registry = REGISTRY
+    if settings.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    return Response(HTTPStatus.OK, generate_latest(registry), CONTENT_TYPE_LATEST)
+
+
 def login(request: Request) -> Response:
     secret = _secret_key()
     payload = request.json()
@@ -281,6 +301,7 @@ ID = r"(\d{1,18})"
 ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     (re.compile(r"/health"), {"GET": health}),
     (re.compile(r"/api/status"), {"GET": status}),
+    (re.compile(r"/metrics"), {"GET": metrics}),
     (re.compile(r"/api/login"), {"POST": login}),
     (re.compile(r"/api/items"), {"POST": create_item}),
     (re.compile(rf"/api/items/{ID}"), {"GET": get_item}),
@@ -320,7 +341,11 @@ def _dispatch(environ: dict[str, Any]) -> Response:
 
 def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     """The WSGI entry point."""
+    started = time.perf_counter()
     response = _dispatch(environ)
+    if environ.get("PATH_INFO") != "/metrics":
+        DURATION.observe(time.perf_counter() - started)
+        REQUESTS.labels(status=str(response.status.value)).inc()
     headers = [
         ("Content-Type", response.content_type),
         ("Content-Length", str(len(response.body))),

@@ -177,3 +177,12 @@ def test_pages_open_in_headless_chromium_without_errors_and_show_the_facts(runs)
                     assert fact in text, (path, fact)
         finally:
             browser.close()
+
+
+def test_each_verifying_phase_leaves_junit_and_cucumber_json(runs):
+    folder = runs["good"].folder
+    for phase in ("preflight", "verify-deploy", "health", "verification"):
+        assert (folder / f"{phase}.xml").read_text().startswith("<?xml")
+        features = json.loads((folder / f"{phase}.cucumber.json").read_text())
+        steps = [step for feature in features for element in feature["elements"] for step in element["steps"]]
+        assert steps and all(step["result"]["status"] in ("passed", "skipped", "failed") for step in steps)

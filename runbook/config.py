@@ -6,7 +6,7 @@ is wrong. Secrets are references (`${NAME}`, `${file:path}`), resolved by `resol
 
 import re
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Iterator, Literal
 
@@ -282,6 +282,16 @@ class Approval(Model):
     freezes: list[Freeze] = []
 
 
+class Waiver(Model):
+    """A known failing check accepted for a while: reported as waived instead of blocking, until it expires."""
+
+    scenario: str
+    """The scenario's name as the feature file says it, e.g. "Step 1 - Required resources are allocated"."""
+    reason: str
+    approved_by: str
+    expires: date
+
+
 class Attestations(Model):
     """Manual checklist items, attested by a person in a YAML file."""
 
@@ -399,6 +409,7 @@ class Environment(Model):
     files: list[RequiredFile] = []
     thresholds: Thresholds = Thresholds()
     attestations: Attestations = Attestations()
+    waivers: list[Waiver] = []
     rollback: Rollback = Rollback()
     signing: Signing | None = None
     notifications: list[Notification] = []

@@ -18,17 +18,16 @@ def render(env: Environment, file: ConfigFile) -> str:
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
 
 
-def deployed(env: Environment, file: ConfigFile) -> str | None:
-    """The file as it is in `shared/` on the first app host now; None when there is none yet."""
-    host = env.hosts_with("app")[0]
-    testinfra_file = hosts.connect(host).file(str(env.app.shared / file.path))
+def deployed(env: Environment, file: ConfigFile, release: str | None = None) -> str | None:
+    """The file as `release` (default: the current one) has it on the first app host; None when there is none."""
+    base = env.app.releases / release if release else env.app.current
+    testinfra_file = hosts.connect(env.hosts_with("app")[0]).file(str(base / file.path))
     return testinfra_file.content_string if testinfra_file.exists else None
 
 
-def diff(env: Environment, file: ConfigFile) -> str:
-    """A unified diff, redacted, from the deployed file to the one this release will get."""
+def diff(env: Environment, file: ConfigFile, old_text: str | None) -> str:
+    """A unified diff, redacted, from `old_text` (None: nothing deployed yet) to the file this release gets."""
     new = redact(render(env, file)).splitlines(keepends=True)
-    old_text = deployed(env, file)
     if old_text is None:
         old, label = [], "(not deployed yet)"
     else:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import (
-    approval, backup, database, errors, history, hosts, incident, lock, migrations, notify, package,
+    approval, backup, configfiles, database, errors, history, hosts, incident, lock, migrations, notify, package,
     record, release, services, signing, state,
 )
 from .errors import ActionFailed, CheckFailed, RunbookError
@@ -180,7 +180,13 @@ def switch_release(d: Deployment) -> list[str]:
 
 
 def configure_release(d: Deployment) -> list[str]:
-    return [line for host in d.env.hosts_with("app") for line in release.configure(d.env, host, d.release)]
+    """Step 7's configuration update; the record keeps each file's change against the previous release."""
+    env = d.env
+    changes = {f.path: configfiles.diff(env, f, configfiles.deployed(env, f, d.previous) if d.previous else None)
+               for f in env.app.config}
+    d.run.facts["configuration_changes"] = changes
+    written = [line for host in env.hosts_with("app") for line in release.configure(env, host, d.release)]
+    return written + [f"{path} (secrets redacted):\n{change}" for path, change in changes.items()]
 
 
 def _in_release(d: Deployment, folder: str, template: list[str], version: str = "") -> str:

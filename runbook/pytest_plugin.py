@@ -23,6 +23,7 @@ from .secrets import redact
 
 STEPS = pytest.StashKey["Scenario"]()
 RESULTS = pytest.StashKey[list]()
+ENVIRONMENT = pytest.StashKey[config.Environment]()
 
 
 @dataclass
@@ -105,6 +106,7 @@ def environment(pytestconfig: pytest.Config) -> config.Environment:
         config.resolve_secrets(env)
     except RunbookError as e:
         pytest.exit(str(e), returncode=e.exit_code)
+    pytestconfig.stash[ENVIRONMENT] = env
     return env
 
 
@@ -219,13 +221,30 @@ def _outcome_message(report: pytest.TestReport, record: Scenario) -> str:
     return ""
 
 
+def _waiver(item: pytest.Item, name: str) -> tuple[config.Waiver | None, str]:
+    """The waiver in force for a scenario, and a note on one that has expired."""
+    env = item.config.stash.get(ENVIRONMENT, None)
+    for waiver in env.waivers if env else []:
+        if waiver.scenario == name:
+            if waiver.expires < run.utc_now().date():
+                return None, f" (its waiver expired on {waiver.expires})"
+            return waiver, ""
+    return None, ""
+
+
 def _result(item: pytest.Item, report: pytest.TestReport, record: Scenario) -> dict:
     statuses = {s.status for s in record.steps}
-    outcome = report.outcome
+    outcome, message = report.outcome, _outcome_message(report, record)
     if report.skipped:
         outcome = "skipped"
     elif outcome == "passed" and "attested" in statuses:
         outcome = "attested"
+    elif outcome == "failed":
+        waiver, note = _waiver(item, record.name)
+        message += note
+        if waiver:
+            outcome = "waived"
+            message += (f" (waived by {waiver.approved_by} until {waiver.expires}: {waiver.reason})")
     return {
         "nodeid": item.nodeid,
         "feature": record.feature,
@@ -233,7 +252,7 @@ def _result(item: pytest.Item, report: pytest.TestReport, record: Scenario) -> d
         "tags": record.tags,
         "outcome": outcome,
         "duration": round(report.duration, 3),
-        "message": _outcome_message(report, record),
+        "message": redact(message),
         "steps": [
             {k: v for k, v in asdict(s).items() if k != "started"} | {"duration": round(s.duration, 3)}
             for s in record.steps

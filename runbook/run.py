@@ -75,7 +75,9 @@ class PhaseResult:
 
     @property
     def warnings(self) -> list[dict]:
-        return [s for s in self.scenarios if s["outcome"] == "failed" and "advisory" in s["tags"]]
+        """Failed advisory scenarios, and waived ones: reported, not blocking."""
+        return [s for s in self.scenarios
+                if s["outcome"] == "failed" and "advisory" in s["tags"] or s["outcome"] == "waived"]
 
     @property
     def cause(self) -> str:

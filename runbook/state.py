@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import hosts
 from .config import Environment, Host
+from .secrets import redact
 
 
 @dataclass
@@ -90,7 +91,7 @@ class Journal:
 
     def write(self, event: dict) -> None:
         with self.path.open("a") as out:
-            out.write(json.dumps(event) + "\n")
+            out.write(redact(json.dumps(event)) + "\n")
             out.flush()
             os.fsync(out.fileno())
 

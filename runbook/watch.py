@@ -200,8 +200,8 @@ class _Missing(_Rule):
         return len(held) > self.max_missing
 
     def condition(self, held: list[Observation]) -> str:
-        return (f"{len(held)} samples in a row without data (at most {self.max_missing} allowed): "
-                f"{held[-1].sample.missing}")
+        count = f"{len(held)} sample{'' if len(held) == 1 else 's'}"
+        return f"no data in {count} in a row (at most {self.max_missing} allowed): {held[-1].sample.missing}"
 
 
 def _rules(watch: Watch, baseline: Baseline) -> list[_Rule]:

@@ -18,4 +18,5 @@ def configuration_renders(environment, evidence):
 @then("the configuration to deploy is compared with the one deployed now")
 def configuration_diff(environment, evidence):
     for file in environment.app.config:
-        evidence.text(f"{file.path}: deployed -> new (secrets redacted)", configfiles.diff(environment, file))
+        old = configfiles.deployed(environment, file)
+        evidence.text(f"{file.path}: deployed -> new (secrets redacted)", configfiles.diff(environment, file, old))

@@ -201,3 +201,18 @@ def test_pytest_runs_the_same_checks_directly(make_env, secret):
     )
     assert result.returncode == 1, result.stdout
     assert "host localhost: " in result.stdout and "CPUs (required at least 4096)" in result.stdout
+
+
+@pytest.mark.parametrize("expires, code", [("2099-12-31", 0), ("2020-01-01", 1)])
+def test_a_waived_failure_is_reported_without_blocking_until_the_waiver_expires(make_env, invoke, expires, code):
+    waiver = {"scenario": "Step 1 - Disk space is available", "reason": "disk upgrade booked (INFRA-88)",
+              "approved_by": "Dana Reviewer", "expires": expires}
+    result = invoke("preflight", "--env", str(make_env({"thresholds": {"disk_free_percent": 100}, "waivers": [waiver]})))
+    assert result.code == code, result.output
+    found = result.scenario("Step 1 - Disk space is available")
+    if code == 0:
+        assert found["outcome"] == "waived"
+        assert "waived by Dana Reviewer until 2099-12-31: disk upgrade booked (INFRA-88)" in found["message"]
+        assert "WARNING: Step 1 - Disk space is available" in result.output
+    else:
+        assert found["outcome"] == "failed" and "its waiver expired on 2020-01-01" in found["message"]

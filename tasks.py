@@ -62,6 +62,13 @@ def rollback(c, env="local", to=None, restore_db=False, break_lock=False):
 
 @task(help=ENV)
 @exits
+def watch(c, env="local"):
+    """Measure the release serving now, then watch it against the rollback triggers (Steps 14, 20)."""
+    return pipeline.watch_alone(env)
+
+
+@task(help=ENV)
+@exits
 def backup(c, env="local"):
     """Back up the environment's database and verify the backup (runbook Step 3)."""
     return pipeline.take_backup_alone(env)
@@ -114,7 +121,7 @@ def record_verify(c, folder, env=None):
 
 
 namespace = Collection(
-    preflight, deploy, rollback, backup, status, package,
+    preflight, deploy, rollback, watch, backup, status, package,
     Collection("local", local_up, local_down),
     Collection("record", record_verify),
 )

@@ -169,18 +169,21 @@ def _secret_key() -> str:
 
 
 def _sync_admin(conn: psycopg.Connection) -> None:
-    """Upsert the admin user from APP_ADMIN_PASSWORD once per process."""
+    """Make the admin user match APP_ADMIN_PASSWORD, once per process; the row is only written when it
+    is missing or its password changed, so logging in never rewrites user data."""
     global _admin_synced
     if ADMIN_PASSWORD is None or _admin_synced:
         return
     with _admin_lock:
         if _admin_synced:
             return
-        conn.execute(
-            "INSERT INTO users (username, password_hash) VALUES (%s, %s) "
-            "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash",
-            (ADMIN_USERNAME, hash_password(ADMIN_PASSWORD)),
-        )
+        row = conn.execute("SELECT password_hash FROM users WHERE username = %s", (ADMIN_USERNAME,)).fetchone()
+        if row is None or not verify_password(ADMIN_PASSWORD, row[0]):
+            conn.execute(
+                "INSERT INTO users (username, password_hash) VALUES (%s, %s) "
+                "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash",
+                (ADMIN_USERNAME, hash_password(ADMIN_PASSWORD)),
+            )
         conn.commit()
         _admin_synced = True
 

@@ -30,7 +30,7 @@ def bake_chart(baseline: Baseline, result: BakeResult, env: Environment) -> str:
     release = [o.sample for o in result.samples]
     p95_limit = None if baseline.p95_seconds is None else watch.latency_factor * baseline.p95_seconds
     with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 7}):
-        figure, (errors, latency) = pyplot.subplots(2, 1, sharex=True, figsize=(7, 3.8), dpi=80)
+        figure, (errors, latency) = pyplot.subplots(2, 1, sharex=True, figsize=(8, 3.8), dpi=80)
         _panel(errors, baseline.samples, release, lambda s: _percent(s.error_rate), "error rate (%)",
                _percent(baseline.error_rate), watch.error_rate * 100, f"threshold {watch.error_rate * 100:g}%")
         _panel(latency, baseline.samples, release, lambda s: s.p95_seconds, "p95 latency (s)",
@@ -63,7 +63,7 @@ def _panel(axes, before: list[Sample], after: list[Sample], read: Callable[[Samp
                     label="no data")
     axes.set_ylabel(label)
     axes.set_ylim(bottom=0)
-    axes.legend(loc="upper left", fontsize=6, ncols=3)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=6, frameon=False)
 
 
 def _percent(rate: float | None) -> float | None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Iterator, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Discriminator, Tag
 
 from . import ROOT, yamlfile
 from .errors import ConfigError
@@ -224,7 +225,7 @@ class Rollback(Model):
     restore_database: bool = False
     """Restore the pre-deploy backup instead of running down migrations (discards later writes)."""
     protected_tables: list[str] = []
-    """Tables whose rows must be the same after a rollback as before the deploy (count and checksum)."""
+    """Tables whose rows from before the deploy must all be there, unchanged, after a rollback."""
 
 
 class Signing(Model):
@@ -345,7 +346,17 @@ class PrometheusQuerySource(Model):
     """PromQL giving the 95th percentile latency in seconds."""
 
 
-MetricsSource = Annotated[ProberSource | PrometheusTextSource | PrometheusQuerySource, Field(discriminator="kind")]
+def _source_kind(value: Any) -> str:
+    return value.get("kind", "prober") if isinstance(value, dict) else value.kind
+
+
+MetricsSource = Annotated[
+    Annotated[ProberSource, Tag("prober")]
+    | Annotated[PrometheusTextSource, Tag("prometheus_text")]
+    | Annotated[PrometheusQuerySource, Tag("prometheus_query")],
+    Discriminator(_source_kind),
+]
+"""One of the three, chosen by `kind`; without one, the prober."""
 
 
 class MissingData(Model):
@@ -387,7 +398,7 @@ class Watch(Model):
         for key in ("baseline_seconds", "error_window_seconds", "latency_window_seconds"):
             if getattr(self, key) < self.interval_seconds:
                 raise ValueError(f"{key} ({getattr(self, key):g}) is shorter than interval_seconds "
-                                 f"({self.interval_seconds:g}): it would hold no sample")
+                                 f"({self.interval_seconds:g}): it must span at least one interval")
         needed = max(self.error_window_seconds, self.latency_window_seconds) + self.interval_seconds
         if self.bake_seconds < needed:
             raise ValueError(f"bake_seconds ({self.bake_seconds:g}) must be at least the longest window plus one "

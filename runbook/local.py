@@ -225,6 +225,10 @@ def up(env: Environment) -> list[str]:
     if env.database.url is None:
         done += _postgres_up(env, p)
     done += _supervisor_up(env, p)
+    if env.app.current.exists() and any("STOPPED" in line or "EXITED" in line
+                                        for line in supervisorctl(p, "status").stdout.splitlines()):
+        supervisorctl(p, "start", "all")
+        done.append(f"started the app's services on the current release ({env.app.current.resolve().name})")
     return done
 
 

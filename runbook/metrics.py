@@ -108,7 +108,8 @@ class Prober(Source):
     def sample(self) -> Sample:
         at = self.clock.now()
         config: ProberSource = self.env.watch.source
-        urls, count = config.urls or [self.env.endpoints.health, self.env.endpoints.status], config.requests_per_sample
+        urls = config.urls or [self.env.endpoints.health, self.env.endpoints.status]
+        count = config.requests_per_sample
         answers = [self._probe(urls[i % len(urls)]) for i in range(count)]
         latencies = sorted(seconds for _, status, seconds in answers if status is not None)
         health = [status for url, status, _ in answers if url == self.env.endpoints.health and status is not None]
@@ -183,6 +184,9 @@ class PrometheusText(Source):
         )
         if not scrape.requests:
             return None, f"no series {self.config.requests} on {self.url}"
+        problem = _bucket_problem(scrape.buckets)
+        if problem:
+            return None, f"{self.url} is not a valid metrics page: {problem}"
         return scrape, None
 
     def _measure(self, at: datetime, previous: _Scrape, scrape: _Scrape) -> Sample:
@@ -199,6 +203,17 @@ class PrometheusText(Source):
 
 def _series(samples: Iterable, names: set[str]) -> dict[Labels, float]:
     return {frozenset(s.labels.items()): s.value for s in samples if s.name in names}
+
+
+def _bucket_problem(buckets: dict[Labels, float]) -> str | None:
+    """What is wrong with a histogram's bucket bounds (the parser leaves labels as they are), or None."""
+    for labels in buckets:
+        bound = dict(labels).get("le")
+        try:
+            float(bound or "")
+        except ValueError:
+            return f"a bucket's upper bound le={bound!r} is not a number"
+    return None
 
 
 def _increase(before: dict[Labels, float], after: dict[Labels, float], label: str) -> dict[str, float]:

@@ -9,13 +9,13 @@ the previous release serves again, exit 3 when the rollback failed too and a hum
 """
 
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from . import (
     approval, backup, configfiles, database, errors, history, hosts, incident, lock, migrations, notify, package,
-    record, release, services, signing, state,
+    charts, metrics, record, release, services, signing, smoke, state, watch,
 )
 from .errors import ActionFailed, CheckFailed, RunbookError
 from .findings import require
@@ -40,6 +40,8 @@ class Deployment:
     target: str | None = None
     target_schema: str | None = None
     reason: str | None = None
+    baseline: watch.Baseline | None = None
+    """The release's baseline, measured before anything changed."""
     locked: bool = False
     prepared: bool = False
     """This run created `release` on the hosts (so abandoning it removes the folder)."""
@@ -135,6 +137,32 @@ def announce(d: Deployment) -> list[str]:
     return [str(x) for x in deliveries] or ["no notification target is configured"]
 
 
+def measure_baseline(d: Deployment) -> list[str]:
+    """Step 20's baseline: error rate and p95 latency of the release serving now, before any change."""
+    d.baseline = watch.baseline(d.env, metrics.source(d.env))
+    d.run.facts["baseline"] = d.baseline.as_record()
+    rate, p95 = d.baseline.error_rate, d.baseline.p95_seconds
+    return [f"baseline over {d.env.watch.baseline_seconds:g} s: error rate "
+            f"{'n/a' if rate is None else f'{rate:.1%}'}, p95 latency {'n/a' if p95 is None else f'{p95 * 1000:.0f} ms'}"
+            f" ({len(d.baseline.samples)} samples)"]
+
+
+def bake_release(d: Deployment) -> list[str]:
+    """Steps 13, 14 and 20: watch the verified release against its baseline; a sustained trigger fails
+    the phase, and the rollback follows."""
+    env = d.env
+    before = d.baseline or watch.baseline(env, metrics.source(env))
+    smoke_check = (lambda: bool(smoke.log_in(env))) if env.endpoints.smoke else None
+    result = watch.bake(env, metrics.source(env), before, smoke=smoke_check)
+    (d.run.folder / "bake.svg").write_text(charts.bake_chart(before, result, env))
+    d.run.facts["bake"] = result.as_record() | {"chart": "bake.svg"}
+    summary = f"{len(result.samples)} samples over {env.watch.bake_seconds:g} s at most"
+    if result.fired:
+        raise ActionFailed(f"trigger fired: {result.fired} (condition true since "
+                           f"{result.fired.as_record()['since']}); {summary}")
+    return [f"no trigger fired: {summary}"]
+
+
 def take_backup(d: Deployment) -> list[str]:
     """Snapshot the protected tables, then dump the database (Step 3)."""
     env = d.env
@@ -142,7 +170,7 @@ def take_backup(d: Deployment) -> list[str]:
     taken = backup.take(env, d.release or f"{d.run.started:%Y%m%dT%H%M%SZ}-manual")
     d.backup = taken.as_record()
     d.run.facts["backup"] = d.backup
-    d.run.facts["snapshot"] = d.snapshot
+    d.run.facts["snapshot"] = {table: {"rows": t["rows"]} for table, t in d.snapshot.items()}
     return [f"{taken.format}-format dump {taken.path} on {taken.host}: {taken.size_bytes} bytes, sha256 {taken.sha256}",
             f"pg_restore --list lists all {len(taken.tables)} tables: {', '.join(taken.tables)}"]
 
@@ -307,11 +335,14 @@ STOP = Phase("stop", "Stop current services (Step 7)", stop_services, on_failure
 
 PREFLIGHT = Phase("preflight", "Pre-flight checklist (Steps 1 to 5)", feature="preflight")
 BACKUP = Phase("backup", "Back up the current database and verify the backup (Step 3)", take_backup)
+BASELINE = Phase("baseline", "Measure the baseline of the release serving now (Step 20)", measure_baseline)
+BAKE = Phase("bake", "Watch the release against its baseline (Steps 13, 14 and 20)", bake_release, on_failure=REPORT)
 
 DEPLOY = [
     PREFLIGHT,
     LOCK,
     Phase("announce", "Pre-deployment notification (Step 6)", announce),
+    replace(BASELINE, applies=lambda d: d.previous is not None),
     BACKUP,
     Phase("prepare", "Unpack the new version beside the current one (Step 7)", prepare_release),
     STOP,
@@ -322,6 +353,7 @@ DEPLOY = [
     Phase("verify-deploy", "Verify the release in place and its services (Steps 7 to 9)", feature="deploy", on_failure=ROLL_BACK),
     Phase("health", "Health checks (Step 10)", feature="health", on_failure=ROLL_BACK),
     Phase("verification", "Post-deployment verification (Steps 11 and 12)", feature="verification", on_failure=ROLL_BACK),
+    replace(BAKE, on_failure=ROLL_BACK),
     Phase("finish", "Record the release, keep the last releases, release the lock", finish_deploy, on_failure=REPORT),
 ]
 
@@ -338,6 +370,8 @@ ROLLBACK = [
 ]
 
 GATE = [PREFLIGHT]
+WATCH = [BASELINE, BAKE]
+"""`invoke watch`: the release serving now, measured then watched; a trigger is reported, not acted on."""
 
 
 # --- the engine --------------------------------------------------------------------------------------
@@ -515,6 +549,13 @@ def gate(env_arg: str, version: str | None) -> int:
     """`invoke preflight`: the release gate alone; 0 when every blocking check passed."""
     d = Deployment(start(env_arg, version, "preflight"))
     failed = walk(d, "gate", GATE)
+    return _conclude(d, errors.OK if failed is None else errors.FAILED)
+
+
+def watch_alone(env_arg: str) -> int:
+    """`invoke watch`: the bake window against what is deployed now; exit 1 when a trigger fired."""
+    d = Deployment(start(env_arg, None, "watch"))
+    failed = walk(d, "watch", WATCH)
     return _conclude(d, errors.OK if failed is None else errors.FAILED)
 
 

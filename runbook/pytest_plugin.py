@@ -147,15 +147,15 @@ def pytest_bdd_before_scenario(request, feature, scenario) -> None:
     )
 
 
-def _step(request, step) -> Step:
+def _next_step(request) -> Step:
+    """The first step not run yet becomes the current one (pytest-bdd runs them in order)."""
     record = request.node.stash[STEPS]
-    index = next(i for i, s in enumerate(request.node.stash[STEPS].steps) if s.status == "not run")
-    record.current = record.steps[index]
+    record.current = next(s for s in record.steps if s.status == "not run")
     return record.current
 
 
 def pytest_bdd_before_step(request, feature, scenario, step, step_func) -> None:
-    record = _step(request, step)
+    record = _next_step(request)
     record.status, record.started = "running", time.monotonic()
 
 
@@ -173,7 +173,7 @@ def pytest_bdd_step_error(request, feature, scenario, step, step_func, step_func
 
 
 def pytest_bdd_step_func_lookup_error(request, feature, scenario, step, exception) -> None:
-    record = _step(request, step)
+    record = _next_step(request)
     record.status, record.message = "failed", f"no step definition: {step.keyword} {step.name}"
 
 

@@ -73,7 +73,12 @@ def phase_report(run: "Run", result: "PhaseResult") -> None:
 
 
 def write(run: "Run", code: int, finished: datetime) -> dict:
+    """`record.json` first, then the page; a page that cannot be rendered never costs the record."""
     data = build(run, code, finished)
     (run.folder / "record.json").write_text(redact(json.dumps(data, indent=2)))
-    (run.folder / "index.html").write_text(redact(TEMPLATES.get_template("run.html").render(record=data)))
+    try:
+        page = TEMPLATES.get_template("run.html").render(record=data)
+    except jinja2.TemplateError as e:
+        page = f"<!DOCTYPE html><title>{run.id}</title><p>The page could not be rendered ({e}); see record.json.</p>"
+    (run.folder / "index.html").write_text(redact(page))
     return data

@@ -167,6 +167,6 @@ def summary(result: PhaseResult) -> str:
             counts[s["outcome"]] = counts.get(s["outcome"], 0) + 1
         tally = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
     else:
-        tally = result.error or "; ".join(result.evidence[-1:]) or "done"
+        tally = result.error or (result.evidence[-1].splitlines()[0] if result.evidence else "done")
     lines.append(f"[{result.sequence}] {result.name}: {result.outcome} ({tally})")
     return redact("\n".join(lines))

@@ -171,7 +171,8 @@ class _Above(_Sustained):
 class _Failing(_Sustained):
     """Something that answers ok or not, e.g. the database behind the health endpoint."""
 
-    def __init__(self, name: str, window: float, label: str, read: Callable[[Sample, bool | None], bool | None]) -> None:
+    def __init__(self, name: str, window: float, label: str,
+                 read: Callable[[Sample, bool | None], bool | None]) -> None:
         super().__init__(name, window)
         self.label, self.read = label, read
 
@@ -242,7 +243,8 @@ def bake(env: Environment, source: Source, baseline: Baseline, *, smoke: SmokeCh
         observation = Observation(sample, smoke_ok, {rule.name: rule.judge(sample, smoke_ok) for rule in rules})
         observations.append(observation)
         for rule in rules:
-            fired = _advance(rule, held[rule.name], observation, env.watch.missing_data.rule) or fired
+            trigger = _advance(rule, held[rule.name], observation, env.watch.missing_data.rule)
+            fired = fired or trigger
         if fired and stop_early:
             break
     return BakeResult(env.watch, baseline, observations, fired, started, clock.now())

@@ -244,3 +244,33 @@ def test_backup_alone_records_a_verified_dump(invoke, app_env, build, tmp_path):
     assert set(backup["tables"]) >= {"public.items", "public.users", "public.files", "public.schema_migrations"}
     listing = subprocess.run(["pg_restore", "--list", backup["path"]], capture_output=True, text=True, timeout=60)
     assert "TABLE DATA public items" in listing.stdout
+
+
+def failing_after_requests(text: str) -> str:
+    """app.py whose every answer is 500 once it has served 30 requests: a release that degrades later."""
+    return text.replace(
+        "def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:",
+        "SERVED = [0]\n\n\n"
+        "def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:\n"
+        "    SERVED[0] += 1\n"
+        "    if SERVED[0] > 30:\n"
+        "        start_response('500 Internal Server Error', [('Content-Type', 'application/json')])\n"
+        "        return [b'{\"error\": \"degraded\"}']",
+    )
+
+
+def test_release_whose_error_rate_rises_later_is_rolled_back_by_the_bake_trigger(invoke, app_env, build):
+    data = yaml.safe_load(app_env.env_file.read_text())
+    data["watch"] |= {"bake_seconds": 6, "error_window_seconds": 1.5}
+    app_env.env_file.write_text(yaml.safe_dump(data))
+    build("1.0.0")
+    build("1.1.0", edit=failing_after_requests)
+    assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
+    result = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
+    assert result.code == 1 and "record: " in result.output, result.output
+    record = result.record
+    assert record["bake"]["fired"]["trigger"] == "error rate"
+    assert record["bake"]["fired"]["samples"] and record["rollback"]["reason"].startswith("Watch the release")
+    assert record["baseline"]["error_rate"] == 0.0
+    assert (result.folder / "bake.svg").read_text().lstrip().startswith("<svg")
+    assert app_env.status()["version"] == "1.0.0"

@@ -135,7 +135,7 @@ def test_p95_is_interpolated_in_its_bucket_from_scrape_deltas_across_a_new_serie
     # the app restarted: every counter went down, so all of its value is new (3 answered 200, 1 answered 500)
     restarted = exposition({"200": 3, "500": 1}, {"0.1": 4, "0.5": 4, "1": 4, "+Inf": 4})
     with serve(pages(first, second, restarted)) as app:
-        source = metrics.source(load(make_env, TEXT_SOURCE | {"url": f"{app.url}/metrics"}))
+        source = metrics.source(load(make_env, {"source": TEXT_SOURCE | {"url": f"{app.url}/metrics"}}))
         source.begin()
         after_deploy, after_restart = source.sample(), source.sample()
 
@@ -151,11 +151,13 @@ def test_p95_is_interpolated_in_its_bucket_from_scrape_deltas_across_a_new_serie
 @pytest.mark.parametrize(("page", "reason"), [
     ("this is { not a metrics page", "is not a valid metrics page: could not convert string to float: '{'"),
     ("other_requests_total 3\n", "no series app_requests_total on "),
-], ids=["malformed", "no-series"])
+    ('app_requests_total{status="200"} 2\napp_latency_seconds_bucket{le="soon"} 2\n',
+     "is not a valid metrics page: a bucket's upper bound le='soon' is not a number"),
+], ids=["malformed", "no-series", "bad-bucket-bound"])
 def test_a_page_without_the_series_is_missing_data_with_the_reason(make_env, page: str, reason: str) -> None:
     good = exposition({"200": 1}, {"0.1": 1, "+Inf": 1})
     with serve(pages(good, page)) as app:
-        source = metrics.source(load(make_env, TEXT_SOURCE | {"url": f"{app.url}/metrics"}))
+        source = metrics.source(load(make_env, {"source": TEXT_SOURCE | {"url": f"{app.url}/metrics"}}))
         source.begin()
         sample = source.sample()
 
@@ -164,7 +166,8 @@ def test_a_page_without_the_series_is_missing_data_with_the_reason(make_env, pag
 
 
 def test_prometheus_query_takes_the_worst_series_and_reports_no_series_as_missing(make_env) -> None:
-    error_rate = 'sum by (instance) (rate(http_requests_total{status=~"5.."}[1m])) / sum by (instance) (rate(http_requests_total[1m]))'
+    error_rate = ('sum by (instance) (rate(http_requests_total{status=~"5.."}[1m]))'
+                  " / sum by (instance) (rate(http_requests_total[1m]))")
     p95 = "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[1m])))"
     series = [{"metric": {"instance": "web1"}, "value": [1764322200, "0.02"]},
               {"metric": {"instance": "web2"}, "value": [1764322200, "0.07"]}]
@@ -248,6 +251,7 @@ def test_prober_sees_a_demo_app_without_its_database_as_errors_and_a_database_fa
 
 
 def test_prober_counts_requests_nobody_answers_as_errors(make_env) -> None:
-    sample = metrics.source(load(make_env, {"source": {"requests_per_sample": 2}}, f"http://127.0.0.1:{free_port()}")).sample()
+    nobody = f"http://127.0.0.1:{free_port()}"
+    sample = metrics.source(load(make_env, {"source": {"requests_per_sample": 2}}, nobody)).sample()
 
     assert (sample.error_rate, sample.p95_seconds, sample.database_ok) == (1.0, None, None)

@@ -233,7 +233,7 @@ def test_unfinished_release_left_by_a_crash_is_removed_first(invoke, app_env, bu
     assert not half.exists()
 
 
-def test_backup_alone_records_a_verified_dump(invoke, app_env, build, tmp_path):
+def test_backup_and_watch_each_run_alone_against_the_live_release(invoke, app_env, build, tmp_path):
     build("1.0.0")
     assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
     result = invoke("backup", "--env", str(app_env.env_file))
@@ -244,6 +244,10 @@ def test_backup_alone_records_a_verified_dump(invoke, app_env, build, tmp_path):
     assert set(backup["tables"]) >= {"public.items", "public.users", "public.files", "public.schema_migrations"}
     listing = subprocess.run(["pg_restore", "--list", backup["path"]], capture_output=True, text=True, timeout=60)
     assert "TABLE DATA public items" in listing.stdout
+    watched = invoke("watch", "--env", str(app_env.env_file))
+    assert watched.code == 0, watched.output
+    assert watched.record["baseline"]["error_rate"] == 0.0 and watched.record["bake"]["fired"] is None
+    assert len(watched.record["bake"]["samples"]) >= 2
 
 
 def failing_after_requests(text: str) -> str:

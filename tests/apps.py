@@ -153,6 +153,19 @@ def broken_health(text: str) -> str:
                         'return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"status": "broken"})')
 
 
+def failing_after_requests(text: str, requests: int = 30) -> str:
+    """app.py whose every answer is 500 once a worker has served `requests`: a release that degrades later."""
+    return text.replace(
+        "def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:",
+        "SERVED = [0]\n\n\n"
+        "def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:\n"
+        "    SERVED[0] += 1\n"
+        f"    if SERVED[0] > {requests}:\n"
+        "        start_response('500 Internal Server Error', [('Content-Type', 'application/json')])\n"
+        "        return [b'{\"error\": \"degraded\"}']",
+    )
+
+
 class App:
     """The deployed demo app as a client sees it, and its database as an operator does."""
 

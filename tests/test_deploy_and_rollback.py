@@ -15,7 +15,7 @@ import yaml
 
 from runbook import ROOT
 
-from .apps import broken_health
+from .apps import broken_health, failing_after_requests
 
 MIGRATION_1_1 = """-- migrate:up
 ALTER TABLE items ADD COLUMN note text NOT NULL DEFAULT '';
@@ -248,19 +248,6 @@ def test_backup_and_watch_each_run_alone_against_the_live_release(invoke, app_en
     assert watched.code == 0, watched.output
     assert watched.record["baseline"]["error_rate"] == 0.0 and watched.record["bake"]["fired"] is None
     assert len(watched.record["bake"]["samples"]) >= 2
-
-
-def failing_after_requests(text: str) -> str:
-    """app.py whose every answer is 500 once it has served 30 requests: a release that degrades later."""
-    return text.replace(
-        "def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:",
-        "SERVED = [0]\n\n\n"
-        "def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:\n"
-        "    SERVED[0] += 1\n"
-        "    if SERVED[0] > 30:\n"
-        "        start_response('500 Internal Server Error', [('Content-Type', 'application/json')])\n"
-        "        return [b'{\"error\": \"degraded\"}']",
-    )
 
 
 def test_release_whose_error_rate_rises_later_is_rolled_back_by_the_bake_trigger(invoke, app_env, build):

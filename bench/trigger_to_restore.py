@@ -1,0 +1,52 @@
+"""Benchmark: the time from a rollback trigger's condition becoming true to the previous release
+serving again, on the local environment.
+
+    python bench/trigger_to_restore.py [--env local]
+
+It deploys bench-1, then a release whose workers answer 500 once each has served 60 requests (it
+passes its health checks and smoke tests, then degrades under the bake window's prober), polling the
+status endpoint every 250 ms to see when bench-1 answers again. Only 127.0.0.1 is polled.
+"""
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import Poller, build, invoke  # noqa: E402
+from runbook import config  # noqa: E402
+from tests.apps import failing_after_requests  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="local")
+    env_name = parser.parse_args().env
+    env = config.load_environment(env_name)
+    build("bench-1")
+    build("bench-degrading", edit=lambda text: failing_after_requests(text, 60))
+    assert invoke("deploy", "--env", env_name, "--version", "bench-1")[0] == 0, "the baseline deploy failed"
+    poller = Poller(env.endpoints.status, interval=0.25)
+    poller.start()
+    code, seconds = invoke("deploy", "--env", env_name, "--version", "bench-degrading")
+    poller.stop.set()
+    poller.join()
+    reports = sorted(Path(__file__).resolve().parent.parent.glob("reports/*-deploy-*/record.json"))
+    fired = json.loads(reports[-1].read_text())["bake"]["fired"]
+    since, fired_at = epoch(fired["since"]), epoch(fired["fired_at"])
+    back = next(moment for moment, _, version in poller.samples if moment > since and version == "bench-1")
+    print(f"deploy of the degrading release: exit {code}, wall time {seconds:.1f} s; trigger '{fired['trigger']}' "
+          f"({fired['condition']}): condition true -> fired {fired_at - since:.1f} s, "
+          f"condition true -> bench-1 serving again {back - since:.1f} s")
+
+
+def epoch(utc_text: str) -> float:
+    """Seconds since the epoch of a record's UTC time, e.g. 2026-11-28T09:30:00.250Z."""
+    return datetime.strptime(utc_text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+if __name__ == "__main__":
+    main()

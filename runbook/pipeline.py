@@ -420,6 +420,7 @@ def run_phase(d: Deployment, sequence: str, phase: Phase) -> PhaseResult:
             result.outcome, result.error = "failed", redact(f"{type(e).__name__}: {e}")
             result.evidence.append(redact(traceback.format_exc()))
         result.finished = utc_now()
+    if not (run.folder / result.report).exists():
         record.phase_report(run, result)
     run.phases.append(result)
     run.event("phase finished", sequence=sequence, phase=phase.name, outcome=result.outcome, error=result.error)

@@ -1,5 +1,6 @@
 """What the benchmark scripts share: running invoke tasks, building demo packages, polling the app."""
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,17 @@ from pathlib import Path
 
 import requests
 
+from runbook import config
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def environment(description: str):
+    """The environment named by `--env` (default: local), with its name as given."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--env", default="local")
+    name = parser.parse_args().env
+    return name, config.load_environment(name)
 
 
 def invoke(*args: str) -> tuple[int, float]:

@@ -8,14 +8,12 @@ deploys bench-1, then measures `invoke deploy --version bench-2` and `invoke rol
 Only 127.0.0.1 is polled; every loop is bounded by the command it watches.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Poller, build, invoke  # noqa: E402
-from runbook import config  # noqa: E402
+from bench.common import Poller, build, environment, invoke  # noqa: E402
 
 MIGRATION = "-- migrate:up\nCREATE TABLE bench_notes (id int);\n-- migrate:down\nDROP TABLE bench_notes;\n"
 
@@ -32,10 +30,7 @@ def measure(url: str, *args: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default="local")
-    env_name = parser.parse_args().env
-    env = config.load_environment(env_name)
+    env_name, env = environment(__doc__.splitlines()[0])
     build("bench-1")
     build("bench-2", {"9001_bench_notes.sql": MIGRATION})
     assert invoke("deploy", "--env", env_name, "--version", "bench-1")[0] == 0, "the baseline deploy failed"

@@ -8,7 +8,6 @@ passes its health checks and smoke tests, then degrades under the bake window's 
 status endpoint every 250 ms to see when bench-1 answers again. Only 127.0.0.1 is polled.
 """
 
-import argparse
 import json
 import sys
 from datetime import datetime, timezone
@@ -16,16 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Poller, build, invoke  # noqa: E402
-from runbook import config  # noqa: E402
+from bench.common import Poller, build, environment, invoke  # noqa: E402
 from tests.apps import failing_after_requests  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default="local")
-    env_name = parser.parse_args().env
-    env = config.load_environment(env_name)
+    env_name, env = environment(__doc__.splitlines()[0])
     build("bench-1")
     build("bench-degrading", edit=lambda text: failing_after_requests(text, 60))
     assert invoke("deploy", "--env", env_name, "--version", "bench-1")[0] == 0, "the baseline deploy failed"

@@ -201,10 +201,17 @@ def start_services(d: Deployment) -> list[str]:
     return [f"{h.name}: {services.control(d.env, h, s, 'start')}" for h, s in services.placements(d.env)]
 
 
+def _switch(d: Deployment, target: str | None) -> list[str]:
+    """Point `current` at `target` on every app host (None: no release, as before the first deploy)."""
+    hosts_ = d.env.hosts_with("app")
+    for host in hosts_:
+        release.switch(d.env, host, target)
+    shown = f"releases/{target}" if target else "(none: no release was live before)"
+    return [f"current -> {shown} on {', '.join(h.name for h in hosts_)}"]
+
+
 def switch_release(d: Deployment) -> list[str]:
-    for host in d.env.hosts_with("app"):
-        release.switch(d.env, host, d.release)
-    return [f"current -> releases/{d.release} on {', '.join(h.name for h in d.env.hosts_with('app'))}"]
+    return _switch(d, d.release)
 
 
 def configure_release(d: Deployment) -> list[str]:
@@ -305,9 +312,7 @@ def revert_database(d: Deployment) -> list[str]:
 
 
 def switch_back(d: Deployment) -> list[str]:
-    for host in d.env.hosts_with("app"):
-        release.switch(d.env, host, d.target)
-    return [f"current -> {('releases/' + d.target) if d.target else '(none: no release was live before)'}"]
+    return _switch(d, d.target)
 
 
 def finish_rollback(d: Deployment) -> list[str]:

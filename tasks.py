@@ -1,5 +1,5 @@
-"""Deployment runbook tasks: the release gate, deploy and rollback, backups, packages, status, and the
-local environment.
+"""Deployment runbook tasks: the release gate, deploy and rollback, the bake window, backups, packages,
+status, the record's verification, and the local environment.
 
 Exit codes: 0 success; 1 a check or phase failed (nothing changed, or rolled back);
 2 usage, configuration or refusal (nothing changed); 3 failed and the rollback failed: a human is needed.

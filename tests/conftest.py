@@ -2,6 +2,8 @@
 type them (`invoke ...` in a child process), each writing its reports into the test's own folder.
 """
 
+import os
+
 import pytest
 import yaml
 
@@ -9,7 +11,8 @@ from runbook import ROOT, local
 
 from . import apps
 
-TEST_STATE = ROOT / ".local" / "tests"
+TEST_STATE = ROOT / ".local" / f"tests-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+"""The local state (its supervisord) of the checks-only test environments: one per test worker."""
 
 
 @pytest.fixture
@@ -58,7 +61,7 @@ def build(tmp_path):
 
 @pytest.fixture(scope="session", autouse=True)
 def stop_test_local_environment():
-    """Stop the supervisord the tests' local-style environments started under .local/tests."""
+    """Stop the supervisord the tests' local-style environments started under TEST_STATE."""
     yield
     if (TEST_STATE / "supervisor" / "supervisord.conf").exists():
         local.supervisorctl(local.Paths(TEST_STATE), "shutdown")

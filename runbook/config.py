@@ -8,6 +8,7 @@ import re
 import sys
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 from typing import Annotated, Any, Iterator, Literal
 
 import yaml
@@ -58,6 +59,15 @@ class Host(Model):
     spec: str = Field(pattern=r"^(local|ssh|paramiko|docker)://")
     roles: list[Name] = ["app"]
     connect_timeout: int = Field(5, ge=1, le=120)
+    vars: dict[str, Any] = {}
+    """The host's own variables (from an inventory): placeholders in `rollout` commands and URLs."""
+
+    @property
+    def address(self) -> str:
+        """The address the host is reached at: `ansible_host` when given, else the spec's host name."""
+        if "ansible_host" in self.vars:
+            return str(self.vars["ansible_host"])
+        return urlsplit(self.spec).hostname or "127.0.0.1"
 
 
 class ConfigFile(Model):
@@ -406,6 +416,61 @@ class Watch(Model):
         return self
 
 
+class Performance(Model):
+    """Runbook Steps 11 and 20: a short load against the environment's own endpoints once the release is
+    verified, bounded both in requests and in seconds, with limits on latency, errors and the app's use
+    of its host."""
+
+    paths: list[Annotated[str, Field(pattern=r"^/")]] = Field(["/health", "/api/status"], min_length=1)
+    """Paths on the origin of `endpoints.health`: the load never leaves the environment's own app."""
+    requests: int = Field(200, ge=1, le=100_000)
+    seconds: float = Field(10, gt=0, le=600)
+    concurrency: int = Field(4, ge=1, le=64)
+    latency_factor: float = Field(2.0, gt=1, le=100)
+    """p95 latency under load may be at most this many times the baseline's p95."""
+    max_error_rate: float = Field(0.01, ge=0, lt=1)
+    max_memory_mb: int | None = Field(None, ge=1)
+    """Resident memory of the service's processes on each host, all processes together."""
+    max_cpu_percent: float | None = Field(None, gt=0, le=10_000)
+    """CPU of the service's processes on each host during the load (100 = one core busy)."""
+    service: Name | None = None
+    """Whose processes are measured; the first service when omitted."""
+
+
+Batch = int | Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?%$")]
+
+
+class Rollout(Model):
+    """How a release reaches the app hosts.
+
+    `maintenance` is the runbook's order: stop, switch, migrate, start (the app does not answer
+    meanwhile). `rolling` migrates first (only backward-compatible migrations, see the README), then
+    switches and gracefully reloads the app, so the old workers serve until the new ones are up.
+    Hosts go in batches as Ansible's `serial` (a count, a percentage, or a list of them; the last
+    entry repeats), and the rollout stops when a batch's failed hosts exceed `max_fail_percentage`.
+    """
+
+    strategy: Literal["maintenance", "rolling"] = "maintenance"
+    serial: Batch | list[Batch] = "100%"
+    max_fail_percentage: float = Field(0, ge=0, le=100)
+    host_url: str | None = None
+    """Each app host's own address for its health check during the rollout, a Jinja2 template such as
+    `http://{{ address }}:8000` (`name`, `address` and the host's inventory variables); the paths of
+    `endpoints.health` and `endpoints.status` are appended. Omitted: `endpoints` themselves."""
+    drain: Command | None = None
+    """Run on the machine running the runbook to take a host out of the load balancer before its
+    switch (the same placeholders as `host_url`)."""
+    restore: Command | None = None
+    """...and to put it back once it answers healthy on the new release."""
+
+    @model_validator(mode="after")
+    def _serial(self) -> "Rollout":
+        for size in self.serial if isinstance(self.serial, list) else [self.serial]:
+            if (float(size[:-1]) if isinstance(size, str) else size) <= 0:
+                raise ValueError(f"serial: {size!r} is not a batch size above 0")
+        return self
+
+
 class Environment(Model):
     name: Name
     description: str = ""
@@ -427,6 +492,8 @@ class Environment(Model):
     approval: Approval = Approval()
     local: Local | None = None
     watch: Watch = Watch()
+    performance: Performance | None = None
+    rollout: Rollout = Rollout()
     source: Path = Field(ROOT, exclude=True)
 
     @model_validator(mode="after")

@@ -4,6 +4,7 @@ A bad file ends the run with exit code 2 and one message naming the file, the ke
 is wrong. Secrets are references (`${NAME}`, `${file:path}`), resolved by `resolve_secrets`.
 """
 
+import getpass
 import re
 import sys
 from datetime import date, datetime
@@ -13,9 +14,9 @@ from typing import Annotated, Any, Iterator, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
-from pydantic import Discriminator, Tag
+from pydantic import Discriminator, Tag, ValidationInfo, field_validator
 
-from . import ROOT, yamlfile
+from . import ROOT, inventory, yamlfile
 from .errors import ConfigError
 from .secrets import check_reference, expand, references
 
@@ -52,6 +53,32 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _ssh_path(value: Path) -> Path:
+    if '"' in str(value) or "\n" in str(value):
+        raise ValueError("a path for ssh cannot hold a double quote or a line break")
+    return value.expanduser()
+
+
+SshPath = Annotated[Path, AfterValidator(_ssh_path)]
+
+
+class Ssh(Model):
+    """How `ssh://` hosts are reached: rendered into a private ssh client config (`runbook/ssh.py`)."""
+
+    user: str | None = Field(None, pattern=r"^[A-Za-z0-9._][A-Za-z0-9._-]*$")
+    """The login where neither the host's spec nor its inventory (`ansible_user`) names one."""
+    identity_file: SshPath | None = None
+    """The private key to log in with (and no other); omitted: ssh's own keys and agent."""
+    known_hosts: SshPath = Field(Path("~/.ssh/known_hosts"), validate_default=True)
+    strict_host_key_checking: bool = True
+    """True: a host whose key is not in `known_hosts` is refused. False: a new host's key is added on first
+    contact (`accept-new`). A key that differs from the known one is refused either way."""
+    connect_timeout: int | None = Field(None, ge=1, le=120)
+    """Every host's `connect_timeout` unless the host gives its own."""
+    control_persist_seconds: int = Field(60, ge=1, le=3600)
+    """How long an idle connection stays open for the next command to reuse."""
+
+
 class Host(Model):
     """A host as a testinfra host spec (`local://`, `ssh://user@host:port`) with its roles."""
 
@@ -59,6 +86,8 @@ class Host(Model):
     spec: str = Field(pattern=r"^(local|ssh|paramiko|docker)://")
     roles: list[Name] = ["app"]
     connect_timeout: int = Field(5, ge=1, le=120)
+    ssh: Ssh = Field(default_factory=Ssh, exclude=True)
+    """The environment's `ssh` section, given to each of its hosts that has no `ssh` of its own."""
     vars: dict[str, Any] = {}
     """The host's own variables (from an inventory): placeholders in `rollout` commands and URLs."""
 
@@ -463,18 +492,24 @@ class Rollout(Model):
     restore: Command | None = None
     """...and to put it back once it answers healthy on the new release."""
 
-    @model_validator(mode="after")
-    def _serial(self) -> "Rollout":
-        for size in self.serial if isinstance(self.serial, list) else [self.serial]:
+    @field_validator("serial")
+    @classmethod
+    def _above_zero(cls, serial: Batch | list[Batch]) -> Batch | list[Batch]:
+        for size in serial if isinstance(serial, list) else [serial]:
             if (float(size[:-1]) if isinstance(size, str) else size) <= 0:
-                raise ValueError(f"serial: {size!r} is not a batch size above 0")
-        return self
+                raise ValueError(f"{size!r} is not a batch size above 0")
+        if serial == []:
+            raise ValueError("give at least one batch size")
+        return serial
 
 
 class Environment(Model):
     name: Name
     description: str = ""
-    hosts: list[Host] = Field(min_length=1)
+    inventory: Path | None = None
+    """An Ansible inventory (INI or YAML) naming the hosts, instead of `hosts`; see `runbook/inventory.py`."""
+    ssh: Ssh = Ssh()
+    hosts: list[Host] = Field(default_factory=list, validate_default=True)
     app: App
     services: list[Service] = []
     supervisor: Supervisor | None = None
@@ -495,6 +530,25 @@ class Environment(Model):
     performance: Performance | None = None
     rollout: Rollout = Rollout()
     source: Path = Field(ROOT, exclude=True)
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: Any, info: ValidationInfo) -> Any:
+        """The hosts given inline or read from the inventory, each with the environment's ssh settings."""
+        if "inventory" not in info.data or "ssh" not in info.data:
+            return value  # the key that is wrong is reported by itself
+        path, ssh = info.data["inventory"], info.data["ssh"]
+        defaults = {"ssh": ssh} | ({"connect_timeout": ssh.connect_timeout} if ssh.connect_timeout else {})
+        if path is not None:
+            if value:
+                raise ValueError("give the hosts either inline or as `inventory`, not both")
+            found = inventory.read(path, ssh.user or getpass.getuser())
+            return [_inventory_host(path, defaults | host) for host in found]
+        if not value:
+            raise ValueError("give at least one host, inline or as `inventory: <an Ansible inventory file>`")
+        if not isinstance(value, list):
+            return value
+        return [defaults | host if isinstance(host, dict) else host for host in value]
 
     @model_validator(mode="after")
     def _consistent(self) -> "Environment":
@@ -550,6 +604,15 @@ def _key(loc: tuple) -> str:
     return text
 
 
+def _inventory_host(path: Path, data: dict[str, Any]) -> Host:
+    """A host of the inventory; `ConfigError` naming the inventory and the host when it does not fit."""
+    try:
+        return Host(**data)
+    except ValidationError as e:
+        problems = "; ".join(f"{_key(tuple(item['loc']))}: {item['msg']}" for item in e.errors())
+        raise ConfigError(f"{path}: host {data['name']}: {problems}") from None
+
+
 def environment_path(name: str) -> Path:
     """The file for an environment name (`prod`) or path (`environments/prod.yaml`)."""
     if "/" in name or name.endswith((".yaml", ".yml")):
@@ -564,6 +627,9 @@ def environment_path(name: str) -> Path:
 
 
 LOCAL_PATHS = (
+    ("inventory",),
+    ("ssh", "identity_file"),
+    ("ssh", "known_hosts"),
     ("app", "package_dir"),
     ("app", "root"),
     ("database", "backup_dir"),
@@ -584,7 +650,7 @@ def _resolve_paths(data: Any, keys: tuple, base: Path) -> None:
     for key, value in items:
         if rest:
             _resolve_paths(value, rest, base)
-        elif isinstance(value, str) and value and not value.startswith("/"):
+        elif isinstance(value, str) and value and not value.startswith(("/", "~")):
             data[key] = str(base / value)
 
 
@@ -609,6 +675,8 @@ def load_environment(name: str) -> Environment:
         env = Environment(**data)
     except ValidationError as e:
         raise ConfigError(_describe(path, e, lines)) from None
+    except ConfigError as e:  # the inventory could not be read
+        raise ConfigError(f"{path}: inventory (line {lines[('inventory',)]}): {e}") from None
     except TypeError as e:
         raise ConfigError(f"{path}: {e}") from None
     return env.model_copy(update={"source": path})

@@ -1,15 +1,12 @@
-"""What the benchmark scripts share: running invoke tasks, building demo packages, polling the app."""
+"""What the benchmark scripts share: running invoke tasks, building demo packages."""
 
 import argparse
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-
-import requests
 
 from runbook import config
 
@@ -30,35 +27,6 @@ def invoke(*args: str) -> tuple[int, float]:
     if result.returncode != 0:
         print(result.stdout[-3000:], result.stderr[-2000:])
     return result.returncode, time.monotonic() - started
-
-
-class Poller(threading.Thread):
-    """Asks a URL every `interval` seconds until stopped; records each answer's time (`time.time()`),
-    whether it was a 200, and the `version` its JSON names, if any."""
-
-    def __init__(self, url: str, interval: float = 0.05) -> None:
-        super().__init__(daemon=True)
-        self.url, self.interval, self.samples, self.stop = url, interval, [], threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            moment, ok, version = time.time(), False, None
-            try:
-                answer = requests.get(self.url, timeout=1)
-                ok = answer.status_code == 200
-                version = answer.json().get("version") if ok else None
-            except (requests.RequestException, ValueError):
-                pass
-            self.samples.append((moment, ok, version))
-            self.stop.wait(self.interval)
-
-    def longest_gap(self) -> float:
-        """The longest time between two successful answers (or from the first sample to one)."""
-        last_ok, gap = self.samples[0][0], 0.0
-        for moment, ok, _ in self.samples:
-            if ok:
-                gap, last_ok = max(gap, moment - last_ok), moment
-        return max(gap, self.samples[-1][0] - last_ok)
 
 
 def build(version: str, migrations: dict[str, str] | None = None, edit=None) -> None:

@@ -1,41 +1,57 @@
-"""Benchmark: wall time of a deploy and of a rollback on the local environment, and how long the app
-did not answer during each (a poller asks /health every 50 ms from another thread).
+"""Benchmark: a deploy and a rollback on the local environment under a steady request load, with each
+rollout strategy: wall time, failed requests, and the longest time without a successful answer.
 
     python bench/deploy_downtime.py [--env local]
 
-It builds two packages of the demo (bench-1 and bench-2, the second with one more migration),
-deploys bench-1, then measures `invoke deploy --version bench-2` and `invoke rollback`.
-Only 127.0.0.1 is polled; every loop is bounded by the command it watches.
+For each strategy (`maintenance`, the runbook's stop-switch-migrate-start, and `rolling`, the graceful
+reload), a copy of the environment file differing only in `rollout.strategy` is written under .local/.
+It builds two packages of the demo (bench-1 and bench-2, the second with one more, backward-compatible
+migration), deploys bench-1, then measures `invoke deploy --version bench-2` and `invoke rollback`
+while four clients ask /health back to back. Only the environment's own endpoint is asked; every loop
+is bounded by the command it watches.
 """
 
 import sys
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Poller, build, environment, invoke  # noqa: E402
+from bench.common import ROOT, build, environment, invoke  # noqa: E402
+from runbook import config  # noqa: E402
+from tests.apps import Load  # noqa: E402
 
 MIGRATION = "-- migrate:up\nCREATE TABLE bench_notes (id int);\n-- migrate:down\nDROP TABLE bench_notes;\n"
+CLIENTS = 4
+
+
+def with_strategy(env_name: str, strategy: str) -> str:
+    """A copy of the environment file with `rollout.strategy` set; its path."""
+    data = yaml.safe_load(config.environment_path(env_name).read_text())
+    data["rollout"] = {**data.get("rollout", {}), "strategy": strategy}
+    path = ROOT / ".local" / f"bench-{env_name}-{strategy}.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
 
 
 def measure(url: str, *args: str) -> str:
-    poller = Poller(url)
-    poller.start()
-    code, seconds = invoke(*args)
-    poller.stop.set()
-    poller.join()
-    failed = sum(1 for _, ok, _ in poller.samples if not ok)
-    return (f"{' '.join(args[:1])}: exit {code}, wall time {seconds:.1f} s, app did not answer for "
-            f"{poller.longest_gap():.2f} s at most ({failed} of {len(poller.samples)} polls failed)")
+    with Load(url, threads=CLIENTS) as load:
+        code, seconds = invoke(*args)
+    return f"  {args[0]}: exit {code}, wall time {seconds:.1f} s; {load}"
 
 
 def main() -> None:
     env_name, env = environment(__doc__.splitlines()[0])
     build("bench-1")
     build("bench-2", {"9001_bench_notes.sql": MIGRATION})
-    assert invoke("deploy", "--env", env_name, "--version", "bench-1")[0] == 0, "the baseline deploy failed"
-    print(measure(env.endpoints.health, "deploy", "--env", env_name, "--version", "bench-2"))
-    print(measure(env.endpoints.health, "rollback", "--env", env_name))
+    for strategy in ("maintenance", "rolling"):
+        variant = with_strategy(env_name, strategy)
+        assert invoke("deploy", "--env", variant, "--version", "bench-1")[0] == 0, "the baseline deploy failed"
+        print(f"{strategy}:")
+        print(measure(env.endpoints.health, "deploy", "--env", variant, "--version", "bench-2"), flush=True)
+        print(measure(env.endpoints.health, "rollback", "--env", variant), flush=True)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Poller, build, environment, invoke  # noqa: E402
-from tests.apps import failing_after_requests  # noqa: E402
+from bench.common import build, environment, invoke  # noqa: E402
+from tests.apps import Load, failing_after_requests  # noqa: E402
 
 
 def main() -> None:
@@ -24,11 +24,8 @@ def main() -> None:
     build("bench-1")
     build("bench-degrading", edit=lambda text: failing_after_requests(text, 60))
     assert invoke("deploy", "--env", env_name, "--version", "bench-1")[0] == 0, "the baseline deploy failed"
-    poller = Poller(env.endpoints.status, interval=0.25)
-    poller.start()
-    code, seconds = invoke("deploy", "--env", env_name, "--version", "bench-degrading")
-    poller.stop.set()
-    poller.join()
+    with Load(env.endpoints.status, pause=0.25) as poller:
+        code, seconds = invoke("deploy", "--env", env_name, "--version", "bench-degrading")
     reports = sorted(Path(__file__).resolve().parent.parent.glob("reports/*-deploy-*/record.json"))
     fired = json.loads(reports[-1].read_text())["bake"]["fired"]
     since, fired_at = epoch(fired["since"]), epoch(fired["fired_at"])

@@ -1,7 +1,8 @@
 """The runbook's deploy and rollback as data, in runbook order, and the engine that walks them.
 
 Each phase is an action on the environment and/or a feature that verifies it. `deploy`, `rollback`,
-`status` and the record all read `DEPLOY` and `ROLLBACK`; nothing else states the order.
+`status` and the record all read `deploy_sequence` and `rollback_sequence` (which depend on the
+environment's rollout strategy); nothing else states the order.
 
 A failure before anything changed releases what the run took and ends with exit 1. A failure from
 the first phase that changes the environment on is followed by the rollback sequence: exit 1 when
@@ -15,8 +16,9 @@ from typing import Callable
 
 from . import (
     approval, backup, configfiles, database, errors, history, hosts, incident, lock, migrations, notify, package,
-    charts, metrics, record, release, services, signing, smoke, state, watch,
+    charts, metrics, record, release, rollout, services, signing, smoke, state, watch,
 )
+from .config import Host
 from .errors import ActionFailed, CheckFailed, RunbookError
 from .findings import require
 from .run import PhaseResult, Run, start, summary, timestamp, utc_now, verify
@@ -45,16 +47,36 @@ class Deployment:
     locked: bool = False
     prepared: bool = False
     """This run created `release` on the hosts (so abandoning it removes the folder)."""
+    batch: list[Host] | None = None
+    """The app hosts the host-by-host phases act on now: a batch of the rollout, or during a rollback
+    the hosts the deploy changed; None: every app host."""
+    touched: list[Host] = field(default_factory=list)
+    """App hosts whose services this deploy stopped or whose release it switched, in that order."""
+    failed_hosts: dict[str, str] = field(default_factory=dict)
+    """Hosts that failed their health check within the rollout's `max_fail_percentage`, and why."""
 
     @property
     def env(self):
         return self.run.env
+
+    @property
+    def hosts(self) -> list[Host]:
+        return self.env.hosts_with("app") if self.batch is None else self.batch
+
+    rolling_back: bool = False
+
+    def touch(self, hosts_: list[Host]) -> None:
+        """Remember hosts a deploy changes: its rollback acts on them alone."""
+        if self.run.kind == "deploy" and not self.rolling_back:
+            self.touched += [h for h in hosts_ if h not in self.touched]
 
     def context(self) -> dict:
         """What the verifying features need to know about this run (passed as `--context`)."""
         return {
             "release": self.release, "version": self.run.version, "target": self.target,
             "target_schema": self.target_schema, "snapshot": self.snapshot,
+            "baseline": self.baseline and {"p95_seconds": self.baseline.p95_seconds,
+                                           "error_rate": self.baseline.error_rate},
         }
 
 
@@ -73,6 +95,10 @@ class Phase:
     """ABANDON: nothing changed yet, release what the run took. ROLL_BACK: the environment changed, the
     rollback sequence follows. REPORT: the release is live and verified; say what did not finish."""
     applies: Callable[[Deployment], bool] = field(default=lambda d: True)
+    skip: str = "does not apply: no release was live before this deploy"
+    """What the record says when `applies` is false."""
+    per_batch: bool = False
+    """Runs once for each batch of the rollout, on that batch's hosts (`Deployment.hosts`)."""
 
 
 # --- actions -----------------------------------------------------------------------------------------
@@ -176,7 +202,8 @@ def take_backup(d: Deployment) -> list[str]:
 
 
 def prepare_release(d: Deployment) -> list[str]:
-    """Unpack the verified package into a new release folder on every app host, services untouched."""
+    """Copy the verified package to every app host (`shared/packages/`, rsync over ssh) and unpack it into
+    a new release folder there, services untouched."""
     env, notes = d.env, []
     contents = package.read(d.package)
     findings = package.presence(contents) + package.integrity(contents) + package.unlisted_files(contents)
@@ -184,34 +211,85 @@ def prepare_release(d: Deployment) -> list[str]:
     notes.append(f"package {d.package} sha256 {package.checksum(d.package)} verified against its manifest")
     d.run.facts["package"] = {"path": str(d.package), "sha256": package.checksum(d.package)}
     d.prepared = True
+    packages = env.app.shared / "packages"
+    on_host = str(packages / d.package.name)
     for host in env.hosts_with("app"):
         for gone in release.clean_unfinished(env, host):
             notes.append(f"removed unfinished release {gone} on {host.name}, left by a crashed run")
-        release.unpack(env, host, str(d.package), d.release)
+        hosts.copy(host, d.package, on_host)
+        hosts.must(host, 'find "$1" -maxdepth 1 -type f ! -name "$2" -delete', str(packages), d.package.name,
+                   what="removing the packages of earlier deploys")
+        notes.append(f"package copied to {host.name}:{on_host}")
+        release.unpack(env, host, on_host, d.release)
         notes.append(release.verify_files(env, host, d.release))
         release.finish(env, host, d.release)
     return notes
 
 
+def _placements(d: Deployment) -> list[tuple[Host, "services.Service"]]:
+    """The services on the hosts this phase acts on."""
+    return [(h, s) for h, s in services.placements(d.env) if h in d.hosts]
+
+
+def _services(d: Deployment, act: Callable) -> list[str]:
+    if not d.hosts:
+        return ["no host to act on: the deploy changed none"]
+    d.touch(d.hosts)
+    return [f"{h.name}: {act(d.env, h, s)}" for h, s in _placements(d)]
+
+
 def stop_services(d: Deployment) -> list[str]:
-    return [f"{h.name}: {services.control(d.env, h, s, 'stop')}" for h, s in services.placements(d.env)]
+    return _services(d, lambda env, h, s: services.control(env, h, s, "stop"))
 
 
 def start_services(d: Deployment) -> list[str]:
-    return [f"{h.name}: {services.control(d.env, h, s, 'start')}" for h, s in services.placements(d.env)]
+    return _services(d, lambda env, h, s: services.control(env, h, s, "start"))
+
+
+def reload_services(d: Deployment) -> list[str]:
+    """The rolling strategy's switch of the running app: new workers on `current`, then the old ones go."""
+    return _services(d, services.reload)
 
 
 def _switch(d: Deployment, target: str | None) -> list[str]:
-    """Point `current` at `target` on every app host (None: no release, as before the first deploy)."""
-    hosts_ = d.env.hosts_with("app")
-    for host in hosts_:
+    """Point `current` at `target` on the phase's hosts (None: no release, as before the first deploy)."""
+    if not d.hosts:
+        return ["no host to switch back: the deploy switched none"]
+    for host in d.hosts:
+        d.touch([host])
         release.switch(d.env, host, target)
     shown = f"releases/{target}" if target else "(none: no release was live before)"
-    return [f"current -> {shown} on {', '.join(h.name for h in hosts_)}"]
+    return [f"current -> {shown} on {', '.join(h.name for h in d.hosts)}"]
 
 
 def switch_release(d: Deployment) -> list[str]:
     return _switch(d, d.release)
+
+
+def drain_hosts(d: Deployment) -> list[str]:
+    """Take the batch's hosts out of the load balancer before anything on them changes."""
+    return [rollout.balancer(d.env, host, "drain") for host in d.hosts]
+
+
+def restore_hosts(d: Deployment) -> list[str]:
+    """Put the hosts back into the load balancer; a host that failed its health check stays out."""
+    kept_out = [h.name for h in d.hosts if h.name in d.failed_hosts]
+    back = [rollout.balancer(d.env, h, "restore") for h in d.hosts if h.name not in d.failed_hosts]
+    return back + [f"{name} stays out of the load balancer: it failed its health check" for name in kept_out]
+
+
+def check_hosts(d: Deployment) -> list[str]:
+    """Each host of the batch answers healthy with the expected version; too many failures (more than
+    `max_fail_percentage` of the batch) stop the rollout."""
+    version = d.run.version if d.run.kind == "deploy" else release.version_of(d.target)
+    outcome = rollout.check_batch(d.env, d.hosts, version)
+    limit = d.env.rollout.max_fail_percentage
+    if rollout.exceeded(len(outcome.failed), len(d.hosts), limit):
+        raise ActionFailed(f"{len(outcome.failed)} of {len(d.hosts)} hosts failed (more than {limit:g}% allowed): "
+                           + "; ".join(outcome.failed.values()))
+    d.failed_hosts.update(outcome.failed)
+    within = [f"{error} (within max_fail_percentage {limit:g}%)" for error in outcome.failed.values()]
+    return outcome.healthy + within
 
 
 def configure_release(d: Deployment) -> list[str]:
@@ -333,46 +411,100 @@ def has_target(d: Deployment) -> bool:
     return d.target is not None
 
 
+def first_batch(d: Deployment) -> bool:
+    return d.batch is None or d.batch == rollout.batches(d.env.rollout.serial, d.env.hosts_with("app"))[0]
+
+
 # --- the sequences ---------------------------------------------------------------------------------
 
 LOCK = Phase("lock", "Take the environment's deploy lock", take_lock)
-STOP = Phase("stop", "Stop current services (Step 7)", stop_services, on_failure=ROLL_BACK)
-
 PREFLIGHT = Phase("preflight", "Pre-flight checklist (Steps 1 to 5)", feature="preflight")
 BACKUP = Phase("backup", "Back up the current database and verify the backup (Step 3)", take_backup)
 BASELINE = Phase("baseline", "Measure the baseline of the release serving now (Step 20)", measure_baseline)
 BAKE = Phase("bake", "Watch the release against its baseline (Steps 13, 14 and 20)", bake_release, on_failure=REPORT)
+MIGRATE = Phase("migrate", "Execute and verify database migrations (Step 8)", migrate, on_failure=ROLL_BACK)
+HEALTH = Phase("health", "Health checks (Step 10)", feature="health", on_failure=ROLL_BACK)
+DRAIN = Phase("drain", "Take the hosts out of the load balancer", drain_hosts, on_failure=ROLL_BACK, per_batch=True)
+RESTORE = Phase("restore", "Return the healthy hosts to the load balancer", restore_hosts, on_failure=ROLL_BACK,
+                per_batch=True)
+STOP = Phase("stop", "Stop current services (Step 7)", stop_services, on_failure=ROLL_BACK, per_batch=True)
+START = Phase("start", "Start application services (Step 9)", start_services, on_failure=ROLL_BACK, per_batch=True)
+RELOAD = Phase("reload", "Reload the app gracefully on the new release", reload_services, on_failure=ROLL_BACK,
+               per_batch=True)
+HOSTS = Phase("hosts", "Each host answers healthy on the new release (Step 10)", check_hosts, on_failure=ROLL_BACK,
+              per_batch=True)
 
-DEPLOY = [
-    PREFLIGHT,
-    LOCK,
-    Phase("announce", "Pre-deployment notification (Step 6)", announce),
-    replace(BASELINE, applies=lambda d: d.previous is not None),
-    BACKUP,
-    Phase("prepare", "Unpack the new version beside the current one (Step 7)", prepare_release),
-    STOP,
-    Phase("switch", "Switch the current release atomically (Step 7)", switch_release, on_failure=ROLL_BACK),
-    Phase("configure", "Update configuration (Step 7)", configure_release, on_failure=ROLL_BACK),
-    Phase("migrate", "Execute and verify database migrations (Step 8)", migrate, on_failure=ROLL_BACK),
-    Phase("start", "Start application services (Step 9)", start_services, on_failure=ROLL_BACK),
-    Phase("verify-deploy", "Verify the release in place and its services (Steps 7 to 9)", feature="deploy", on_failure=ROLL_BACK),
-    Phase("health", "Health checks (Step 10)", feature="health", on_failure=ROLL_BACK),
-    Phase("verification", "Post-deployment verification (Steps 11 and 12)", feature="verification", on_failure=ROLL_BACK),
-    replace(BAKE, on_failure=ROLL_BACK),
-    Phase("finish", "Record the release, keep the last releases, release the lock", finish_deploy, on_failure=REPORT),
-]
 
-ROLLBACK = [
-    LOCK,
-    Phase("plan", "Choose the release to return to (Step 14)", plan_rollback),
-    STOP,
-    Phase("database", "Database rollback (Step 15)", revert_database, on_failure=ROLL_BACK),
-    Phase("switch-back", "Restore the previous version (Step 15)", switch_back, on_failure=ROLL_BACK),
-    Phase("start", "Start the previous version's services (Step 16)", start_services, on_failure=ROLL_BACK, applies=has_target),
-    Phase("verify-rollback", "Rollback verification (Step 16)", feature="rollback", on_failure=ROLL_BACK),
-    Phase("health", "Health checks of the restored version (Step 10)", feature="health", on_failure=ROLL_BACK, applies=has_target),
-    Phase("finish", "Record the rollback, release the lock", finish_rollback, on_failure=ROLL_BACK),
-]
+def deploy_sequence(env) -> list[Phase]:
+    """The deploy's phases for the environment's rollout strategy, in runbook order.
+
+    `maintenance` (the runbook's): each batch stops, switches, migrates (the first batch), starts.
+    `rolling`: the backward-compatible migrations run first, with the old release serving; then each
+    batch switches and reloads gracefully, so some workers answer at every moment.
+    """
+    rolling = env.rollout.strategy == "rolling"
+    balancer = env.rollout.drain is not None, env.rollout.restore is not None
+    each_host = env.rollout.host_url is not None or len(rollout.batches(env.rollout.serial, env.hosts_with("app"))) > 1
+    per_batch = [
+        *([DRAIN] if balancer[0] else []),
+        *([] if rolling else [STOP]),
+        Phase("switch", "Switch the current release atomically (Step 7)", switch_release, on_failure=ROLL_BACK,
+              per_batch=True),
+        RELOAD if rolling else replace(MIGRATE, per_batch=True, applies=first_batch, skip="migrated with the first batch"),
+        *([] if rolling else [START]),
+        *([HOSTS] if each_host else []),
+        *([RESTORE] if balancer[1] else []),
+    ]
+    return [
+        PREFLIGHT,
+        LOCK,
+        Phase("announce", "Pre-deployment notification (Step 6)", announce),
+        replace(BASELINE, applies=lambda d: d.previous is not None),
+        BACKUP,
+        Phase("prepare", "Unpack the new version beside the current one (Step 7)", prepare_release),
+        Phase("configure", "Update configuration of the new release (Step 7)", configure_release),
+        *([MIGRATE] if rolling else []),
+        *per_batch,
+        Phase("verify-deploy", "Verify the release in place and its services (Steps 7 to 9)", feature="deploy",
+              on_failure=ROLL_BACK),
+        HEALTH,
+        Phase("verification", "Post-deployment verification (Steps 11 and 12)", feature="verification",
+              on_failure=ROLL_BACK),
+        *([Phase("performance", "Performance verification (Steps 11 and 20)", feature="performance",
+                 on_failure=ROLL_BACK)] if env.performance else []),
+        replace(BAKE, on_failure=ROLL_BACK),
+        Phase("finish", "Record the release, keep the last releases, release the lock", finish_deploy, on_failure=REPORT),
+    ]
+
+
+def rollback_sequence(env) -> list[Phase]:
+    """Back to the previous release on the hosts the deploy changed (every app host for `invoke rollback`).
+
+    `rolling` switches back and reloads before the down migrations: the previous release works with
+    the newer schema, as the strategy requires of every migration.
+    """
+    rolling = env.rollout.strategy == "rolling"
+    database_ = Phase("database", "Database rollback (Step 15)", revert_database, on_failure=ROLL_BACK)
+    back = [
+        Phase("switch-back", "Restore the previous version (Step 15)", switch_back, on_failure=ROLL_BACK),
+        replace(RELOAD if rolling else START, title="Start the previous version's services (Step 16)",
+                per_batch=False, applies=has_target, skip="no release to start: none was live before"),
+        *([replace(HOSTS, title="Each host answers healthy on the previous version (Step 16)", per_batch=False,
+                   applies=has_target, skip="no release to check: none was live before")]
+          if env.rollout.host_url else []),
+    ]
+    return [
+        LOCK,
+        Phase("plan", "Choose the release to return to (Step 14)", plan_rollback),
+        *([] if rolling else [replace(STOP, per_batch=False)]),
+        *([*back, database_] if rolling else [database_, *back]),
+        *([replace(RESTORE, per_batch=False)] if env.rollout.restore else []),
+        Phase("verify-rollback", "Rollback verification (Step 16)", feature="rollback", on_failure=ROLL_BACK),
+        replace(HEALTH, title="Health checks of the restored version (Step 10)", applies=has_target,
+                skip="no release to check: none was live before"),
+        Phase("finish", "Record the rollback, release the lock", finish_rollback, on_failure=ROLL_BACK),
+    ]
+
 
 GATE = [PREFLIGHT]
 WATCH = [BASELINE, BAKE]
@@ -409,7 +541,7 @@ def run_phase(d: Deployment, sequence: str, phase: Phase) -> PhaseResult:
     started = utc_now()
     if not phase.applies(d):
         result = PhaseResult(phase.name, phase.title, sequence, started, utc_now(), "skipped",
-                             evidence=["does not apply: no release was live before this deploy"])
+                             evidence=[phase.skip])
     elif phase.feature:
         version = d.run.version if sequence != "rollback" else (release.version_of(d.target) if d.target else None)
         result = verify(run, phase.name, phase.title, sequence, phase.feature, version, d.context())
@@ -433,12 +565,46 @@ def run_phase(d: Deployment, sequence: str, phase: Phase) -> PhaseResult:
     return result
 
 
-def walk(d: Deployment, sequence: str, phases: list[Phase]) -> PhaseResult | None:
-    """Run the phases in order; the first that did not pass, or None."""
-    for phase in phases:
-        result = run_phase(d, sequence, phase)
-        if result.outcome not in ("passed", "skipped"):
-            return result
+Failure = tuple[Phase, PhaseResult]
+"""A phase that did not pass, and its result."""
+
+
+def walk(d: Deployment, sequence: str, phases: list[Phase]) -> Failure | None:
+    """Run the phases in order; consecutive per-batch phases run once for each batch of the rollout.
+    The first phase that did not pass, or None."""
+    index = 0
+    while index < len(phases):
+        group = [phases[index]]
+        while group[-1].per_batch and index + len(group) < len(phases) and phases[index + len(group)].per_batch:
+            group.append(phases[index + len(group)])
+        index += len(group)
+        failed = _walk_batches(d, sequence, group) if group[0].per_batch else _walk_phase(d, sequence, group[0])
+        if failed:
+            return failed
+    return None
+
+
+def _walk_phase(d: Deployment, sequence: str, phase: Phase) -> Failure | None:
+    result = run_phase(d, sequence, phase)
+    return None if result.outcome in ("passed", "skipped") else (phase, result)
+
+
+def _walk_batches(d: Deployment, sequence: str, group: list[Phase]) -> Failure | None:
+    """The group of phases for each batch in turn; with several batches each phase's name and title say
+    which batch it is (`stop-2`, "... (batch 2 of 3: web2, web3)")."""
+    batches = rollout.batches(d.env.rollout.serial, d.env.hosts_with("app"))
+    try:
+        for number, batch in enumerate(batches, 1):
+            d.batch = batch
+            for phase in group:
+                if len(batches) > 1:
+                    phase = replace(phase, name=f"{phase.name}-{number}", title=f"{phase.title} (batch {number} of "
+                                    f"{len(batches)}: {', '.join(h.name for h in batch)})")
+                failed = _walk_phase(d, sequence, phase)
+                if failed:
+                    return failed
+    finally:
+        d.batch = None
     return None
 
 
@@ -449,7 +615,8 @@ def _abandon(d: Deployment) -> None:
         return
     if d.prepared:
         for host in env.hosts_with("app"):
-            hosts.must(host, 'rm -rf -- "$1"', release.folder(env, d.release), what=f"removing {d.release}")
+            hosts.must(host, 'rm -rf -- "$1" "$2"', release.folder(env, d.release),
+                       str(env.app.shared / "config" / d.release), what=f"removing {d.release}")
     found = state.load(env)
     found.in_progress, found.last_run = None, _last_run(d, "failed, nothing changed")
     state.save(env, found)
@@ -457,22 +624,25 @@ def _abandon(d: Deployment) -> None:
     d.locked = False
 
 
-def _after_failure(d: Deployment, sequence: list[Phase], failed: PhaseResult) -> int:
+def _after_failure(d: Deployment, sequence: str, failure: Failure) -> int:
     """What a failed phase leads to: the phase itself says (see `Phase.on_failure`)."""
-    rule = next(p for p in sequence if p.name == failed.name).on_failure
+    phase, failed = failure
+    rule = phase.on_failure
     if rule == ABANDON:
         _abandon(d)
         return errors.FAILED
     if rule == REPORT:
         d.run.facts["unfinished"] = f"{d.release} is live and verified, but '{failed.title}' failed: {failed.cause}"
         return errors.FAILED
-    if sequence is DEPLOY:
+    if sequence == "deploy":
         d.reason = f"{failed.title} failed: {failed.cause}"
         d.run.event("rollback started", reason=d.reason)
         print(redact(f"rolling back: {d.reason}"), flush=True)
-        failed = walk(d, "rollback", ROLLBACK)
-        if failed is None:
+        d.rolling_back, d.failed_hosts, d.batch = True, {}, list(d.touched)
+        failure = walk(d, "rollback", rollback_sequence(d.env))
+        if failure is None:
             return errors.FAILED
+        failed = failure[1]
     d.run.facts["needs_human"] = (f"the rollback failed during '{failed.title}': {failed.cause}. State now: "
                                   f"{where(d.env)}. The lock is kept; after fixing the cause run: "
                                   f"invoke rollback --env {d.env.name} --break-lock")
@@ -532,12 +702,17 @@ def deploy(env_arg: str, version: str, restore_db: bool = False, change: str | N
                                                emergency, reason).as_record()
         if not d.package.exists():
             raise RunbookError(f"package {d.package} does not exist (build it with `invoke package --version {version}`)")
-        failed = walk(d, "deploy", DEPLOY)
+        failed = walk(d, "deploy", deploy_sequence(run.env))
     except RunbookError as e:
         return _refused(d, e)
-    if failed is None:
-        return _conclude(d, errors.OK)
-    return _conclude(d, _after_failure(d, DEPLOY, failed))
+    if failed is not None:
+        return _conclude(d, _after_failure(d, "deploy", failed))
+    if d.failed_hosts:
+        d.run.facts["unfinished"] = (f"{d.release} is live, but these hosts failed their health check (within "
+                                     f"max_fail_percentage) and stay out of the load balancer: "
+                                     + "; ".join(d.failed_hosts.values()))
+        return _conclude(d, errors.FAILED)
+    return _conclude(d, errors.OK)
 
 
 def rollback(env_arg: str, to: str | None = None, restore_db: bool = False, break_lock: bool = False) -> int:
@@ -545,10 +720,10 @@ def rollback(env_arg: str, to: str | None = None, restore_db: bool = False, brea
     run = start(env_arg, None, "rollback")
     d = Deployment(run, restore_db=restore_db, break_lock=break_lock, requested_target=to)
     try:
-        broken = walk(d, "rollback", ROLLBACK)
+        broken = walk(d, "rollback", rollback_sequence(run.env))
     except RunbookError as e:
         return _refused(d, e)
-    return _conclude(d, errors.OK if broken is None else _after_failure(d, ROLLBACK, broken))
+    return _conclude(d, errors.OK if broken is None else _after_failure(d, "rollback", broken))
 
 
 def gate(env_arg: str, version: str | None) -> int:

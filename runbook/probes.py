@@ -47,9 +47,9 @@ def answers(env: Environment, url: str, status: int) -> Answer:
     return _settle(env, url, lambda response: unexpected_status(response, status))
 
 
-def reports_version(env: Environment, version: str) -> Answer:
-    """GET the status endpoint until its JSON `version` is `version`; the answer's body holds the JSON
-    (with `schema_version`)."""
+def reports_version(env: Environment, version: str, url: str | None = None) -> Answer:
+    """GET the status endpoint (or `url`) until its JSON `version` is `version`; the answer's body holds
+    the JSON (with `schema_version`)."""
 
     def judge(response: requests.Response) -> str | None:
         wrong = unexpected_status(response, 200)
@@ -58,7 +58,7 @@ def reports_version(env: Environment, version: str) -> Answer:
         reported = _json(response).get("version")
         return None if reported == version else f"reports version {reported!r} (expected {version!r})"
 
-    return _settle(env, env.endpoints.status, judge)
+    return _settle(env, url or env.endpoints.status, judge)
 
 
 def request_error(error: requests.RequestException, timeout: float) -> str:

@@ -18,6 +18,14 @@ def _supervisor(env: Environment) -> tuple[str, str]:
     return env.supervisor.ctl, str(env.supervisor.config)
 
 
+def pid_command(env: Environment, service: Service) -> list[str]:
+    """The argument list that prints the service's main process id on a host (0 when it is not running)."""
+    if service.manager == "systemd":
+        return ["systemctl", "show", "-p", "MainPID", "--value", service.name]
+    ctl, conf = _supervisor(env)
+    return [ctl, "-c", conf, "pid", service.name]
+
+
 def placements(env: Environment) -> list[tuple[Host, Service]]:
     """Every (host, service) pair: each service on each host with one of its roles."""
     return [(h, s) for s in env.services for h in env.hosts_with_any(s.roles)]
@@ -37,6 +45,23 @@ def control(env: Environment, host: Host, service: Service, action: str) -> str:
     if result.rc != 0 or "ERROR" in out:
         raise ActionFailed(f"host {host.name}: {action} {service.name} failed: {out.strip()}")
     return out or f"{action} {service.name}: done"
+
+
+def reload(env: Environment, host: Host, service: Service) -> str:
+    """Reload a running service gracefully (its new workers start before the old ones stop: SIGHUP to
+    gunicorn under supervisord, `systemctl reload` under systemd); start it when it is not running."""
+    if not running(env, host, service).ok:
+        return control(env, host, service, "start")
+    if service.manager == "systemd":
+        argv = ["systemctl", "reload", service.name]
+    else:
+        ctl, conf = _supervisor(env)
+        argv = [ctl, "-c", conf, "signal", "HUP", service.name]
+    result = hosts.script(host, '"$@" 2>&1', *argv)
+    out = result.stdout.strip()
+    if result.rc != 0 or "ERROR" in out:
+        raise ActionFailed(f"host {host.name}: reload {service.name} failed: {out}")
+    return out or f"reload {service.name}: done"
 
 
 def running(env: Environment, host: Host, service: Service) -> Finding:

@@ -3,7 +3,7 @@ itself (its links, its database, its lock and state files), so every operator's 
 """
 
 from . import config, database, local, lock, release, state
-from .pipeline import DEPLOY, ROLLBACK
+from .pipeline import deploy_sequence, rollback_sequence
 
 
 def collect(env_arg: str) -> dict:
@@ -25,7 +25,7 @@ def collect(env_arg: str) -> dict:
         "last_run": found.last_run,
         "unfinished_run": crashed and {
             "run_id": crashed.run_id, "kind": crashed.kind, "version": crashed.version, "phase": crashed.phase,
-            "phases": [p.name for p in (DEPLOY if crashed.kind == "deploy" else ROLLBACK)],
+            "phases": [p.name for p in (deploy_sequence if crashed.kind == "deploy" else rollback_sequence)(env)],
             "since": crashed.started, "operator": crashed.operator,
         },
     }

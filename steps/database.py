@@ -40,3 +40,18 @@ def migrations_reversible(pending_migrations, evidence):
         require(evidence.findings(found))
     else:
         evidence.text("migrations", "no pending migration")
+
+
+@then("every pending migration is safe while the previous release still serves")
+def migrations_backward_compatible(environment, pending_migrations, evidence):
+    if environment.rollout.strategy != "rolling":
+        evidence.text("migrations", "not required: the maintenance strategy stops the app before it migrates")
+        return
+    found = [
+        Finding(f"migration {m.label}", not hazards, "; ".join(hazards) or "only adds to the schema")
+        for m in pending_migrations for hazards in [migrations.rolling_hazards(m)]
+    ]
+    if found:
+        require(evidence.findings(found))
+    else:
+        evidence.text("migrations", "no pending migration")

@@ -10,4 +10,5 @@ pytest_plugins = [
     "steps.configuration",
     "steps.release",
     "steps.http",
+    "steps.performance",
 ]

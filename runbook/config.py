@@ -563,6 +563,12 @@ class Environment(Model):
             raise ValueError(f"database.backup_host {self.database.backup_host!r} is not one of the hosts {names}")
         if any(s.manager == "supervisord" for s in self.services) and not (self.supervisor or self.local):
             raise ValueError("services managed by supervisord need a `supervisor` section")
+        measured = self.performance and self.performance.service
+        if measured and measured not in {s.name for s in self.services}:
+            raise ValueError(f"performance.service {measured!r} is not one of the services "
+                             f"{[s.name for s in self.services]}")
+        if self.performance and not self.services:
+            raise ValueError("performance needs a service whose processes it measures")
         return self
 
     @property

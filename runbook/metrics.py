@@ -102,6 +102,13 @@ class Source:
             return None, redact(f"{url} did not answer: {request_error(e, self.timeout)}")
 
 
+def percentile(q: float, values: Iterable[float]) -> float | None:
+    """The q-quantile by nearest rank: the smallest value with at least q of all values at or below it
+    (None without values). The p95 of 20 latencies is the 19th fastest."""
+    ordered = sorted(values)
+    return ordered[math.ceil(q * len(ordered)) - 1] if ordered else None
+
+
 class Prober(Source):
     """Requests sent by the runbook itself."""
 
@@ -111,12 +118,12 @@ class Prober(Source):
         urls = config.urls or [self.env.endpoints.health, self.env.endpoints.status]
         count = config.requests_per_sample
         answers = [self._probe(urls[i % len(urls)]) for i in range(count)]
-        latencies = sorted(seconds for _, status, seconds in answers if status is not None)
+        latencies = [seconds for _, status, seconds in answers if status is not None]
         health = [status for url, status, _ in answers if url == self.env.endpoints.health and status is not None]
         return Sample(
             at,
             error_rate=sum(status is None or status >= 500 for _, status, _ in answers) / count,
-            p95_seconds=latencies[math.ceil(0.95 * len(latencies)) - 1] if latencies else None,
+            p95_seconds=percentile(0.95, latencies),
             database_ok=all(status == 200 for status in health) if health else None,
         )
 

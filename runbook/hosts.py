@@ -19,7 +19,7 @@ from testinfra.backend.base import CommandResult
 
 from . import ssh
 from .config import Host, RequiredFile
-from .errors import ActionFailed, CheckFailed, RunbookError
+from .errors import ActionFailed, RunbookError
 from .findings import Finding
 
 T = TypeVar("T")
@@ -171,47 +171,52 @@ def reachability(host: Host) -> Finding:
         return Finding(f"host {host.name}", False, f"does not answer over {host.spec} within {host.connect_timeout} s: {e}")
 
 
-def gather(hosts: list[Host], mounts: list[str]) -> dict[str, Facts]:
-    """Facts of every host, gathered concurrently; `CheckFailed` names each host that did not answer."""
+HostFacts = dict[str, Facts | Unreachable]
+"""Each host's facts by name, or why it did not answer."""
 
-    def one(host: Host) -> Facts | str:
+
+def gather(hosts: list[Host], mounts: list[str]) -> HostFacts:
+    """Facts of every host, gathered concurrently; a host that did not answer has its `Unreachable`,
+    so the others' facts are still judged and reported."""
+
+    def one(host: Host) -> Facts | Unreachable:
         try:
             return facts(host, mounts)
         except Unreachable as e:
-            return f"host {host.name}: does not answer: {e}"
+            return e
 
-    results = dict(zip((h.name for h in hosts), each(hosts, one)))
-    failed = [r for r in results.values() if isinstance(r, str)]
-    if failed:
-        raise CheckFailed("; ".join(failed))
-    return results
+    return dict(zip((h.name for h in hosts), each(hosts, one)))
 
 
-def cpus(facts: dict[str, Facts], minimum: int) -> list[Finding]:
-    return [Finding(f"host {n}", f.cpus >= minimum, f"{f.cpus} CPUs (required at least {minimum})") for n, f in facts.items()]
-
-
-def memory(facts: dict[str, Facts], minimum_mb: int) -> list[Finding]:
+def _judge(facts: HostFacts, judge: Callable[[Facts], list[tuple[bool, str]]]) -> list[Finding]:
+    """`judge` on each host that answered; a failed finding for each host that did not."""
     return [
-        Finding(f"host {n}", f.memory_mb >= minimum_mb, f"{f.memory_mb} MB memory (required at least {minimum_mb} MB)")
-        for n, f in facts.items()
+        Finding(f"host {name}", ok, detail)
+        for name, found in facts.items()
+        for ok, detail in ([(False, f"does not answer: {found}")] if isinstance(found, Unreachable) else judge(found))
     ]
 
 
-def disk_space(facts: dict[str, Facts], min_free_percent: float) -> list[Finding]:
-    findings = []
-    for name, f in facts.items():
-        for mount, disk in f.disks.items():
-            if disk is None:
-                findings.append(Finding(f"host {name}", False, f"mount {mount} does not exist"))
-                continue
-            ok = disk.free_percent >= min_free_percent
-            findings.append(Finding(
-                f"host {name}", ok,
-                f"disk free on {mount} is {disk.free_percent:.1f}% ({disk.available_kb // 1024} MB of "
-                f"{disk.total_kb // 1024} MB); required at least {min_free_percent:g}%",
-            ))
-    return findings
+def cpus(facts: HostFacts, minimum: int) -> list[Finding]:
+    return _judge(facts, lambda f: [(f.cpus >= minimum, f"{f.cpus} CPUs (required at least {minimum})")])
+
+
+def memory(facts: HostFacts, minimum_mb: int) -> list[Finding]:
+    return _judge(facts, lambda f: [(f.memory_mb >= minimum_mb,
+                                     f"{f.memory_mb} MB memory (required at least {minimum_mb} MB)")])
+
+
+def disk_space(facts: HostFacts, min_free_percent: float) -> list[Finding]:
+    def judge(f: Facts) -> list[tuple[bool, str]]:
+        return [
+            (False, f"mount {mount} does not exist") if disk is None else
+            (disk.free_percent >= min_free_percent,
+             f"disk free on {mount} is {disk.free_percent:.1f}% ({disk.available_kb // 1024} MB of "
+             f"{disk.total_kb // 1024} MB); required at least {min_free_percent:g}%")
+            for mount, disk in f.disks.items()
+        ]
+
+    return _judge(facts, judge)
 
 
 def reaches(host: Host, address: str, port: int) -> Finding:

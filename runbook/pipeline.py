@@ -281,7 +281,7 @@ def restore_hosts(d: Deployment) -> list[str]:
 def check_hosts(d: Deployment) -> list[str]:
     """Each host of the batch answers healthy with the expected version; too many failures (more than
     `max_fail_percentage` of the batch) stop the rollout."""
-    version = d.run.version if d.run.kind == "deploy" else release.version_of(d.target)
+    version = d.run.version if d.run.kind == "deploy" and not d.rolling_back else release.version_of(d.target)
     outcome = rollout.check_batch(d.env, d.hosts, version)
     limit = d.env.rollout.max_fail_percentage
     if rollout.exceeded(len(outcome.failed), len(d.hosts), limit):

@@ -21,7 +21,8 @@ def hosts_answer(environment, evidence):
 @given("the facts of every host", target_fixture="host_facts")
 def host_facts(environment, evidence):
     facts = hosts.gather(environment.hosts, environment.thresholds.mounts)
-    evidence.text("facts", "\n".join(f"{name}: {f}" for name, f in facts.items()))
+    evidence.text("facts", "\n".join(
+        f"{name}: {'does not answer: ' if isinstance(f, hosts.Unreachable) else ''}{f}" for name, f in facts.items()))
     return facts
 
 

@@ -11,6 +11,12 @@ route, its own hostname, and its own files under one common path (`COMMON`, bind
 for every host while each keeps its own files. Only traffic between the root namespace and the
 namespaces made here is ever sent. Everything is torn down on exit, also when the body fails.
 
+The machine's own services (PostgreSQL, Redis, RabbitMQ on 127.0.0.1) can be reached from every host at
+one shared address (`fleet(3, folder, forward=MACHINE_SERVICES)`): an address of the 10.213.0.0/24 range
+added to the root namespace's `lo` as a /32 (so it also works from the root namespace), a route to it in
+each host's namespace over the host's own link, and a forwarder (`python fleet.py forward ...`, below)
+that relays each connection to that address's port to the same port on 127.0.0.1, nowhere else.
+
 Latency: `tc ... netem delay` on each host's link where the kernel has netem; where it has not (the
 project's machines: no sch_netem), each host's outgoing packets are queued with iptables' NFQUEUE to a
 small delayer in its namespace (`python fleet.py delay MS`, below) that lets each one go after MS ms.
@@ -53,6 +59,12 @@ TIMEOUT = 30
 """Seconds any one command run here may take."""
 
 DELAY_QUEUE = 0
+
+MACHINE_SERVICES = (5432, 6379, 5672)
+"""The machine's PostgreSQL, Redis and RabbitMQ: the ports `forward=` usually names."""
+
+SHARED_DEVICE = "lo"
+"""Where the shared address lives in the root namespace (this machine's kernel has no dummy links)."""
 
 _PATH = os.pathsep.join(dict.fromkeys(["/usr/sbin", "/sbin", *os.environ.get("PATH", "/bin").split(os.pathsep)]))
 ENV = {**os.environ, "PATH": _PATH}
@@ -160,6 +172,17 @@ class Fleet:
         self.latency_ms = 0
         self.latency_method: str | None = None
         """How the delay is made once a latency was set: "netem" or "nfqueue"."""
+        self.shared_address: str | None = None
+        """Where every host (and the root namespace) reaches the forwarded services; None without `forward`."""
+        self.forwarded: tuple[int, ...] = ()
+        self.forwarder: subprocess.Popen | None = None
+        self._shared_added = False
+
+    def shared_url(self, url: str) -> str:
+        """`url` with 127.0.0.1 (or localhost) replaced by the shared address, for the hosts to use."""
+        if self.shared_address is None:
+            raise RuntimeError("this fleet forwards no service: make it with forward=...")
+        return re.sub(r"(?<=[@/])(127\.0\.0\.1|localhost)(?=[:/]|$)", self.shared_address, url, count=1)
 
     # The client's side.
     @property
@@ -255,6 +278,9 @@ class Fleet:
     def reachable(self, host: FleetHost) -> None:
         """Undo `unreachable`."""
         _run("ip", "-n", host.namespace, "link", "set", DEVICE, "up")
+        if self.shared_address:
+            # A link that went down lost its routes: the one to the shared address comes back with it.
+            _shared_route(self, host)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection((host.address, 22), timeout=1):
@@ -370,6 +396,32 @@ def _link(host: FleetHost) -> None:
     _run("ip", "link", "set", host.link, "up")
 
 
+def _shared_route(fleet: Fleet, host: FleetHost) -> None:
+    """The host reaches the shared address over its own link, through the root namespace's end of it."""
+    _run("ip", "-n", host.namespace, "route", "replace", f"{fleet.shared_address}/32", "via", host.local_address,
+         "dev", DEVICE)
+
+
+def _free_shared_address() -> str:
+    """An address 10.213.0.<k> that nothing in the root namespace holds (called under the fleets' lock)."""
+    used = set(re.findall(rf"inet {re.escape(SUBNET)}\.0\.(\d+)/", _run("ip", "-o", "-4", "addr", "show").stdout))
+    for k in range(1, 255):
+        if str(k) not in used:
+            return f"{SUBNET}.0.{k}"
+    raise RuntimeError(f"no free shared address in {SUBNET}.0.0/24")
+
+
+def _start_forwarder(fleet: Fleet, ports: tuple[int, ...]) -> None:
+    """Relay the shared address's `ports` to the same ports on 127.0.0.1, in a child process of its own."""
+    with open(fleet.folder / "forwarder.log", "ab") as log:
+        fleet.forwarder = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "forward", fleet.shared_address, *map(str, ports)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, start_new_session=True, env=ENV)
+    ready = select.select([fleet.forwarder.stdout], [], [], 10)[0] and fleet.forwarder.stdout.readline()
+    if not ready or b"ready" not in ready:
+        raise RuntimeError(f"the forwarder did not start: see {fleet.folder / 'forwarder.log'}")
+
+
 def _sshd_config(host: FleetHost, authorized_keys: Path) -> Path:
     config = host.folder / "sshd_config"
     config.write_text("\n".join([
@@ -440,6 +492,11 @@ def _teardown(fleet: Fleet) -> list[str]:
 
     if fleet.ssh_config.exists():
         attempt("closing the connections", fleet.close_connections)
+    if fleet.forwarder is not None:
+        attempt("stopping the forwarder", _stop, fleet.forwarder)
+    if fleet._shared_added:
+        attempt("removing the shared address", _run, "ip", "addr", "del", f"{fleet.shared_address}/32", "dev",
+                SHARED_DEVICE)
     for host in fleet.hosts:
         for process in (host.delayer, host.sshd):
             if process is not None:
@@ -466,11 +523,13 @@ def _teardown(fleet: Fleet) -> list[str]:
 
 
 @contextlib.contextmanager
-def fleet(count: int, folder: Path, latency_ms: int = 0):
+def fleet(count: int, folder: Path, latency_ms: int = 0, forward: tuple[int, ...] = ()):
     """`count` hosts, each in a network namespace with an sshd of its own, torn down on exit.
 
     `folder` keeps the keys, known_hosts, ssh_config and each host's folder (`folder/<host>/srv` is
-    the host's COMMON). `latency_ms`: each host's packets are delayed that long.
+    the host's COMMON). `latency_ms`: each host's packets are delayed that long. `forward`: ports of
+    this machine's 127.0.0.1 (e.g. `MACHINE_SERVICES`) that every host, and the root namespace, reach
+    at `fleet.shared_address`.
     """
     if count < 1:
         raise ValueError("a fleet has at least one host")
@@ -501,6 +560,10 @@ def fleet(count: int, folder: Path, latency_ms: int = 0):
                                  root=folder / name / "srv", folder=folder / name)
                 result.hosts.append(host)
                 _link(host)
+            if forward:
+                result.shared_address = _free_shared_address()
+                _run("ip", "addr", "add", f"{result.shared_address}/32", "dev", SHARED_DEVICE)
+                result._shared_added = True
         finally:
             os.close(lock)
         known = []
@@ -512,6 +575,11 @@ def fleet(count: int, folder: Path, latency_ms: int = 0):
             _start_sshd(host, _sshd_config(host, authorized_keys))
         result.known_hosts.write_text("\n".join(known) + "\n")
         result.ssh_config.write_text(result.config_text())
+        if forward:
+            result.forwarded = tuple(forward)
+            for host in result.hosts:
+                _shared_route(result, host)
+            _start_forwarder(result, result.forwarded)
         for host in result.hosts:
             _wait_for_sshd(host)
         if latency_ms:
@@ -624,5 +692,71 @@ def _delay(ms: int) -> None:
                 accept(pending.popleft()[1])
 
 
+# The forwarder: `python fleet.py forward ADDRESS PORT...` relays every connection to ADDRESS:PORT to
+# 127.0.0.1:PORT (the same port, this machine's own service), and ends when its parent is gone.
+FORWARD_TARGET = "127.0.0.1"
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                break
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+def _relay(client: socket.socket, port: int) -> None:
+    import threading
+
+    try:
+        server = socket.create_connection((FORWARD_TARGET, port), timeout=10)
+    except OSError as error:
+        print(f"forward :{port}: cannot reach {FORWARD_TARGET}:{port}: {error}", file=sys.stderr, flush=True)
+        client.close()
+        return
+    server.settimeout(None)
+    for sock in (client, server):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    back = threading.Thread(target=_pump, args=(server, client), daemon=True)
+    back.start()
+    _pump(client, server)
+    back.join()
+    client.close()
+    server.close()
+
+
+def _forward(address: str, ports: list[int]) -> None:
+    import threading
+
+    listeners = []
+    for port in ports:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((address, port))
+        listener.listen(128)
+        listeners.append((listener, port))
+
+    def serve(listener: socket.socket, port: int) -> None:
+        while True:
+            client, _ = listener.accept()
+            threading.Thread(target=_relay, args=(client, port), daemon=True).start()
+
+    for listener, port in listeners:
+        threading.Thread(target=serve, args=(listener, port), daemon=True).start()
+    parent = os.getppid()
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    print("ready", flush=True)
+    while os.getppid() == parent:  # the fleet's process died without its teardown: go too
+        time.sleep(1)
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["delay"]:
     _delay(int(sys.argv[2]))
+elif __name__ == "__main__" and sys.argv[1:2] == ["forward"]:
+    _forward(sys.argv[2], [int(p) for p in sys.argv[3:]])

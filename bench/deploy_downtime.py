@@ -7,7 +7,8 @@ For each strategy (`maintenance`, the runbook's stop-switch-migrate-start, and `
 reload), a copy of the environment file differing only in `rollout.strategy` is written under .local/.
 It builds two packages of the demo (bench-1 and bench-2, the second with one more, backward-compatible
 migration), deploys bench-1, then measures `invoke deploy --version bench-2` and `invoke rollback`
-while four clients ask /health back to back. Only the environment's own endpoint is asked; every loop
+while four clients ask /health back to back. For comparison, it also measures a plain restart of the
+service (`supervisorctl restart`), the least a stop-then-start deploy can cost. Only the environment's own endpoint is asked; every loop
 is bounded by the command it watches.
 """
 
@@ -19,7 +20,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, build, environment, invoke  # noqa: E402
-from runbook import config  # noqa: E402
+from runbook import config, local  # noqa: E402
 from tests.apps import Load  # noqa: E402
 
 MIGRATION = "-- migrate:up\nCREATE TABLE bench_notes (id int);\n-- migrate:down\nDROP TABLE bench_notes;\n"
@@ -42,6 +43,14 @@ def measure(url: str, *args: str) -> str:
     return f"  {args[0]}: exit {code}, wall time {seconds:.1f} s; {load}"
 
 
+def restart(env) -> str:
+    """The service restarted alone under the same load."""
+    with Load(env.endpoints.health, threads=CLIENTS) as load:
+        for service in env.services:
+            local.supervisorctl(local.paths(env), "restart", service.name)
+    return f"  service restart alone: {load}"
+
+
 def main() -> None:
     env_name, env = environment(__doc__.splitlines()[0])
     build("bench-1")
@@ -52,6 +61,7 @@ def main() -> None:
         print(f"{strategy}:")
         print(measure(env.endpoints.health, "deploy", "--env", variant, "--version", "bench-2"), flush=True)
         print(measure(env.endpoints.health, "rollback", "--env", variant), flush=True)
+    print(restart(env))
 
 
 if __name__ == "__main__":

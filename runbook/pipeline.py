@@ -309,22 +309,32 @@ def _in_release(d: Deployment, folder: str, template: list[str], version: str = 
 
 
 def migrate(d: Deployment) -> list[str]:
-    """Run the release's migrations (Step 8), verify they are applied, run the after-migration commands."""
+    """Run the release's pending migrations (Step 8) and verify they are applied; nothing else, since
+    under `maintenance` the app does not answer meanwhile."""
     env, folder = d.env, release.folder(d.env, d.release)
     before = database.applied_versions(env)
-    notes = [_in_release(d, folder, env.app.migrations.up)]
     contents = package.read(d.package)
     expected = {m.version for m in migrations.in_package(contents.files, env.app.migrations.dir)}
+    if expected <= before:
+        notes = [f"no pending migration: the database has all {len(expected)} of the package"]
+    else:
+        notes = [_in_release(d, folder, env.app.migrations.up)]
     applied = database.applied_versions(env)
     missing = sorted(expected - applied)
     if missing:
         raise ActionFailed(f"migrations not applied after migrating: {', '.join(missing)}")
     d.run.facts["migrations"] = {"applied": sorted(applied - before, key=int), "schema_before": d.previous_schema,
                                  "schema_after": database.schema_version(env)}
-    notes.append(_in_release(d, folder, env.app.migrations.status))
-    notes.append(f"{env.app.migrations.status_query}: {', '.join(database.query_column(env, env.app.migrations.status_query))}")
-    notes += [_in_release(d, folder, command) for command in env.app.migrations.after]
     return notes
+
+
+def after_migrate(d: Deployment) -> list[str]:
+    """The migration state as the app and the database report it, then the after-migration commands
+    (Step 8's index update): work that need not keep the app from answering."""
+    env, folder = d.env, release.folder(d.env, d.release)
+    notes = [_in_release(d, folder, env.app.migrations.status),
+             f"{env.app.migrations.status_query}: {', '.join(database.query_column(env, env.app.migrations.status_query))}"]
+    return notes + [_in_release(d, folder, command) for command in env.app.migrations.after]
 
 
 def finish_deploy(d: Deployment) -> list[str]:
@@ -423,6 +433,7 @@ BACKUP = Phase("backup", "Back up the current database and verify the backup (St
 BASELINE = Phase("baseline", "Measure the baseline of the release serving now (Step 20)", measure_baseline)
 BAKE = Phase("bake", "Watch the release against its baseline (Steps 13, 14 and 20)", bake_release, on_failure=REPORT)
 MIGRATE = Phase("migrate", "Execute and verify database migrations (Step 8)", migrate, on_failure=ROLL_BACK)
+INDEXES = Phase("indexes", "Migration status and index update (Step 8)", after_migrate, on_failure=ROLL_BACK)
 HEALTH = Phase("health", "Health checks (Step 10)", feature="health", on_failure=ROLL_BACK)
 DRAIN = Phase("drain", "Take the hosts out of the load balancer", drain_hosts, on_failure=ROLL_BACK, per_batch=True)
 RESTORE = Phase("restore", "Return the healthy hosts to the load balancer", restore_hosts, on_failure=ROLL_BACK,
@@ -463,8 +474,9 @@ def deploy_sequence(env) -> list[Phase]:
         BACKUP,
         Phase("prepare", "Unpack the new version beside the current one (Step 7)", prepare_release),
         Phase("configure", "Update configuration of the new release (Step 7)", configure_release),
-        *([MIGRATE] if rolling else []),
+        *([MIGRATE, INDEXES] if rolling else []),
         *per_batch,
+        *([] if rolling else [INDEXES]),
         Phase("verify-deploy", "Verify the release in place and its services (Steps 7 to 9)", feature="deploy",
               on_failure=ROLL_BACK),
         HEALTH,

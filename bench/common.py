@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from runbook import config
@@ -40,3 +41,8 @@ def build(version: str, migrations: dict[str, str] | None = None, edit=None) -> 
             (source / "app.py").write_text(edit((source / "app.py").read_text()))
         code, _ = invoke("package", "--version", version, "--source", str(source))
         assert code == 0, f"building {version} failed"
+
+
+def epoch(utc_text: str) -> float:
+    """Seconds since the epoch of a record's or journal's UTC time, e.g. 2026-11-28T09:30:00.250Z."""
+    return datetime.fromisoformat(utc_text).timestamp()

@@ -19,23 +19,19 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import epoch  # noqa: E402
 from tests import apps  # noqa: E402
 from tests import fleet as fleets  # noqa: E402
 from tests.fleet_app import fleet_app  # noqa: E402
 
 SSH_WRAPPER = """#!/bin/sh
-printf '%s\\t%s\\n' "$(date +%s.%N)" "$*" >> "$RUNBOOK_BENCH_SSH_LOG"
+printf '%s\\t%s\\n' "$(date +%s.%N)" "$(printf '%s ' "$@" | tr '\\n\\t' '  ')" >> "$RUNBOOK_BENCH_SSH_LOG"
 exec {ssh} "$@"
 """
-
-
-def epoch(utc_text: str) -> float:
-    return datetime.strptime(utc_text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 def phases(run_folder: Path) -> list[tuple[float, float, str]]:
@@ -95,7 +91,7 @@ def run(count: int, latency: int, deploy: bool) -> None:
                 return
             app.change({"rollout": {"strategy": "rolling", "serial": [1, "100%"]}})
             log.unlink()
-            shutil.rmtree(folder / "app" / "reports")
+            shutil.rmtree(folder / "reports")
             result, seconds = timed(folder, log, "deploy", "--env", str(app.env_file), "--version", "1.0.0")
             print(f"rolling deploy [1, 100%], {count} hosts, +{latency} ms: exit {result.code}, {seconds:.1f} s")
             print(describe(round_trips(log, hosts, phases(result.folder))), flush=True)

@@ -10,12 +10,11 @@ status endpoint every 250 ms to see when bench-1 answers again. Only 127.0.0.1 i
 
 import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import build, environment, invoke  # noqa: E402
+from bench.common import build, environment, epoch, invoke  # noqa: E402
 from tests.apps import Load, failing_after_requests  # noqa: E402
 
 
@@ -33,11 +32,6 @@ def main() -> None:
     print(f"deploy of the degrading release: exit {code}, wall time {seconds:.1f} s; trigger '{fired['trigger']}' "
           f"({fired['condition']}): condition true -> fired {fired_at - since:.1f} s, "
           f"condition true -> bench-1 serving again {back - since:.1f} s")
-
-
-def epoch(utc_text: str) -> float:
-    """Seconds since the epoch of a record's UTC time, e.g. 2026-11-28T09:30:00.250Z."""
-    return datetime.strptime(utc_text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 if __name__ == "__main__":

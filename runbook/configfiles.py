@@ -21,8 +21,7 @@ def render(env: Environment, file: ConfigFile) -> str:
 def deployed(env: Environment, file: ConfigFile, release: str | None = None) -> str | None:
     """The file as `release` (default: the current one) has it on the first app host; None when there is none."""
     base = env.app.releases / release if release else env.app.current
-    testinfra_file = hosts.connect(env.hosts_with("app")[0]).file(str(base / file.path))
-    return testinfra_file.content_string if testinfra_file.exists else None
+    return hosts.read(env.hosts_with("app")[0], str(base / file.path))
 
 
 def diff(env: Environment, file: ConfigFile, old_text: str | None) -> str:

@@ -219,22 +219,52 @@ def disk_space(facts: HostFacts, min_free_percent: float) -> list[Finding]:
     return _judge(facts, judge)
 
 
-def reaches(host: Host, address: str, port: int) -> Finding:
-    """Whether `host` opens a TCP connection to `address:port` (within about a second)."""
-    ok = connect(host).addr(address).port(port).is_reachable
-    return Finding(f"host {host.name}", ok, f"{'reaches' if ok else 'cannot reach'} {address}:{port}")
+REACHES = """
+for target in "$@"; do
+  if timeout 1 bash -c 'exec 3<>"/dev/tcp/$1/$2"' sh "${target%:*}" "${target##*:}" 2>/dev/null
+  then echo yes; else echo no; fi
+done
+"""
 
 
-def required_file(host: Host, file: RequiredFile) -> Finding:
-    found = connect(host).file(file.path)
+def reaches(host: Host, targets: list[tuple[str, int]]) -> list[Finding]:
+    """Whether `host` opens a TCP connection to each `(address, port)` (within about a second each),
+    all in one command."""
     subject = f"host {host.name}"
-    if not found.exists:
-        return Finding(subject, False, f"{file.path} is missing")
-    actual = {"mode": f"{found.mode:04o}", "owner": found.user, "group": found.group}
-    wanted = {"mode": file.mode, "owner": file.owner, "group": file.group}
-    wrong = [f"{k} is {actual[k]} (required {v})" for k, v in wanted.items() if v is not None and actual[k] != v]
-    shown = f"{file.path} (mode {actual['mode']}, owner {actual['owner']}:{actual['group']})"
-    return Finding(subject, not wrong, f"{file.path}: " + "; ".join(wrong) if wrong else f"{shown} as required")
+    if not targets:
+        return []
+    try:
+        answers_ = _reached(host, REACHES, *(f"{a}:{p}" for a, p in targets)).stdout.split()
+    except Unreachable as e:
+        return [Finding(subject, False, f"cannot check {a}:{p}: the host does not answer: {e}") for a, p in targets]
+    return [Finding(subject, ok == "yes", f"{'reaches' if ok == 'yes' else 'cannot reach'} {a}:{p}")
+            for (a, p), ok in zip(targets, answers_)]
+
+
+STAT = 'for f in "$@"; do if [ -e "$f" ]; then stat -Lc "%a %U %G" -- "$f"; else echo missing; fi; done'
+
+
+def required_files(host: Host, files: list[RequiredFile]) -> list[Finding]:
+    """Each file present on the host with its mode, owner and group, all read in one command."""
+    subject = f"host {host.name}"
+    if not files:
+        return []
+    try:
+        lines = _reached(host, STAT, *(f.path for f in files)).stdout.splitlines()
+    except Unreachable as e:
+        return [Finding(subject, False, f"cannot check {f.path}: the host does not answer: {e}") for f in files]
+    found = []
+    for file, line in zip(files, lines):
+        if line == "missing":
+            found.append(Finding(subject, False, f"{file.path} is missing"))
+            continue
+        mode, owner, group = line.split()
+        actual = {"mode": mode.zfill(4), "owner": owner, "group": group}
+        wanted = {"mode": file.mode, "owner": file.owner, "group": file.group}
+        wrong = [f"{k} is {actual[k]} (required {v})" for k, v in wanted.items() if v is not None and actual[k] != v]
+        shown = f"{file.path} (mode {actual['mode']}, owner {owner}:{group})"
+        found.append(Finding(subject, not wrong, f"{file.path}: " + "; ".join(wrong) if wrong else f"{shown} as required"))
+    return found
 
 
 WRITE = ('set -e; umask 077; tmp="$1.runbook-$$"; trap \'rm -f -- "$tmp"\' EXIT; cat > "$tmp"; '

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import ROOT, config, local
 from .config import Environment
+from .metrics import utc_text
 from .package import validate_version
 from .secrets import redact
 from .state import Journal
@@ -107,7 +108,7 @@ class Run:
         return Journal(self.folder)
 
     def event(self, what: str, **details) -> None:
-        self.journal.write({"at": timestamp(utc_now()), "event": what, **details})
+        self.journal.write({"at": utc_text(utc_now()), "event": what, **details})
 
 
 def start(env_arg: str, version: str | None, kind: str) -> Run:

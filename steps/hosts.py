@@ -1,5 +1,6 @@
 """Steps about the environment and its hosts: reachability, resources, disks, files, connectivity."""
 
+import pytest
 from pytest_bdd import given, then
 
 from runbook import database, dependencies, hosts
@@ -18,12 +19,17 @@ def hosts_answer(environment, evidence):
     require(evidence.findings(hosts.each(environment.hosts, hosts.reachability)))
 
 
+@pytest.fixture(scope="session")
+def gathered_facts(environment) -> hosts.HostFacts:
+    """Every host's facts, gathered once per phase whatever number of scenarios read them."""
+    return hosts.gather(environment.hosts, environment.thresholds.mounts)
+
+
 @given("the facts of every host", target_fixture="host_facts")
-def host_facts(environment, evidence):
-    facts = hosts.gather(environment.hosts, environment.thresholds.mounts)
+def host_facts(gathered_facts, evidence):
     evidence.text("facts", "\n".join(
-        f"{name}: {'does not answer: ' if isinstance(f, hosts.Unreachable) else ''}{f}" for name, f in facts.items()))
-    return facts
+        f"{name}: {'does not answer: ' if isinstance(f, hosts.Unreachable) else ''}{f}" for name, f in gathered_facts.items()))
+    return gathered_facts
 
 
 @then("every host has at least the required number of CPUs")
@@ -43,9 +49,9 @@ def enough_disk(environment, host_facts, evidence):
 
 @then("every app host reaches the database server")
 def app_hosts_reach_database(environment, evidence):
-    address, port = database.address(environment)
-    found = hosts.each(environment.hosts_with("app"), lambda h: hosts.reaches(h, address, port))
-    require(evidence.findings(found), "no host has the app role")
+    target = [database.address(environment)]
+    found = hosts.each(environment.hosts_with("app"), lambda h: hosts.reaches(h, target))
+    require(evidence.findings([f for per_host in found for f in per_host]), "no host has the app role")
 
 
 @then("every app host reaches each external service it depends on")
@@ -54,14 +60,12 @@ def app_hosts_reach_dependencies(environment, evidence):
     if not targets:
         evidence.text("dependencies", "no network dependency is configured")
         return
-    found = hosts.each(
-        environment.hosts_with("app"),
-        lambda h: [hosts.reaches(h, address, port) for address, port in targets],
-    )
+    found = hosts.each(environment.hosts_with("app"), lambda h: hosts.reaches(h, targets))
     require(evidence.findings([f for per_host in found for f in per_host]), "no host has the app role")
 
 
 @then("every required file is present with its owner and mode")
 def required_files(environment, evidence):
-    found = [hosts.required_file(h, f) for f in environment.files for h in environment.hosts_with_any(f.roles)]
-    require(evidence.findings(found), "no required file is configured")
+    found = hosts.each(environment.hosts, lambda h: hosts.required_files(
+        h, [f for f in environment.files if set(f.roles) & set(h.roles)]))
+    require(evidence.findings([f for per_host in found for f in per_host]), "no required file is configured")

@@ -66,11 +66,13 @@ def timed(folder: Path, log: Path, *args: str) -> tuple[apps.Result, float]:
     return result, time.monotonic() - started
 
 
-def describe(counts: dict[str, dict[str, int]]) -> str:
+def describe(counts: dict[str, dict[str, int]], spans: list[tuple[float, float, str]]) -> str:
+    seconds = {name: end - start for start, end, name in spans}
     lines = []
     for phase, per_host in counts.items():
         values = sorted(per_host.values())
-        lines.append(f"    {phase}: {values[0]}-{values[-1]} ssh calls per host ({len(values)} hosts)")
+        lines.append(f"    {phase}: {seconds.get(phase, 0):.1f} s, {values[0]}-{values[-1]} ssh calls per host "
+                     f"({len(values)} hosts)")
     return "\n".join(lines)
 
 
@@ -86,7 +88,8 @@ def run(count: int, latency: int, deploy: bool) -> None:
             log = folder / "ssh.log"
             result, seconds = timed(folder, log, "preflight", "--env", str(app.env_file), "--version", "1.0.0")
             print(f"preflight, {count} host(s), +{latency} ms: exit {result.code}, {seconds:.1f} s")
-            print(describe(round_trips(log, hosts, phases(result.folder))), flush=True)
+            spans = phases(result.folder)
+            print(describe(round_trips(log, hosts, spans), spans), flush=True)
             if not deploy:
                 return
             app.change({"rollout": {"strategy": "rolling", "serial": [1, "100%"]}})
@@ -94,7 +97,8 @@ def run(count: int, latency: int, deploy: bool) -> None:
             shutil.rmtree(folder / "reports")
             result, seconds = timed(folder, log, "deploy", "--env", str(app.env_file), "--version", "1.0.0")
             print(f"rolling deploy [1, 100%], {count} hosts, +{latency} ms: exit {result.code}, {seconds:.1f} s")
-            print(describe(round_trips(log, hosts, phases(result.folder))), flush=True)
+            spans = phases(result.folder)
+            print(describe(round_trips(log, hosts, spans), spans), flush=True)
 
 
 def main() -> None:

@@ -213,17 +213,20 @@ def prepare_release(d: Deployment) -> list[str]:
     d.prepared = True
     packages = env.app.shared / "packages"
     on_host = str(packages / d.package.name)
-    for host in env.hosts_with("app"):
-        for gone in release.clean_unfinished(env, host):
-            notes.append(f"removed unfinished release {gone} on {host.name}, left by a crashed run")
+
+    def one(host: Host) -> list[str]:
+        done = [f"removed unfinished release {gone} on {host.name}, left by a crashed run"
+                for gone in release.clean_unfinished(env, host)]
         hosts.copy(host, d.package, on_host)
         hosts.must(host, 'find "$1" -maxdepth 1 -type f ! -name "$2" -delete', str(packages), d.package.name,
                    what="removing the packages of earlier deploys")
-        notes.append(f"package copied to {host.name}:{on_host}")
+        done.append(f"package copied to {host.name}:{on_host}")
         release.unpack(env, host, on_host, d.release)
-        notes.append(release.verify_files(env, host, d.release))
+        done.append(release.verify_files(env, host, d.release))
         release.finish(env, host, d.release)
-    return notes
+        return done
+
+    return notes + [line for done in hosts.each(env.hosts_with("app"), one) for line in done]
 
 
 def _placements(d: Deployment) -> list[tuple[Host, "services.Service"]]:
@@ -235,7 +238,7 @@ def _services(d: Deployment, act: Callable) -> list[str]:
     if not d.hosts:
         return ["no host to act on: the deploy changed none"]
     d.touch(d.hosts)
-    return [f"{h.name}: {act(d.env, h, s)}" for h, s in _placements(d)]
+    return hosts.each(_placements(d), lambda placed: f"{placed[0].name}: {act(d.env, *placed)}")
 
 
 def stop_services(d: Deployment) -> list[str]:
@@ -255,9 +258,8 @@ def _switch(d: Deployment, target: str | None) -> list[str]:
     """Point `current` at `target` on the phase's hosts (None: no release, as before the first deploy)."""
     if not d.hosts:
         return ["no host to switch back: the deploy switched none"]
-    for host in d.hosts:
-        d.touch([host])
-        release.switch(d.env, host, target)
+    d.touch(d.hosts)
+    hosts.each(d.hosts, lambda host: release.switch(d.env, host, target))
     shown = f"releases/{target}" if target else "(none: no release was live before)"
     return [f"current -> {shown} on {', '.join(h.name for h in d.hosts)}"]
 
@@ -298,7 +300,8 @@ def configure_release(d: Deployment) -> list[str]:
     changes = {f.path: configfiles.diff(env, f, configfiles.deployed(env, f, d.previous) if d.previous else None)
                for f in env.app.config}
     d.run.facts["configuration_changes"] = changes
-    written = [line for host in env.hosts_with("app") for line in release.configure(env, host, d.release)]
+    written = [line for lines in hosts.each(env.hosts_with("app"), lambda h: release.configure(env, h, d.release))
+               for line in lines]
     return written + [f"{path} (secrets redacted):\n{change}" for path, change in changes.items()]
 
 

@@ -40,6 +40,12 @@ def exceeded(failed: int, batch_size: int, max_fail_percentage: float) -> bool:
     return failed > 0 and 100.0 * failed / batch_size > max_fail_percentage
 
 
+def previous_release_meets_new_schema(env: Environment) -> bool:
+    """Whether the previous release serves on the migrated schema during a deploy: under `rolling`, and
+    under `maintenance` in several batches (later batches serve while the first one migrates)."""
+    return env.rollout.strategy == "rolling" or len(batches(env.rollout.serial, env.hosts_with("app"))) > 1
+
+
 def _render(template: str, host: Host) -> str:
     engine = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
     return engine.from_string(template).render(**host.vars, name=host.name, address=host.address)

@@ -2,7 +2,7 @@
 
 from pytest_bdd import then
 
-from runbook import database, migrations
+from runbook import database, migrations, rollout
 from runbook.findings import Finding, require
 
 
@@ -44,8 +44,8 @@ def migrations_reversible(pending_migrations, evidence):
 
 @then("every pending migration is safe while the previous release still serves")
 def migrations_backward_compatible(environment, pending_migrations, evidence):
-    if environment.rollout.strategy != "rolling":
-        evidence.text("migrations", "not required: the maintenance strategy stops the app before it migrates")
+    if not rollout.previous_release_meets_new_schema(environment):
+        evidence.text("migrations", "not required: every app host is stopped before the migrations run")
         return
     found = [
         Finding(f"migration {m.label}", not hazards, "; ".join(hazards) or "only adds to the schema")

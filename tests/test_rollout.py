@@ -38,6 +38,20 @@ def test_max_fail_percentage_is_exceeded_only_above_the_limit(failed, size, limi
     assert rollout.exceeded(failed, size, limit) is stops
 
 
+@pytest.mark.parametrize("strategy, serial, count, mixed", [
+    ("maintenance", "100%", 3, False), ("maintenance", [1, "100%"], 3, True), ("maintenance", 1, 1, False),
+    ("rolling", "100%", 1, True),
+])
+def test_the_previous_release_meets_the_new_schema_when_rolling_or_in_several_batches(strategy, serial, count, mixed):
+    env = config.Environment(
+        name="t", hosts=hosts(count), app={"name": "demo", "root": "/srv/app"},
+        database={"url": "postgresql://db/app", "backup_dir": "/srv/backups"},
+        endpoints={"health": "http://h/health", "status": "http://h/api/status"},
+        rollout={"strategy": strategy, "serial": serial},
+    )
+    assert rollout.previous_release_meets_new_schema(env) is mixed
+
+
 def test_a_batch_size_of_zero_is_refused(make_env, invoke):
     result = invoke("preflight", "--env", str(make_env({"rollout": {"serial": [1, "0%"]}})))
     assert result.code == 2, result.output

@@ -18,7 +18,7 @@ from . import (
     approval, backup, configfiles, database, errors, history, hosts, incident, lock, migrations, notify, package,
     charts, metrics, record, release, rollout, services, signing, smoke, state, watch,
 )
-from .config import Host
+from .config import Host, Service
 from .errors import ActionFailed, CheckFailed, RunbookError
 from .findings import require
 from .run import PhaseResult, Run, start, summary, timestamp, utc_now, verify
@@ -54,6 +54,8 @@ class Deployment:
     """App hosts whose services this deploy stopped or whose release it switched, in that order."""
     failed_hosts: dict[str, str] = field(default_factory=dict)
     """Hosts that failed their health check within the rollout's `max_fail_percentage`, and why."""
+    rolling_back: bool = False
+    """The deploy failed and its rollback runs: the hosts it acts on are no longer `touched`."""
 
     @property
     def env(self):
@@ -62,8 +64,6 @@ class Deployment:
     @property
     def hosts(self) -> list[Host]:
         return self.env.hosts_with("app") if self.batch is None else self.batch
-
-    rolling_back: bool = False
 
     def touch(self, hosts_: list[Host]) -> None:
         """Remember hosts a deploy changes: its rollback acts on them alone."""
@@ -229,7 +229,7 @@ def prepare_release(d: Deployment) -> list[str]:
     return notes + [line for done in hosts.each(env.hosts_with("app"), one) for line in done]
 
 
-def _placements(d: Deployment) -> list[tuple[Host, "services.Service"]]:
+def _placements(d: Deployment) -> list[tuple[Host, Service]]:
     """The services on the hosts this phase acts on."""
     return [(h, s) for h, s in services.placements(d.env) if h in d.hosts]
 
@@ -457,17 +457,17 @@ def deploy_sequence(env) -> list[Phase]:
     batch switches and reloads gracefully, so some workers answer at every moment.
     """
     rolling = env.rollout.strategy == "rolling"
-    balancer = env.rollout.drain is not None, env.rollout.restore is not None
+    drain, restore = env.rollout.drain is not None, env.rollout.restore is not None
     each_host = env.rollout.host_url is not None or len(rollout.batches(env.rollout.serial, env.hosts_with("app"))) > 1
     per_batch = [
-        *([DRAIN] if balancer[0] else []),
+        *([DRAIN] if drain else []),
         *([] if rolling else [STOP]),
         Phase("switch", "Switch the current release atomically (Step 7)", switch_release, on_failure=ROLL_BACK,
               per_batch=True),
         RELOAD if rolling else replace(MIGRATE, per_batch=True, applies=first_batch, skip="migrated with the first batch"),
         *([] if rolling else [START]),
         *([HOSTS] if each_host else []),
-        *([RESTORE] if balancer[1] else []),
+        *([RESTORE] if restore else []),
     ]
     return [
         PREFLIGHT,

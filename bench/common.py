@@ -9,6 +9,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import yaml
+
 from runbook import config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +22,20 @@ def environment(description: str):
     parser.add_argument("--env", default="local")
     name = parser.parse_args().env
     return name, config.load_environment(name)
+
+
+def variant(env_name: str, label: str, changes: dict) -> str:
+    """A copy of the environment file with top-level `changes` (None removes a key), under .local/; its path."""
+    data = yaml.safe_load(config.environment_path(env_name).read_text())
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    path = ROOT / ".local" / f"bench-{Path(env_name).stem}-{label}.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
 
 
 def invoke(*args: str) -> tuple[int, float]:

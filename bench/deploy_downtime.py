@@ -15,26 +15,14 @@ is bounded by the command it watches.
 import sys
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, build, environment, invoke  # noqa: E402
-from runbook import config, local  # noqa: E402
+from bench.common import build, environment, invoke, variant  # noqa: E402
+from runbook import local  # noqa: E402
 from tests.apps import Load  # noqa: E402
 
 MIGRATION = "-- migrate:up\nCREATE TABLE bench_notes (id int);\n-- migrate:down\nDROP TABLE bench_notes;\n"
 CLIENTS = 4
-
-
-def with_strategy(env_name: str, strategy: str) -> str:
-    """A copy of the environment file with `rollout.strategy` set; its path."""
-    data = yaml.safe_load(config.environment_path(env_name).read_text())
-    data["rollout"] = {**data.get("rollout", {}), "strategy": strategy}
-    path = ROOT / ".local" / f"bench-{env_name}-{strategy}.yaml"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return str(path)
 
 
 def measure(url: str, *args: str) -> str:
@@ -56,11 +44,11 @@ def main() -> None:
     build("bench-1")
     build("bench-2", {"9001_bench_notes.sql": MIGRATION})
     for strategy in ("maintenance", "rolling"):
-        variant = with_strategy(env_name, strategy)
-        assert invoke("deploy", "--env", variant, "--version", "bench-1")[0] == 0, "the baseline deploy failed"
+        path = variant(env_name, strategy, {"rollout": {**env.rollout.model_dump(exclude_none=True), "strategy": strategy}})
+        assert invoke("deploy", "--env", path, "--version", "bench-1")[0] == 0, "the baseline deploy failed"
         print(f"{strategy}:")
-        print(measure(env.endpoints.health, "deploy", "--env", variant, "--version", "bench-2"), flush=True)
-        print(measure(env.endpoints.health, "rollback", "--env", variant), flush=True)
+        print(measure(env.endpoints.health, "deploy", "--env", path, "--version", "bench-2"), flush=True)
+        print(measure(env.endpoints.health, "rollback", "--env", path), flush=True)
     print(restart(env))
 
 

@@ -3,9 +3,11 @@ serving again, on the local environment.
 
     python bench/trigger_to_restore.py [--env local]
 
-It deploys bench-1, then a release whose workers answer 500 once each has served 60 requests (it
+It deploys bench-1, then a release whose workers answer 500 once each has served 40 requests (it
 passes its health checks and smoke tests, then degrades under the bake window's prober), polling the
-status endpoint every 250 ms to see when bench-1 answers again. Only 127.0.0.1 is polled.
+status endpoint every 250 ms to see when bench-1 answers again. Only 127.0.0.1 is polled. It deploys
+with a copy of the environment without `performance`, whose load would catch the release before the
+bake window does.
 """
 
 import json
@@ -14,14 +16,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import build, environment, epoch, invoke  # noqa: E402
+from bench.common import build, environment, epoch, invoke, variant  # noqa: E402
 from tests.apps import Load, failing_after_requests  # noqa: E402
 
 
 def main() -> None:
     env_name, env = environment(__doc__.splitlines()[0])
+    env_name = variant(env_name, "bake-only", {"performance": None})
     build("bench-1")
-    build("bench-degrading", edit=lambda text: failing_after_requests(text, 60))
+    build("bench-degrading", edit=lambda text: failing_after_requests(text, 40))
     assert invoke("deploy", "--env", env_name, "--version", "bench-1")[0] == 0, "the baseline deploy failed"
     with Load(env.endpoints.status, pause=0.25) as poller:
         code, seconds = invoke("deploy", "--env", env_name, "--version", "bench-degrading")

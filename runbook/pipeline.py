@@ -425,7 +425,7 @@ def has_target(d: Deployment) -> bool:
 
 
 def first_batch(d: Deployment) -> bool:
-    return d.batch is None or d.batch == rollout.batches(d.env.rollout.serial, d.env.hosts_with("app"))[0]
+    return d.batch is None or d.batch == rollout.plan(d.env)[0]
 
 
 # --- the sequences ---------------------------------------------------------------------------------
@@ -458,7 +458,7 @@ def deploy_sequence(env) -> list[Phase]:
     """
     rolling = env.rollout.strategy == "rolling"
     drain, restore = env.rollout.drain is not None, env.rollout.restore is not None
-    each_host = env.rollout.host_url is not None or len(rollout.batches(env.rollout.serial, env.hosts_with("app"))) > 1
+    each_host = env.rollout.host_url is not None or len(rollout.plan(env)) > 1
     per_batch = [
         *([DRAIN] if drain else []),
         *([] if rolling else [STOP]),
@@ -607,7 +607,7 @@ def _walk_phase(d: Deployment, sequence: str, phase: Phase) -> Failure | None:
 def _walk_batches(d: Deployment, sequence: str, group: list[Phase]) -> Failure | None:
     """The group of phases for each batch in turn; with several batches each phase's name and title say
     which batch it is (`stop-2`, "... (batch 2 of 3: web2, web3)")."""
-    batches = rollout.batches(d.env.rollout.serial, d.env.hosts_with("app"))
+    batches = rollout.plan(d.env)
     try:
         for number, batch in enumerate(batches, 1):
             d.batch = batch

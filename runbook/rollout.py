@@ -35,6 +35,11 @@ def batches(serial: Batch | list[Batch], hosts: list[Host]) -> list[list[Host]]:
     return result
 
 
+def plan(env: Environment) -> list[list[Host]]:
+    """The environment's app hosts in the batches of its `rollout.serial`."""
+    return batches(env.rollout.serial, env.hosts_with("app"))
+
+
 def exceeded(failed: int, batch_size: int, max_fail_percentage: float) -> bool:
     """Ansible's rule: the rollout stops when a batch's failed hosts are MORE than the percentage."""
     return failed > 0 and 100.0 * failed / batch_size > max_fail_percentage
@@ -43,7 +48,7 @@ def exceeded(failed: int, batch_size: int, max_fail_percentage: float) -> bool:
 def previous_release_meets_new_schema(env: Environment) -> bool:
     """Whether the previous release serves on the migrated schema during a deploy: under `rolling`, and
     under `maintenance` in several batches (later batches serve while the first one migrates)."""
-    return env.rollout.strategy == "rolling" or len(batches(env.rollout.serial, env.hosts_with("app"))) > 1
+    return env.rollout.strategy == "rolling" or len(plan(env)) > 1
 
 
 def _render(template: str, host: Host) -> str:

@@ -58,6 +58,16 @@ class SystemClock:
 SYSTEM = SystemClock()
 
 
+def percent(rate: float | None) -> str:
+    """A share as people read it, e.g. `12.5%`; `n/a` when nothing was measured."""
+    return "n/a" if rate is None else f"{rate * 100:.1f}%"
+
+
+def milliseconds(seconds: float | None) -> str:
+    """A latency as people read it, e.g. `8.1 ms`; `n/a` when nothing was measured."""
+    return "n/a" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
 def utc_text(moment: datetime) -> str:
     """E.g. `2026-11-28T09:30:00.250Z`: records keep sub-second times, since samples may be that close."""
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

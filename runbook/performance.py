@@ -32,9 +32,8 @@ import requests
 
 from . import hosts, services
 from .config import Environment, Host, Service
-from .errors import CheckFailed
 from .findings import Finding
-from .metrics import percentile
+from .metrics import milliseconds, percent, percentile
 from .probes import request_error
 
 T = TypeVar("T")
@@ -105,10 +104,10 @@ class LoadResult:
             f"{self.requests} requests sent to {self.origin} ({', '.join(self.paths)} in turn) from "
             f"{self.concurrency} connections in {self.seconds:.2f} s ({rate:.0f} requests/s); stopped by {stopped}",
             f"answers: {', '.join(f'{n} x {s}' for s, n in sorted(statuses.items())) or 'none'}",
-            f"failed: {len(self.failures)}, error rate {_percent(self.error_rate)}"
+            f"failed: {len(self.failures)}, error rate {percent(self.error_rate)}"
             + (f" ({self.failure_summary()})" if self.failures else ""),
-            f"p95 latency: {_ms(self.p95_seconds)}"
-            + (f" (median {_ms(percentile(0.5, answered))}, slowest {_ms(max(answered))})" if answered else ""),
+            f"p95 latency: {milliseconds(self.p95_seconds)}"
+            + (f" (median {milliseconds(percentile(0.5, answered))}, slowest {milliseconds(max(answered))})" if answered else ""),
         ]
         return "\n".join(lines)
 
@@ -288,37 +287,27 @@ def usage(env: Environment, service: Service, during: Callable[[], T]) -> tuple[
     return outcome, [between(h.name, service.name, b, a) for h, b, a in zip(placed, before, after)]
 
 
-def measured_service(env: Environment) -> Service | None:
-    """`performance.service`, else the first service; None when the environment has none."""
+def measured_service(env: Environment) -> Service:
+    """`performance.service`, else the first service (the environment file is refused without one)."""
     name = env.performance.service
-    if name is None:
-        return env.services[0] if env.services else None
-    for service in env.services:
-        if service.name == name:
-            return service
-    known = ", ".join(s.name for s in env.services) or "none"
-    raise CheckFailed(f"performance.service {name!r} is not one of the environment's services ({known})")
+    return next(s for s in env.services if name in (None, s.name))
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """The load and what the measured service used of each host meanwhile (`service` None: no service)."""
+    """The load and what the measured service used of each host meanwhile."""
 
     load: LoadResult
-    service: str | None
+    service: str
     usage: list[Usage | Unmeasured]
 
     def usage_text(self) -> str:
-        if self.service is None:
-            return "no service is configured: memory and CPU were not measured"
         return "\n".join(map(str, self.usage))
 
 
 def measure(env: Environment) -> Measurement:
     """The environment's configured load, with the memory and CPU of its service on each host."""
     service = measured_service(env)
-    if service is None:
-        return Measurement(load(env), None, [])
     result, used = usage(env, service, lambda: load(env))
     return Measurement(result, service.name, used)
 
@@ -332,52 +321,48 @@ def latency(result: LoadResult, factor: float, baseline_p95: float | None, first
     p95 = result.p95_seconds
     if p95 is None:
         return Finding(result.origin, False, f"none of the {result.requests} requests was answered: no latency to judge")
-    measured = f"p95 latency under load {_ms(p95)} over {result.requests} requests"
+    measured = f"p95 latency under load {milliseconds(p95)} over {result.requests} requests"
     if baseline_p95 is None:
         why = ("first deploy (no release was live before)" if first_deploy
                else "the release live before answered none of the baseline's requests")
         return Finding(result.origin, True, f"no baseline: {why}; {measured}, not compared")
     limit = factor * baseline_p95
     return Finding(result.origin, p95 <= limit,
-                   f"{measured}; limit {factor:g} x baseline {_ms(baseline_p95)} = {_ms(limit)}")
+                   f"{measured}; limit {factor:g} x baseline {milliseconds(baseline_p95)} = {milliseconds(limit)}")
 
 
 def error_rate(result: LoadResult, limit: float, baseline: float | None = None) -> Finding:
     """The share of failed requests at most `limit` (the pre-deploy rate, when known, is shown beside it)."""
     if not result.requests:
         return Finding(result.origin, False, "no request was sent")
-    before = f"; {_percent(baseline)} before the deploy" if baseline is not None else ""
+    before = f"; {percent(baseline)} before the deploy" if baseline is not None else ""
     failed = f": {result.failure_summary()}" if result.failures else ""
     return Finding(result.origin, result.error_rate <= limit,
                    f"{len(result.failures)} of {result.requests} requests failed, error rate "
-                   f"{_percent(result.error_rate)} (limit {limit * 100:g}%){before}{failed}")
+                   f"{percent(result.error_rate)} (limit {limit * 100:g}%){before}{failed}")
 
 
 def memory(usages: list[Usage | Unmeasured], limit_mb: int) -> list[Finding]:
     """Per host: the service's resident memory, all processes together, at most `limit_mb`."""
-    return [_unmeasured(u) if isinstance(u, Unmeasured) else Finding(
-        f"host {u.host}", u.memory_mb <= limit_mb,
-        f"service {u.service}: {u.processes} processes hold {u.memory_mb:.1f} MB resident memory "
-        f"({u.memory_before_mb:.1f} MB before the load, {u.memory_after_mb:.1f} MB after); limit {limit_mb} MB",
-    ) for u in usages]
+    return _per_host(usages, lambda u: (
+        u.memory_mb <= limit_mb,
+        f"{u.processes} processes hold {u.memory_mb:.1f} MB resident memory ({u.memory_before_mb:.1f} MB "
+        f"before the load, {u.memory_after_mb:.1f} MB after); limit {limit_mb} MB"))
 
 
 def cpu(usages: list[Usage | Unmeasured], limit_percent: float) -> list[Finding]:
     """Per host: the service's CPU during the load at most `limit_percent` (100 = one core busy)."""
-    return [_unmeasured(u) if isinstance(u, Unmeasured) else Finding(
-        f"host {u.host}", u.cpu_percent <= limit_percent,
-        f"service {u.service}: {u.processes} processes used {u.cpu_percent:.1f}% CPU over the "
-        f"{u.seconds:.2f} s of load (100% = one core busy); limit {limit_percent:g}%",
-    ) for u in usages]
+    return _per_host(usages, lambda u: (
+        u.cpu_percent <= limit_percent,
+        f"{u.processes} processes used {u.cpu_percent:.1f}% CPU over the {u.seconds:.2f} s of load "
+        f"(100% = one core busy); limit {limit_percent:g}%"))
 
 
-def _unmeasured(u: Unmeasured) -> Finding:
-    return Finding(f"host {u.host}", False, f"service {u.service}: not measured: {u.reason}")
+def _per_host(usages: list[Usage | Unmeasured], judge: Callable[[Usage], tuple[bool, str]]) -> list[Finding]:
+    """`judge` on each host measured; a failed finding for each host that could not be."""
+    findings = []
+    for u in usages:
+        ok, detail = (False, f"not measured: {u.reason}") if isinstance(u, Unmeasured) else judge(u)
+        findings.append(Finding(f"host {u.host}", ok, f"service {u.service}: {detail}"))
+    return findings
 
-
-def _ms(seconds: float | None) -> str:
-    return "n/a" if seconds is None else f"{seconds * 1000:.1f} ms"
-
-
-def _percent(rate: float | None) -> str:
-    return "n/a" if rate is None else f"{rate * 100:.1f}%"

@@ -168,9 +168,8 @@ def measure_baseline(d: Deployment) -> list[str]:
     d.baseline = watch.baseline(d.env, metrics.source(d.env))
     d.run.facts["baseline"] = d.baseline.as_record()
     rate, p95 = d.baseline.error_rate, d.baseline.p95_seconds
-    return [f"baseline over {d.env.watch.baseline_seconds:g} s: error rate "
-            f"{'n/a' if rate is None else f'{rate:.1%}'}, p95 latency {'n/a' if p95 is None else f'{p95 * 1000:.0f} ms'}"
-            f" ({len(d.baseline.samples)} samples)"]
+    return [f"baseline over {d.env.watch.baseline_seconds:g} s: error rate {metrics.percent(rate)}, "
+            f"p95 latency {metrics.milliseconds(p95)} ({len(d.baseline.samples)} samples)"]
 
 
 def bake_release(d: Deployment) -> list[str]:

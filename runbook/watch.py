@@ -38,7 +38,7 @@ import requests
 
 from .config import Environment, Watch
 from .errors import CheckFailed
-from .metrics import SYSTEM, Clock, Sample, Source, utc_text
+from .metrics import SYSTEM, Clock, Sample, Source, percent, utc_text
 
 SmokeCheck = Callable[[], bool]
 """A critical smoke check: True when it passes (raising CheckFailed or a request error is failing)."""
@@ -211,7 +211,7 @@ def _rules(watch: Watch, baseline: Baseline) -> list[_Rule]:
     latency_limit = None if p95 is None else watch.latency_factor * p95
     return [
         _Above("error rate", watch.error_window_seconds, "error rate", lambda s: s.error_rate, watch.error_rate,
-               f"{watch.error_rate * 100:g}%", _percent),
+               f"{watch.error_rate * 100:g}%", percent),
         _Failing("database", watch.error_window_seconds, "database connection", lambda s, _: s.database_ok),
         _Failing("smoke", watch.error_window_seconds, "critical smoke check", lambda _, ok: ok),
         _Above("latency", watch.latency_window_seconds, "p95 latency", lambda s: s.p95_seconds, latency_limit,
@@ -290,10 +290,6 @@ def _lasted(held: list[Observation]) -> float:
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.3g} s" if seconds < 120 else f"{seconds / 60:.3g} min"
-
-
-def _percent(rate: float) -> str:
-    return f"{rate * 100:.1f}%"
 
 
 def _seconds(value: float) -> str:

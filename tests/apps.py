@@ -135,6 +135,33 @@ def invoke(reports: Path, *args: str, timeout: float = 300, extra_env: dict | No
     return Result(result.returncode, result.stdout + result.stderr, reports)
 
 
+SLOW_MIGRATION = ("-- migrate:up\nSELECT pg_sleep({seconds});\nCREATE TABLE slow (id int);\n"
+                  "-- migrate:down\nDROP TABLE slow;\n")
+"""A migration that takes `seconds`: a deploy that is still running while a test acts."""
+
+
+def start_deploy(reports: Path, env_file: Path, version: str) -> subprocess.Popen:
+    """`invoke deploy` in the background, in a session of its own (so a test can kill it whole)."""
+    env = os.environ | {"RUNBOOK_REPORTS": str(reports), "RUNBOOK_TEST_SECRET": SECRET}
+    return subprocess.Popen([sys.executable, "-m", "invoke", "deploy", "--env", str(env_file), "--version", version],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def wait_for_phase(reports: Path, running: subprocess.Popen, version: str, phase: str, timeout: float = 120) -> None:
+    """Wait until the running deploy of `version` has started `phase`, as its journal says; fail at once
+    if the deploy ended instead."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert running.poll() is None, running.communicate()[0]
+        for journal in reports.glob("*-deploy-*/journal.jsonl"):
+            text = journal.read_text()
+            if f'"version": "{version}"' in text and f'"phase started", "sequence": "deploy", "phase": "{phase}"' in text:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"the deploy never reached phase {phase}")
+
+
 def build(folder: Path, version: str, migrations: dict[str, str] | None = None, edit=None) -> Path:
     """A package of the demo in `folder/dist`, optionally changed: extra migrations, app.py edited."""
     source = folder / f"src-{version}"

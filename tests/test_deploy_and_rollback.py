@@ -6,16 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import psycopg
 import pytest
 import yaml
 
-from runbook import ROOT
-
-from .apps import broken_health, failing_after_requests
+from .apps import SLOW_MIGRATION, broken_health, failing_after_requests, start_deploy, wait_for_phase
 
 MIGRATION_1_1 = """-- migrate:up
 ALTER TABLE items ADD COLUMN note text NOT NULL DEFAULT '';
@@ -129,35 +125,13 @@ def test_rollback_without_a_previous_release_is_refused(invoke, app_env, build):
     assert "lock:        free" in invoke("status", "--env", str(app_env.env_file)).output
 
 
-SLOW = "-- migrate:up\nSELECT pg_sleep({seconds});\nCREATE TABLE slow (id int);\n-- migrate:down\nDROP TABLE slow;\n"
-
-
-def _start_deploy(app_env, version: str) -> subprocess.Popen:
-    env = os.environ | {"RUNBOOK_REPORTS": str(app_env.folder / "reports"), "RUNBOOK_TEST_SECRET": app_env.secret}
-    return subprocess.Popen([sys.executable, "-m", "invoke", "deploy", "--env", str(app_env.env_file), "--version", version],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-
-
-def _wait_for_phase(app_env, version: str, phase: str, timeout: float = 120) -> None:
-    """Wait until the deploy of `version` has started `phase`, as its journal says."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for journal in (app_env.folder / "reports").glob("*-deploy-*/journal.jsonl"):
-            text = journal.read_text()
-            if f'"version": "{version}"' in text and f'"phase started", "sequence": "deploy", "phase": "{phase}"' in text:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"the deploy never reached phase {phase}")
-
-
 def test_second_deploy_while_one_runs_is_refused_naming_the_holder(invoke, app_env, build):
     build("1.0.0")
-    build("1.1.0", {"0002_slow.sql": SLOW.format(seconds=8)})
+    build("1.1.0", {"0002_slow.sql": SLOW_MIGRATION.format(seconds=8)})
     assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
-    running = _start_deploy(app_env, "1.1.0")
+    running = start_deploy(app_env.folder / "reports", app_env.env_file, "1.1.0")
     try:
-        _wait_for_phase(app_env, "1.1.0", "migrate")
+        wait_for_phase(app_env.folder / "reports", running, "1.1.0", "migrate")
         second = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
         assert second.code == 2, second.output
         assert "is locked by run" in second.output and f"process {running.pid}" in second.output
@@ -168,12 +142,12 @@ def test_second_deploy_while_one_runs_is_refused_naming_the_holder(invoke, app_e
 
 def test_deploy_killed_midway_is_reported_and_recovered_with_one_command(invoke, app_env, build):
     build("1.0.0")
-    build("1.1.0", {"0002_slow.sql": SLOW.format(seconds=3)})
+    build("1.1.0", {"0002_slow.sql": SLOW_MIGRATION.format(seconds=3)})
     assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
     app_env.write_items(2)
     rows = app_env.rows()
-    running = _start_deploy(app_env, "1.1.0")
-    _wait_for_phase(app_env, "1.1.0", "migrate")
+    running = start_deploy(app_env.folder / "reports", app_env.env_file, "1.1.0")
+    wait_for_phase(app_env.folder / "reports", running, "1.1.0", "migrate")
     os.killpg(running.pid, signal.SIGKILL)
     running.wait(timeout=60)
 

@@ -7,13 +7,9 @@ Nothing here asserts a time: the watch and bake windows are short only so that a
 
 import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-
-from runbook import ROOT
 
 from . import apps
 from . import fleet as fleets
@@ -248,23 +244,11 @@ def test_a_host_whose_key_does_not_match_is_refused_and_nothing_changes(hosts, t
         assert all(app.served_version(host) is None for host in hosts)
 
 
-SLOW = "-- migrate:up\nSELECT pg_sleep({seconds});\nCREATE TABLE slow (id int);\n-- migrate:down\nDROP TABLE slow;\n"
-
-
 def test_a_second_deploy_while_one_runs_is_refused_naming_the_holder(app, hosts, invoke, build, tmp_path):
-    build("1.0.0", {"0002_slow.sql": SLOW.format(seconds=20)})
-    reports = tmp_path / "reports"
-    env = os.environ | {"RUNBOOK_REPORTS": str(reports), "RUNBOOK_TEST_SECRET": apps.SECRET}
-    running = subprocess.Popen([sys.executable, "-m", "invoke", "deploy", "--env", str(app.env_file), "--version", "1.0.0"],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+    build("1.0.0", {"0002_slow.sql": apps.SLOW_MIGRATION.format(seconds=20)})
+    running = apps.start_deploy(tmp_path / "reports", app.env_file, "1.0.0")
     try:
-        deadline = time.monotonic() + 240
-        while not any('"phase started", "sequence": "deploy", "phase": "migrate"' in j.read_text()
-                      for j in reports.glob("*-deploy-*/journal.jsonl")):
-            assert running.poll() is None, running.communicate()[0]
-            assert time.monotonic() < deadline, "the first deploy never reached its migrations"
-            time.sleep(0.2)
+        apps.wait_for_phase(tmp_path / "reports", running, "1.0.0", "migrate", timeout=240)
         second = invoke("deploy", "--env", str(app.env_file), "--version", "1.0.0")
         assert second.code == 2, second.output
         assert "fleet is locked by run" in second.output and f"process {running.pid}" in second.output

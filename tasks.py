@@ -11,7 +11,10 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from runbook import ROOT, config, local as local_env, package as packages, pipeline, signing, status as status_
+from runbook import ROOT, config, local as local_env
+from runbook.release import package as packages
+from runbook.engine import pipeline, status as status_
+from runbook.record import signing
 from runbook.errors import RunbookError
 
 ENV = {"env": "environment name or file (default: local)"}

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from .errors import CheckFailed
+from runbook.errors import CheckFailed
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ import jinja2
 import psycopg
 from psycopg import sql
 
-from . import signing
-from .config import Environment
-from .errors import ConfigError, RunbookError
-from .secrets import references, secret_file
+from runbook.record import signing
+from runbook.config import Environment
+from runbook.errors import ConfigError, RunbookError
+from runbook.secrets import references, secret_file
 
 SUPERVISORD_CONF = jinja2.Template(
     """\

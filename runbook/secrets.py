@@ -9,8 +9,8 @@ import os
 import re
 from pathlib import Path
 
-from . import ROOT
-from .errors import ConfigError
+from runbook import ROOT
+from runbook.errors import ConfigError
 
 REFERENCE = re.compile(r"\$\{(?P<ref>[^}]*)\}")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

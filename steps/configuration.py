@@ -2,7 +2,7 @@
 
 from pytest_bdd import then
 
-from runbook import configfiles
+from runbook.release import configfiles
 from runbook.findings import Finding, require
 
 

@@ -2,29 +2,30 @@
 
 from pytest_bdd import then
 
-from runbook import database, migrations, rollout
+from runbook.database import queries, migrations
+from runbook.release import rollout
 from runbook.findings import Finding, require
 
 
 @then('the database answers "SELECT 1"')
 def database_answers(environment, evidence):
-    evidence.text("query", database.select_one(environment))
+    evidence.text("query", queries.select_one(environment))
 
 
 @then("the pg_dump client is not older than the database server")
 def pg_dump_not_older(environment, evidence):
-    require(evidence.findings([database.pg_dump_compatible(environment)]))
+    require(evidence.findings([queries.pg_dump_compatible(environment)]))
 
 
 @then("the backup folder is writable with room for a dump of the database")
 def backup_folder_ready(environment, evidence):
-    require(evidence.findings([database.backup_room(environment)]))
+    require(evidence.findings([queries.backup_room(environment)]))
 
 
 @then("the migrations the package will apply are listed", target_fixture="pending_migrations")
 def pending_migrations(environment, package_contents, evidence):
     found = migrations.in_package(package_contents.files, environment.app.migrations.dir)
-    pending = migrations.pending(found, database.applied_versions(environment))
+    pending = migrations.pending(found, queries.applied_versions(environment))
     listing = "\n".join(m.label for m in pending) or "none: the database has every migration of the package"
     evidence.text(f"pending migrations ({len(pending)} of {len(found)} in the package)", listing)
     return pending

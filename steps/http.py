@@ -6,7 +6,7 @@ import json
 import pytest
 from pytest_bdd import given, parsers, then
 
-from runbook import dependencies, probes, smoke
+from runbook.checks import dependencies, probes, smoke
 from runbook.findings import require
 
 

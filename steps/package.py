@@ -2,7 +2,7 @@
 
 from pytest_bdd import given, then
 
-from runbook import package
+from runbook.release import package
 from runbook.errors import CheckFailed
 from runbook.findings import require
 

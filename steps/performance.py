@@ -6,7 +6,7 @@ import functools
 import pytest
 from pytest_bdd import given, then
 
-from runbook import performance
+from runbook.checks import performance
 from runbook.config import Environment
 from runbook.findings import require
 

@@ -3,7 +3,7 @@
 import pytest
 from pytest_bdd import parsers, then
 
-from runbook import attestations, tls
+from runbook.checks import attestations, tls
 from runbook.errors import CheckFailed
 from runbook.findings import require
 

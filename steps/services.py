@@ -3,7 +3,7 @@
 import pytest
 from pytest_bdd import parsers, then
 
-from runbook import dependencies
+from runbook.checks import dependencies
 from runbook.findings import require
 
 

@@ -4,7 +4,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from runbook import approval, config
+from runbook.governance import approval
+from runbook import config
 from runbook.errors import RunbookError
 
 SATURDAY_3AM = datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc)

@@ -24,7 +24,8 @@ import pytest
 import requests
 from psycopg import sql
 
-from runbook import ROOT, config, probes, smoke
+from runbook import ROOT, config
+from runbook.checks import probes, smoke
 from runbook.errors import CheckFailed
 from runbook.secrets import redact
 

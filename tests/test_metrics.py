@@ -19,7 +19,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from runbook import config, metrics
+from runbook import config
+from runbook.watch import metrics
 from runbook.config import Environment
 
 from .test_demo_app import HTTP_TIMEOUT, clean_env, copy_app, free_port, running_gunicorn

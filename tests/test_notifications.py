@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from runbook import notify
+from runbook.governance import notify
 from runbook.config import load_environment
 
 

@@ -6,7 +6,8 @@ import tarfile
 
 import pytest
 
-from runbook import ROOT, package
+from runbook import ROOT
+from runbook.release import package
 
 
 def test_package_holds_the_app_its_version_and_a_manifest_sha256sum_accepts(invoke, tmp_path):

@@ -2,7 +2,7 @@
 a real supervisord and gunicorn: the feature run as a deploy runs its phase (`run.verify`: a pytest child
 with `--context` carrying the pre-deploy baseline), the load's bounds, and the pure judging functions.
 
-The baseline is measured as the deploy measures it (`watch.baseline` with the environment's prober).
+The baseline is measured as the deploy measures it (`windows.baseline` with the environment's prober).
 """
 
 import json
@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook import ROOT, config, metrics, performance, run, state, watch
+from runbook import ROOT, config
+from runbook.watch import metrics, windows
+from runbook.checks import performance
+from runbook.engine import run, state
 from runbook.findings import Finding
 
 from . import apps
@@ -50,7 +53,7 @@ def with_performance(env_file: Path, settings: dict, name: str) -> Path:
 def measure_baseline(env_file: Path) -> dict:
     """The release serving now, measured as the deploy's baseline phase does, in the form of the deploy's context."""
     env = config.load_environment(str(env_file))
-    before = watch.baseline(env, metrics.source(env))
+    before = windows.baseline(env, metrics.source(env))
     assert before.p95_seconds is not None, before
     return {"p95_seconds": before.p95_seconds, "error_rate": before.error_rate}
 

@@ -13,7 +13,8 @@ import pytest
 import yaml
 from playwright.sync_api import sync_playwright
 
-from runbook import ROOT, signing
+from runbook import ROOT
+from runbook.record import signing
 
 from . import apps
 

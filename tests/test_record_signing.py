@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from runbook import signing
+from runbook.record import signing
 from runbook.errors import ConfigError
 
 

@@ -4,7 +4,8 @@ graceful reload under a steady load, and the load balancer commands around a hos
 import pytest
 import yaml
 
-from runbook import config, rollout
+from runbook import config
+from runbook.release import rollout
 
 from .apps import Load, broken_health
 

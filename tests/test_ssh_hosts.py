@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from runbook import config, hosts, ssh
+from runbook import config
+from runbook.hosts import connection, survey, ssh
 from runbook.errors import ActionFailed, RunbookError
 
 from . import fleet as fleets
@@ -93,12 +94,12 @@ def test_inventory_hosts_run_commands_over_ssh_with_their_roles(fleet, environme
     ]
     assert [h.name for h in env.hosts_with("web")] == ["host1", "host2"]
     for host in env.hosts:
-        assert hosts.run(host, "hostname").stdout.strip() == host.name
-        assert hosts.reachability(host).ok
+        assert connection.run(host, "hostname").stdout.strip() == host.name
+        assert survey.reachability(host).ok
         # The session came in over the host's own link.
-        client = hosts.script(host, 'echo "$SSH_CONNECTION"').stdout.split()
+        client = connection.script(host, 'echo "$SSH_CONNECTION"').stdout.split()
         assert client[0] == fleet.by_name(host.name).local_address
-        assert hosts.connect(host).backend.NAME == "ssh"
+        assert connection.connect(host).backend.NAME == "ssh"
 
 
 def test_the_ssh_config_is_private_and_checks_host_keys(fleet, environment):
@@ -126,12 +127,12 @@ def test_the_connection_is_reused(fleet, environment):
     assert len(str(socket)) + len(".XXXXXXXXXXXXXXXX") < 104, "a unix socket path must stay short"
     assert not socket.exists() and master_pid(host) is None
 
-    first = hosts.script(host, 'echo "$SSH_CONNECTION"').stdout
+    first = connection.script(host, 'echo "$SSH_CONNECTION"').stdout
     assert socket.is_socket()
     master = master_pid(host)
     assert master is not None
     # Same client port: the next command, and rsync's, go over the first one's TCP connection.
-    assert hosts.script(host, 'echo "$SSH_CONNECTION"').stdout == first
+    assert connection.script(host, 'echo "$SSH_CONNECTION"').stdout == first
     assert master_pid(host) == master
 
 
@@ -149,17 +150,17 @@ def test_a_host_key_mismatch_is_refused_and_nothing_runs(fleet, environment, tmp
     for strict in (True, False):  # accept-new takes unknown hosts, never a changed key
         env = environment(known_hosts=str(known), strict_host_key_checking=strict)
         target = named(env, host2.name)
-        finding = hosts.reachability(target)
+        finding = survey.reachability(target)
         assert not finding.ok and finding.subject == "host host2"
         assert "Host key verification failed" in finding.detail
         with pytest.raises(RuntimeError, match="Host key verification failed"):
-            hosts.run(target, "touch", str(marker))
+            connection.run(target, "touch", str(marker))
         with pytest.raises(RunbookError, match="host host2: cannot write .*Host key verification failed"):
-            hosts.put(target, str(marker), b"secret", 0o600)
+            connection.put(target, str(marker), b"secret", 0o600)
         assert not (host2.root / marker.name).exists()
         assert master_pid(target) is None
         # The same file's right key for host1 still lets it in.
-        assert hosts.run(named(env, host1.name), "hostname").stdout.strip() == "host1"
+        assert connection.run(named(env, host1.name), "hostname").stdout.strip() == "host1"
     assert known.read_text().count(host2.address) == 1 and key in known.read_text()
 
 
@@ -167,22 +168,22 @@ def test_an_unknown_host_is_refused_unless_new_keys_are_accepted(fleet, environm
     known = tmp_path / "known_hosts"
     known.write_text("")
     strict = named(environment(known_hosts=str(known)), "host1")
-    assert "Host key verification failed" in hosts.reachability(strict).detail
+    assert "Host key verification failed" in survey.reachability(strict).detail
     assert known.read_text() == ""
     accepting = named(environment(known_hosts=str(known), strict_host_key_checking=False), "host1")
-    assert hosts.reachability(accepting).ok
+    assert survey.reachability(accepting).ok
     assert known.read_text().startswith(f"{fleet[0].address} ssh-ed25519 ")
 
 
 def test_an_unreachable_host_fails_within_the_connect_timeout_naming_it(fleet, environment):
     env = environment(connect_timeout=2)
     gone = named(env, "host2")
-    assert hosts.reachability(gone).ok
+    assert survey.reachability(gone).ok
     fleet.unreachable(fleet[1])
     try:
         close(gone)
         started = time.monotonic()
-        finding = hosts.reachability(gone)
+        finding = survey.reachability(gone)
         took = time.monotonic() - started
     finally:
         fleet.reachable(fleet[1])
@@ -190,7 +191,7 @@ def test_an_unreachable_host_fails_within_the_connect_timeout_naming_it(fleet, e
     assert f"does not answer over {gone.spec} within 2 s" in finding.detail
     assert re.search(r"Connection timed out|No route to host", finding.detail), finding.detail
     assert took < 2 + 3, f"gave up after {took:.1f} s"
-    assert hosts.reachability(named(env, "host1")).ok
+    assert survey.reachability(named(env, "host1")).ok
 
 
 def test_a_package_reaches_a_host_over_rsync_identical(fleet, environment, tmp_path):
@@ -198,32 +199,32 @@ def test_a_package_reaches_a_host_over_rsync_identical(fleet, environment, tmp_p
     package = tmp_path / "demo-1.0.0.tar.gz"
     package.write_bytes(os.urandom(3 << 20))
     destination = COMMON / f"app-{uuid.uuid4().hex[:8]}" / "shared" / "packages" / package.name
-    first = hosts.script(host, 'echo "$SSH_CONNECTION"').stdout
-    hosts.copy(host, package, str(destination))
+    first = connection.script(host, 'echo "$SSH_CONNECTION"').stdout
+    connection.copy(host, package, str(destination))
     arrived = fleet[0].root / destination.relative_to(COMMON)
     assert hashlib.sha256(arrived.read_bytes()).hexdigest() == hashlib.sha256(package.read_bytes()).hexdigest()
-    remote = hosts.run(host, "sha256sum", str(destination)).stdout.split()[0]
+    remote = connection.run(host, "sha256sum", str(destination)).stdout.split()[0]
     assert remote == hashlib.sha256(package.read_bytes()).hexdigest()
     assert not (fleet[1].root / destination.relative_to(COMMON)).exists()
-    assert hosts.script(host, 'echo "$SSH_CONNECTION"').stdout == first
+    assert connection.script(host, 'echo "$SSH_CONNECTION"').stdout == first
     # Copied again (a retried deploy): still whole, nothing left beside it.
-    hosts.copy(host, package, str(destination))
+    connection.copy(host, package, str(destination))
     assert sorted(p.name for p in arrived.parent.iterdir()) == [package.name]
 
     with pytest.raises(ActionFailed, match=f"host host1: copying {tmp_path / 'absent.tar.gz'} to .* failed: "):
-        hosts.copy(host, tmp_path / "absent.tar.gz", str(destination))
+        connection.copy(host, tmp_path / "absent.tar.gz", str(destination))
 
 
 def test_put_writes_a_file_with_its_mode_over_ssh(fleet, environment, secret):
     host = named(environment(), "host2")
     path = COMMON / f"app-{uuid.uuid4().hex[:8]}.env"
     content = f"APP_SECRET_KEY={secret}\n".encode()
-    hosts.put(host, str(path), content, 0o640)
+    connection.put(host, str(path), content, 0o640)
     written = fleet[1].root / path.name
     assert written.read_bytes() == content and stat.S_IMODE(written.stat().st_mode) == 0o640
-    hosts.put(host, str(path), b"replaced\n", 0o600)
+    connection.put(host, str(path), b"replaced\n", 0o600)
     assert written.read_bytes() == b"replaced\n" and stat.S_IMODE(written.stat().st_mode) == 0o600
     assert sorted(p.name for p in written.parent.iterdir() if p.name.startswith(path.name)) == [path.name]
 
     with pytest.raises(RunbookError, match=f"host host2: cannot write {COMMON}/missing/x.env: .*Directory nonexistent"):
-        hosts.put(host, f"{COMMON}/missing/x.env", content, 0o600)
+        connection.put(host, f"{COMMON}/missing/x.env", content, 0o600)

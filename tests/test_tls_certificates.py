@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from runbook import tls
+from runbook.checks import tls
 from runbook.config import TlsEndpoint
 
 NOW = datetime.datetime.now(datetime.timezone.utc)

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from runbook import charts, config, metrics, watch
+from runbook.watch import charts, metrics, windows
+from runbook import config
 from runbook.errors import CheckFailed, ConfigError
 
 from .test_metrics import PROMETHEUS_TEXT, TEXT_SOURCE, Reply, Script, exposition, load, pages, prometheus, serve
@@ -46,18 +47,18 @@ class FakeClock:
 
 
 def deploy_and_bake(make_env, settings: dict, old: Script, new: Script, clock: metrics.Clock = metrics.SYSTEM,
-                    smoke: watch.SmokeCheck | None = None) -> tuple[watch.BakeResult, str]:
+                    smoke: windows.SmokeCheck | None = None) -> tuple[windows.BakeResult, str]:
     """Baseline against the `old` release, deploy the `new` one, bake it: the result and its chart."""
     with serve(old) as app:
         env = load(make_env, settings, app.url)
         source = metrics.source(env, clock)
-        before = watch.baseline(env, source, clock=clock)
+        before = windows.baseline(env, source, clock=clock)
         app.deploy(new)
-        result = watch.bake(env, source, before, smoke=smoke, clock=clock)
+        result = windows.bake(env, source, before, smoke=smoke, clock=clock)
     return result, charts.bake_chart(before, result, env)
 
 
-def held(result: watch.BakeResult, trigger: str) -> list[bool | None]:
+def held(result: windows.BakeResult, trigger: str) -> list[bool | None]:
     return [o.seen[trigger].holds for o in result.samples]
 
 
@@ -115,9 +116,9 @@ def test_a_metrics_endpoint_that_stops_answering_fires_missing_data_by_the_rule(
     with serve(pages(first, second, third)) as app:
         env = load(make_env, settings | {"source": TEXT_SOURCE | {"url": f"{app.url}/metrics"}})
         source = metrics.source(env)
-        before = watch.baseline(env, source)
+        before = windows.baseline(env, source)
         app.deploy(pages(first, second, third, None))  # two good scrapes after the reference one, then no answer
-        result = watch.bake(env, source, before)
+        result = windows.bake(env, source, before)
 
     fired = result.fired
     assert fired.name == "missing data"
@@ -135,8 +136,8 @@ def test_a_prometheus_query_without_series_is_missing_data_and_reported(make_env
     with serve(prometheus({queries["error_rate"]: [], queries["p95_seconds"]: []})) as server:
         env = load(make_env, FAST | {"source": {"kind": "prometheus_query", "url": server.url, **queries}})
         source = metrics.source(env)
-        before = watch.baseline(env, source)
-        result = watch.bake(env, source, before)
+        before = windows.baseline(env, source)
+        result = windows.bake(env, source, before)
 
     assert (before.error_rate, before.p95_seconds) == (None, None)
     assert result.fired.name == "missing data"
@@ -173,9 +174,9 @@ def test_a_missing_sample_is_skipped_by_ignore_and_breaks_the_window_under_fail(
         env = load(make_env, settings | {"source": TEXT_SOURCE | {"url": f"{app.url}/metrics"}})
         clock = FakeClock()
         source = metrics.source(env, clock)
-        before = watch.baseline(env, source, clock=clock)
+        before = windows.baseline(env, source, clock=clock)
         app.deploy(traffic(*failing))
-        result = watch.bake(env, source, before, clock=clock)
+        result = windows.bake(env, source, before, clock=clock)
 
     assert held(result, "error rate")[:4] == [True, True, None, True]
     assert result.fired.name == "error rate"

@@ -1,0 +1,326 @@
+"""The pytest plugin that runs the runbook's features against an environment and records every step.
+
+Options: `--env NAME` (default `local`), `--release-version V`, `--results FILE`.
+Each Gherkin step's status (passed, failed, not run, skipped, attested), duration and evidence go
+into the pytest-html report and into the results file the engine turns into `record.json`.
+A failed check shows its message (host, check, measured value, threshold), not a traceback.
+"""
+
+import html
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import jinja2
+import pytest
+from pytest_metadata.plugin import metadata_key
+
+from runbook import config, local
+from runbook.engine import run, state
+from runbook.errors import CheckFailed, RunbookError
+from runbook.findings import Finding
+from runbook.secrets import redact
+
+STEPS = pytest.StashKey["Scenario"]()
+RESULTS = pytest.StashKey[list]()
+ENVIRONMENT = pytest.StashKey[config.Environment]()
+
+
+@dataclass
+class Step:
+    keyword: str
+    text: str
+    status: str = "not run"
+    duration: float = 0.0
+    message: str = ""
+    evidence: list[dict] = field(default_factory=list)
+    started: float = 0.0
+
+
+@dataclass
+class Scenario:
+    feature: str
+    name: str
+    tags: list[str]
+    steps: list[Step]
+    current: Step | None = None
+
+
+class Evidence:
+    """What a step shows as proof: text (command output, diffs) and findings, all redacted.
+
+        >>> evidence.findings(findings)
+        >>> evidence.text("pending migrations", "0002_add_index")
+    """
+
+    def __init__(self, item: pytest.Item) -> None:
+        self._item = item
+
+    def _step(self) -> Step:
+        return self._item.stash[STEPS].current
+
+    def text(self, title: str, body: str) -> None:
+        self._step().evidence.append({"title": title, "text": redact(body)})
+
+    def findings(self, findings: list[Finding]) -> list[Finding]:
+        rows = [{"subject": f.subject, "ok": f.ok, "detail": redact(f.detail)} for f in findings]
+        self._step().evidence.append({"title": "findings", "findings": rows})
+        return findings
+
+    def attested(self, statement: str) -> None:
+        """Mark the step as a person's attestation rather than a machine's check."""
+        step = self._step()
+        step.status, step.message = "attested", redact(statement)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("runbook")
+    group.addoption("--env", default="local", help="environment name or file (default: local)")
+    group.addoption("--release-version", default=None, help="the version being released")
+    group.addoption("--results", default=None, help="write each scenario's steps and evidence as JSON here")
+    group.addoption("--run-id", default=None, help="the run this phase belongs to")
+    group.addoption("--context", default=None, help="JSON file: what the deploy or rollback being verified knows")
+    group.addoption("--operator", default=None, help="who runs it (default: $RUNBOOK_OPERATOR or the login name)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[RESULTS] = []
+    metadata = config.stash.get(metadata_key, None)
+    if metadata is not None:
+        metadata.clear()
+        metadata["Run"] = config.getoption("run_id") or "(direct pytest run)"
+        metadata["Environment"] = config.getoption("env")
+        metadata["Version"] = config.getoption("release_version") or "(none requested)"
+        metadata["Operator"] = config.getoption("operator") or run.operator()
+        metadata["Runbook commit"] = run.git_commit()
+        metadata["Started (UTC)"] = f"{run.utc_now():%Y-%m-%d %H:%M:%S}"
+
+
+@pytest.fixture(scope="session")
+def environment(pytestconfig: pytest.Config) -> config.Environment:
+    """The validated environment; a local one is brought up first. Bad config stops the run (exit 2)."""
+    try:
+        env = config.load_environment(pytestconfig.getoption("env"))
+        if env.local is not None:
+            local.up(env)
+        config.resolve_secrets(env)
+    except RunbookError as e:
+        pytest.exit(str(e), returncode=e.exit_code)
+    pytestconfig.stash[ENVIRONMENT] = env
+    return env
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Evidence:
+    return Evidence(request.node)
+
+
+@pytest.fixture(scope="session")
+def deployment(pytestconfig: pytest.Config, environment: config.Environment) -> dict:
+    """What the run being verified knows (release, target, expected schema, data snapshot).
+
+    Without `--context` (a direct pytest run) it is read from the environment: its live release.
+    """
+    path = pytestconfig.getoption("context")
+    if path:
+        return json.loads(Path(path).read_text())
+    live = state.load(environment).live
+    return {"release": live and live.release, "version": live and live.version, "target": live and live.release,
+            "target_schema": live and live.schema, "snapshot": None}
+
+
+@pytest.fixture
+def release_version(pytestconfig: pytest.Config) -> str:
+    """The requested version; a scenario that needs one is skipped when none was given."""
+    version = pytestconfig.getoption("release_version")
+    if not version:
+        pytest.skip("no version requested (give --release-version / --version)")
+    return version
+
+
+def pytest_bdd_before_scenario(request, feature, scenario) -> None:
+    request.node.stash[STEPS] = Scenario(
+        feature=feature.name,
+        name=scenario.name,
+        tags=sorted(scenario.tags | feature.tags),
+        steps=[Step(s.keyword, s.name) for s in scenario.steps],
+    )
+
+
+def _next_step(request) -> Step:
+    """The first step not run yet becomes the current one (pytest-bdd runs them in order)."""
+    record = request.node.stash[STEPS]
+    record.current = next(s for s in record.steps if s.status == "not run")
+    return record.current
+
+
+def pytest_bdd_before_step(request, feature, scenario, step, step_func) -> None:
+    record = _next_step(request)
+    record.status, record.started = "running", time.monotonic()
+
+
+def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func_args) -> None:
+    record = request.node.stash[STEPS].current
+    record.duration = time.monotonic() - record.started
+    if record.status == "running":
+        record.status = "passed"
+
+
+def pytest_bdd_step_error(request, feature, scenario, step, step_func, step_func_args, exception) -> None:
+    record = request.node.stash[STEPS].current
+    record.duration = time.monotonic() - record.started
+    record.status, record.message = "failed", redact(_message(exception))
+
+
+def pytest_bdd_step_func_lookup_error(request, feature, scenario, step, exception) -> None:
+    record = _next_step(request)
+    record.status, record.message = "failed", f"no step definition: {step.keyword} {step.name}"
+
+
+def _message(exception: BaseException) -> str:
+    if isinstance(exception, CheckFailed):
+        return str(exception)
+    return f"{type(exception).__name__}: {exception}"
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    record: Scenario | None = item.stash.get(STEPS, None)
+    report.sections = [(title, redact(text)) for title, text in report.sections]
+    if report.failed and call.excinfo is not None:
+        if call.excinfo.errisinstance(CheckFailed):
+            report.longrepr = redact(str(call.excinfo.value))
+        elif report.longrepr is not None:
+            report.longrepr = redact(str(report.longrepr))
+    if record is None or report.when != "call":
+        return
+    for step in record.steps:
+        if step.status == "running":
+            step.duration = time.monotonic() - step.started
+            step.status = "skipped" if report.skipped else "failed"
+            step.message = redact(_skip_reason(report)) if report.skipped else step.message
+    report.extras = [*getattr(report, "extras", []), _html_extra(record)]
+    report.scenario_title = f"{record.name} ({' '.join('@' + t for t in record.tags)})"
+    item.config.stash[RESULTS].append(_result(item, report, record))
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    return longrepr[2].removeprefix("Skipped: ") if isinstance(longrepr, tuple) else str(longrepr)
+
+
+def _outcome_message(report: pytest.TestReport, record: Scenario) -> str:
+    """Why a scenario did not pass, in one line: the failed step's message or the skip reason."""
+    if report.skipped:
+        return redact(_skip_reason(report))
+    if report.failed:
+        failed = [s.message for s in record.steps if s.status == "failed" and s.message]
+        return failed[0] if failed else redact(str(report.longrepr).strip().splitlines()[-1])
+    return ""
+
+
+def _waiver(item: pytest.Item, name: str) -> tuple[config.Waiver | None, str]:
+    """The waiver in force for a scenario, and a note on one that has expired."""
+    env = item.config.stash.get(ENVIRONMENT, None)
+    for waiver in env.waivers if env else []:
+        if waiver.scenario == name:
+            if waiver.expires < run.utc_now().date():
+                return None, f" (its waiver expired on {waiver.expires})"
+            return waiver, ""
+    return None, ""
+
+
+def _result(item: pytest.Item, report: pytest.TestReport, record: Scenario) -> dict:
+    statuses = {s.status for s in record.steps}
+    outcome, message = report.outcome, _outcome_message(report, record)
+    if report.skipped:
+        outcome = "skipped"
+    elif outcome == "passed" and "attested" in statuses:
+        outcome = "attested"
+    elif outcome == "failed":
+        waiver, note = _waiver(item, record.name)
+        message += note
+        if waiver:
+            outcome = "waived"
+            message += (f" (waived by {waiver.approved_by} until {waiver.expires}: {waiver.reason})")
+    return {
+        "nodeid": item.nodeid,
+        "feature": record.feature,
+        "scenario": record.name,
+        "tags": record.tags,
+        "outcome": outcome,
+        "duration": round(report.duration, 3),
+        "message": redact(message),
+        "steps": [
+            {k: v for k, v in asdict(s).items() if k != "started"} | {"duration": round(s.duration, 3)}
+            for s in record.steps
+        ],
+    }
+
+
+STEP_TABLE = jinja2.Environment(autoescape=True).from_string(
+    """\
+<div class="runbook-steps">
+<style>
+.runbook-steps table { border-collapse: collapse; margin: 4px 0; }
+.runbook-steps td, .runbook-steps th { border: 1px solid #ccc; padding: 3px 6px; vertical-align: top; text-align: left; }
+.runbook-steps .passed { background: #e6f4e6; } .runbook-steps .failed { background: #fbe3e3; }
+.runbook-steps .not-run { background: #eee; color: #666; } .runbook-steps .skipped { background: #fff6d6; }
+.runbook-steps .attested { background: #e3ecfb; }
+.runbook-steps pre { margin: 2px 0; white-space: pre-wrap; }
+</style>
+<table>
+<tr><th>Step</th><th>Status</th><th>Duration</th><th>Evidence</th></tr>
+{% for step in record.steps %}
+<tr class="{{ step.status | replace(' ', '-') }}">
+<td><b>{{ step.keyword }}</b> {{ step.text }}</td>
+<td>{{ step.status }}</td>
+<td>{{ "%.3f" | format(step.duration) }} s</td>
+<td>
+{% if step.message %}<pre>{{ step.message }}</pre>{% endif %}
+{% for item in step.evidence %}
+{% if item.findings %}
+<table>{% for f in item.findings %}<tr class="{{ 'passed' if f.ok else 'failed' }}"><td>{{ f.subject }}</td><td>{{ 'ok' if f.ok else 'FAILED' }}</td><td>{{ f.detail }}</td></tr>{% endfor %}</table>
+{% else %}
+<div><i>{{ item.title }}</i><pre>{{ item.text }}</pre></div>
+{% endif %}
+{% endfor %}
+</td>
+</tr>
+{% endfor %}
+</table>
+</div>
+"""
+)
+
+
+def _html_extra(record: Scenario) -> dict:
+    from pytest_html import extras
+
+    return extras.html(STEP_TABLE.render(record=record))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    metadata = config.stash.get(metadata_key, None)
+    if metadata is not None:
+        metadata["Finished (UTC)"] = f"{run.utc_now():%Y-%m-%d %H:%M:%S}"
+    results = config.getoption("results")
+    if results:
+        Path(results).write_text(json.dumps(config.stash[RESULTS], indent=2))
+
+
+def pytest_html_results_table_row(report, cells: list[str]) -> None:
+    """Name each row by its scenario, as the runbook says it, rather than by its test function."""
+    title = getattr(report, "scenario_title", None)
+    if title:
+        cells[1] = f'<td class="col-testId">{html.escape(title)}</td>'
+
+
+def pytest_html_report_title(report) -> None:
+    options = report.config.option
+    report.title = f"Runbook: {options.markexpr or 'all phases'} on {options.env}"

@@ -1,0 +1,135 @@
+"""The app's core journeys, walked as a user would after a release (runbook Steps 11 and 12).
+
+Every journey runs against the app's base URL (taken from `endpoints.status`) with the account in
+`endpoints.smoke`, and returns what it found as `Finding`s. A request that cannot go on (no answer,
+an unexpected status) is a `CheckFailed` naming the request. No message ever holds the password or
+the token: only the app's JSON `error` is quoted from an answer, and the token is redacted too.
+"""
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from secrets import token_hex
+from urllib.parse import urlsplit
+
+import requests
+
+from runbook.config import Environment, Smoke
+from runbook.errors import CheckFailed
+from runbook.findings import Finding
+from runbook.checks.probes import request_error, unexpected_status
+from runbook.secrets import expand, redact
+
+UPLOAD_BYTES = 64 * 1024
+PROTECTED = [
+    ("POST", "/api/items"),
+    ("GET", "/api/items/1"),
+    ("POST", "/api/files?name=runbook-smoke.bin"),
+    ("GET", "/api/files/1"),
+]
+"""Requests that need a login: each must be refused with 401 without one."""
+
+
+@dataclass(frozen=True)
+class Client:
+    """Requests to the app, as `user` (with their token) or as nobody."""
+
+    base: str
+    timeout: float
+    user: str | None = None
+    token: str | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return f"{self.user or 'no login'} at {self.base}"
+
+    def send(self, method: str, path: str, **kwargs) -> requests.Response:
+        """The app's answer, whatever its status; no answer at all is a `CheckFailed`."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            return requests.request(method, self.base + path, headers=headers, timeout=self.timeout,
+                                    allow_redirects=False, **kwargs)
+        except requests.RequestException as e:
+            raise CheckFailed(f"{method} {self.base}{path} did not answer: {request_error(e, self.timeout)}") from None
+
+    def expect(self, status: int, method: str, path: str, **kwargs) -> requests.Response:
+        """The app's answer, which must have `status`; any other is a `CheckFailed`."""
+        response = self.send(method, path, **kwargs)
+        wrong = unexpected_status(response, status)
+        if wrong:
+            raise CheckFailed(f"{method} {self.base}{path} {wrong}")
+        return response
+
+
+def base_url(env: Environment) -> str:
+    """`http://127.0.0.1:8710` for the status endpoint `http://127.0.0.1:8710/api/status`."""
+    parts = urlsplit(env.endpoints.status)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def account(env: Environment) -> Smoke:
+    """The smoke test account; the journeys that need one fail without it."""
+    if env.endpoints.smoke is None:
+        raise CheckFailed(
+            f"no smoke test account is configured: set endpoints.smoke (username and password) in {env.source}"
+        )
+    return env.endpoints.smoke
+
+
+def anonymous(env: Environment) -> Client:
+    return Client(base_url(env), env.endpoints.timeout)
+
+
+def log_in(env: Environment) -> Client:
+    """Log in with the smoke test account; the client carries the token the app issued."""
+    smoke = account(env)
+    credentials = {"username": smoke.username, "password": expand(smoke.password)}
+    token = anonymous(env).expect(200, "POST", "/api/login", json=credentials).json()["token"]
+    redact.register(token)
+    return Client(base_url(env), env.endpoints.timeout, smoke.username, token)
+
+
+def wrong_password_refused(env: Environment) -> Finding:
+    username = account(env).username
+    credentials = {"username": username, "password": f"wrong-{token_hex(8)}"}
+    response = anonymous(env).send("POST", "/api/login", json=credentials)
+    wrong = unexpected_status(response, 401)
+    return Finding(f"login as {username} with a wrong password", not wrong, wrong or "refused with 401")
+
+
+def item_round_trip(client: Client) -> Finding:
+    """Create an item with a new name and read it back."""
+    name = _new_name()
+    created = client.expect(201, "POST", "/api/items", json={"name": name}).json()
+    read = client.expect(200, "GET", f"/api/items/{created['id']}").json()
+    same = read == {"id": created["id"], "name": name}
+    detail = "read back equal" if same else f"read back as {read}"
+    return Finding(f"item {name!r}", same, f"created as id {created['id']}, {detail}")
+
+
+def file_round_trip(client: Client, size: int = UPLOAD_BYTES) -> Finding:
+    """Upload `size` random bytes as a file and download them again."""
+    name, data = f"{_new_name()}.bin", os.urandom(size)
+    sent = hashlib.sha256(data).hexdigest()
+    uploaded = client.expect(201, "POST", f"/api/files?name={name}", data=data).json()
+    received = client.expect(200, "GET", f"/api/files/{uploaded['id']}").content
+    got = hashlib.sha256(received).hexdigest()
+    detail = (
+        f"uploaded {size} bytes as id {uploaded['id']}, downloaded "
+        + ("identical bytes" if got == sent else f"{len(received)} bytes that differ")
+        + f" (SHA-256 sent {sent[:16]}..., received {got[:16]}...)"
+    )
+    return Finding(f"file {name!r}", got == sent, detail)
+
+
+def unauthenticated_refused(env: Environment) -> list[Finding]:
+    """Each request that needs a login, sent without one, must be refused with 401."""
+    client = anonymous(env)
+    found = []
+    for method, path in PROTECTED:
+        wrong = unexpected_status(client.send(method, path), 401)
+        found.append(Finding(f"{method} {path} without a login", not wrong, wrong or "refused with 401"))
+    return found
+
+
+def _new_name() -> str:
+    return f"runbook-smoke-{token_hex(4)}"

@@ -1,0 +1,43 @@
+"""TLS certificates of the environment's endpoints: verified chain and name, days until expiry."""
+
+import socket
+import ssl
+from datetime import datetime, timezone
+
+from cryptography import x509
+
+from runbook.config import TlsEndpoint
+from runbook.findings import Finding
+
+
+def _certificate(endpoint: TlsEndpoint, verify: bool, timeout: float) -> x509.Certificate:
+    context = ssl.create_default_context(cafile=str(endpoint.ca_file) if endpoint.ca_file else None)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    name = endpoint.server_name or endpoint.host
+    with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as raw:
+        with context.wrap_socket(raw, server_hostname=name) as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def check(endpoint: TlsEndpoint, min_days: int, timeout: float = 10) -> Finding:
+    subject = f"TLS endpoint {endpoint.host}:{endpoint.port}"
+    try:
+        cert = _certificate(endpoint, verify=True, timeout=timeout)
+    except ssl.SSLCertVerificationError as e:
+        detail = f"certificate not valid: {e.verify_message}"
+        try:
+            expires = _certificate(endpoint, verify=False, timeout=timeout).not_valid_after_utc
+            detail += f" (expires {expires:%Y-%m-%d %H:%M} UTC)"
+        except (OSError, ValueError):
+            pass
+        return Finding(subject, False, detail)
+    except (OSError, ValueError) as e:
+        return Finding(subject, False, f"no TLS handshake: {e}")
+    expires = cert.not_valid_after_utc
+    days = (expires - datetime.now(timezone.utc)).days
+    detail = f"certificate for {cert.subject.rfc4514_string()} expires {expires:%Y-%m-%d} UTC, in {days} days"
+    if days < min_days:
+        return Finding(subject, False, f"{detail}, fewer than the required {min_days}")
+    return Finding(subject, True, f"{detail} (required at least {min_days})")

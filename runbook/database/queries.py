@@ -1,0 +1,133 @@
+"""The environment's PostgreSQL database: connection, versions, size, applied migrations."""
+
+import re
+
+import psycopg
+from psycopg import errors, sql
+
+from runbook.hosts import connection, survey
+from runbook.config import Environment
+from runbook.errors import CheckFailed
+from runbook.findings import Finding
+from runbook.secrets import expand
+
+
+def url(env: Environment) -> str:
+    """The database URL with secrets resolved; the local cluster's when none is configured."""
+    if env.database.url is not None:
+        return expand(env.database.url)
+    return f"postgresql://postgres@127.0.0.1:{env.local.postgres_port}/{env.app.name}"
+
+
+def connect(env: Environment) -> psycopg.Connection:
+    try:
+        return psycopg.connect(url(env), connect_timeout=env.database.connect_timeout, autocommit=True)
+    except psycopg.OperationalError as e:
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise CheckFailed(f"database {endpoint(env)} does not answer: {reason}") from None
+
+
+def endpoint(env: Environment) -> str:
+    """`host:port/name` of the database, for messages (never the password)."""
+    info = psycopg.conninfo.conninfo_to_dict(url(env))
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+def address(env: Environment) -> tuple[str, int]:
+    info = psycopg.conninfo.conninfo_to_dict(url(env))
+    return info.get("host", "localhost"), int(info.get("port", 5432))
+
+
+def select_one(env: Environment) -> str:
+    with connect(env) as conn:
+        value = conn.execute("SELECT 1").fetchone()[0]
+        version = conn.execute("SHOW server_version").fetchone()[0]
+    return f"SELECT 1 returned {value} from PostgreSQL {version} at {endpoint(env)}"
+
+
+def server_major(env: Environment) -> int:
+    with connect(env) as conn:
+        return conn.info.server_version // 10000
+
+
+def size_bytes(env: Environment) -> int:
+    with connect(env) as conn:
+        return conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+
+
+def applied_versions(env: Environment) -> set[str]:
+    """Versions the database has applied; none when the migrations table does not exist yet."""
+    return set(query_column(env, env.app.migrations.applied_query))
+
+
+def client_major(version_output: str) -> int:
+    """The major version in `pg_dump --version` output, e.g. 15 from "pg_dump (PostgreSQL) 15.19"."""
+    match = re.search(r"\(PostgreSQL\)\s+(\d+)", version_output)
+    if not match:
+        raise CheckFailed(f"cannot read a version from {version_output.strip()!r}")
+    return int(match.group(1))
+
+
+def pg_dump_compatible(env: Environment) -> Finding:
+    """pg_dump on the backup host must be at least the server's major version to dump it."""
+    host = env.backup_host
+    result = connection.run(host, env.database.pg_dump, "--version")
+    subject = f"host {host.name}"
+    if result.rc != 0:
+        return Finding(subject, False, f"{env.database.pg_dump} --version failed: {(result.stderr or result.stdout).strip()}")
+    client, server = client_major(result.stdout), server_major(env)
+    detail = f"pg_dump {client} against PostgreSQL server {server}"
+    return Finding(subject, client >= server, detail + (" (client is older than the server)" if client < server else ""))
+
+
+def backup_room(env: Environment) -> Finding:
+    """The backup folder on the backup host accepts a file and has room for a dump of the database."""
+    host, folder = env.backup_host, str(env.database.backup_dir)
+    subject = f"host {host.name}"
+    reason = survey.writable(host, folder)
+    if reason is not None:
+        return Finding(subject, False, f"backup folder {folder} is not writable: {reason}")
+    needed, free = size_bytes(env), survey.free_kb(host, folder) * 1024
+    detail = f"backup folder {folder} has {free // 2**20} MB free for a database of {needed // 2**20} MB"
+    return Finding(subject, free >= needed, detail + ("" if free >= needed else " (not enough room)"))
+
+
+def query_column(env: Environment, query: str) -> list[str]:
+    """The first column of a query's rows, as text (empty when the table does not exist yet)."""
+    with connect(env) as conn:
+        try:
+            return [str(row[0]) for row in conn.execute(query)]
+        except errors.UndefinedTable:
+            return []
+
+
+def snapshot(env: Environment, tables: list[str]) -> dict[str, dict]:
+    """Each table's row count and the digest of every row, to prove later that those rows survived."""
+    result = {}
+    with connect(env) as conn:
+        for table in tables:
+            name = sql.Identifier(*table.split(".", 1))
+            try:
+                digests = [r[0] for r in conn.execute(sql.SQL("SELECT md5(t::text) FROM {} t ORDER BY 1").format(name))]
+            except errors.UndefinedTable:
+                digests = None
+            result[table] = {"rows": None if digests is None else len(digests), "digests": digests}
+    return result
+
+
+def schema_version(env: Environment) -> str | None:
+    """The newest applied migration version; None before the first migration."""
+    applied = applied_versions(env)
+    return max(applied, key=int) if applied else None
+
+
+def unchanged(before: dict[str, dict], after: dict[str, dict]) -> list[Finding]:
+    """Whether every row a table had before the deploy is still there, unchanged (new rows may have come)."""
+    found = []
+    for table, was in before.items():
+        now = after.get(table, {})
+        lost = set(was["digests"] or []) - set(now.get("digests") or [])
+        detail = (f"{len(lost)} of its {was['rows']} rows from before the deploy are missing or changed" if lost
+                  else f"all {was['rows']} rows from before the deploy are there, unchanged ({now.get('rows')} rows now)")
+        found.append(Finding(f"table {table}", not lost, detail))
+    return found

@@ -1,0 +1,173 @@
+"""One run of the runbook: its id, its report folder, its journal, its phases' results.
+
+A phase that verifies runs the features tagged for it in a child pytest process, so its report and
+results stand alone; the child's output is streamed to the terminal through the redactor.
+"""
+
+import getpass
+import json
+import os
+import secrets as random
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from runbook import ROOT, config, local
+from runbook.config import Environment
+from runbook.watch.metrics import utc_text
+from runbook.release.package import validate_version
+from runbook.secrets import redact
+from runbook.engine.state import Journal
+
+
+def reports_root() -> Path:
+    """`reports/` in the project, or `$RUNBOOK_REPORTS` (tests point it elsewhere)."""
+    return Path(os.environ.get("RUNBOOK_REPORTS", ROOT / "reports"))
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def operator() -> str:
+    """Who runs this: `$RUNBOOK_OPERATOR`, else the login name."""
+    return os.environ.get("RUNBOOK_OPERATOR") or getpass.getuser()
+
+
+def git_commit() -> str:
+    try:
+        result = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+@dataclass
+class PhaseResult:
+    """How one phase went: its outcome, and its scenarios (a verifying phase) or evidence (an action)."""
+
+    name: str
+    title: str
+    sequence: str
+    started: datetime
+    finished: datetime
+    outcome: str
+    """passed, failed, error (could not run) or skipped."""
+    scenarios: list[dict] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def report(self) -> str:
+        """`<phase>.html`; a rollback's phases are `rollback-<phase>.html` (they repeat some names)."""
+        return f"rollback-{self.name}.html" if self.sequence == "rollback" else f"{self.name}.html"
+
+    @property
+    def blocking(self) -> list[dict]:
+        """Failed scenarios that block the release (all but those tagged advisory)."""
+        return [s for s in self.scenarios if s["outcome"] == "failed" and "advisory" not in s["tags"]]
+
+    @property
+    def warnings(self) -> list[dict]:
+        """Failed advisory scenarios, and waived ones: reported, not blocking."""
+        return [s for s in self.scenarios
+                if s["outcome"] == "failed" and "advisory" in s["tags"] or s["outcome"] == "waived"]
+
+    @property
+    def cause(self) -> str:
+        """Why the phase failed, in one line per cause."""
+        return self.error or "; ".join(f"{s['scenario']}: {s['message']}" for s in self.blocking)
+
+
+@dataclass
+class Run:
+    env: Environment
+    env_arg: str
+    kind: str
+    version: str | None
+    id: str
+    folder: Path
+    started: datetime = field(default_factory=utc_now)
+    operator: str = field(default_factory=operator)
+    commit: str = field(default_factory=git_commit)
+    runner: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    phases: list[PhaseResult] = field(default_factory=list)
+    facts: dict = field(default_factory=dict)
+    """What the record says beyond phases: release, backup, migrations, rollback, ..."""
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(self.folder)
+
+    def event(self, what: str, **details) -> None:
+        self.journal.write({"at": utc_text(utc_now()), "event": what, **details})
+
+
+def start(env_arg: str, version: str | None, kind: str) -> Run:
+    """Validate everything a run needs before anything runs; `ConfigError` (exit 2) otherwise."""
+    if version is not None:
+        validate_version(version)
+    env = config.load_environment(env_arg)
+    if env.local is not None:
+        local.up(env)
+    config.resolve_secrets(env)
+    now = utc_now()
+    run_id = f"{now:%Y%m%dT%H%M%SZ}-{env.name}-{kind}-{random.token_hex(3)}"
+    folder = reports_root() / run_id
+    folder.mkdir(parents=True)
+    run = Run(env=env, env_arg=env_arg, kind=kind, version=version, id=run_id, folder=folder, started=now)
+    run.event("run started", kind=kind, version=version, operator=run.operator, runner=run.runner, pid=run.pid)
+    return run
+
+
+def verify(run: Run, name: str, title: str, sequence: str, tag: str, version: str | None, context: dict) -> PhaseResult:
+    """Run the features tagged `tag` against the run's environment; the report lands in the run folder."""
+    result = PhaseResult(name, title, sequence, utc_now(), utc_now(), "passed")
+    stem = run.folder / Path(result.report).stem
+    results, context_file = stem.with_suffix(".json"), stem.with_suffix(".context.json")
+    context_file.write_text(json.dumps(context))
+    argv = [
+        sys.executable, "-m", "pytest", str(ROOT / "features"),
+        "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+        "-m", tag, "--env", run.env_arg, "--context", str(context_file),
+        f"--html={stem}.html", "--self-contained-html", f"--junitxml={stem}.xml", f"--results={results}",
+        f"--cucumberjson={stem}.cucumber.json",
+        "--run-id", run.id, "--operator", run.operator, "-o", "generate_report_on_test=true",
+        "-q", "-rfE", "--tb=line", "-p", "no:cacheprovider",
+    ]
+    if version:
+        argv += ["--release-version", version]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT) as child:
+        for line in child.stdout:
+            sys.stdout.write(redact(line))
+        child.wait()
+    result.scenarios = json.loads(results.read_text()) if results.exists() else []
+    result.finished = utc_now()
+    if child.returncode not in (0, 1) or not result.scenarios:
+        result.outcome, result.error = "error", f"the checks could not run (pytest exit code {child.returncode})"
+    elif result.blocking:
+        result.outcome = "failed"
+    return result
+
+
+def summary(result: PhaseResult) -> str:
+    """What a person needs from the terminal: each failed check with its cause, and the verdict."""
+    lines = [f"{'BLOCKING' if s in result.blocking else 'WARNING'}: {s['scenario']}: {s['message']}"
+             for s in result.blocking + result.warnings]
+    if result.scenarios:
+        counts: dict[str, int] = {}
+        for s in result.scenarios:
+            counts[s["outcome"]] = counts.get(s["outcome"], 0) + 1
+        tally = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+    else:
+        tally = result.error or (result.evidence[-1].splitlines()[0] if result.evidence else "done")
+    lines.append(f"[{result.sequence}] {result.name}: {result.outcome} ({tally})")
+    return redact("\n".join(lines))

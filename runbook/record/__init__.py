@@ -1,0 +1,1 @@
+"""The deployment record: record.json and its pages, the run history, signatures, incident records (Step 21)."""

@@ -1,0 +1,86 @@
+"""`reports/index.html`: every run, newest first, and the runbook's success metrics (Step 22) for each
+environment, computed from the records: deployment time, rollback frequency, change failure rate and
+time to restore service, each drawn as a small chart.
+"""
+
+import io
+import json
+from datetime import datetime
+from pathlib import Path
+from statistics import median
+
+from runbook.record.report import TEMPLATES
+
+FAILED = ("failed", "needs a human")
+
+
+def _seconds(start: str, end: str) -> float:
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    return (datetime.strptime(end, fmt) - datetime.strptime(start, fmt)).total_seconds()
+
+
+def restore_seconds(record: dict) -> float | None:
+    """From the phase whose failure triggered the rollback to the end of the rollback."""
+    phases = record["phases"]
+    rollback = [p for p in phases if p["sequence"] == "rollback"]
+    failed = [p for p in phases if p["sequence"] == "deploy" and p["outcome"] in ("failed", "error")]
+    if not rollback or not failed or rollback[-1]["outcome"] != "passed":
+        return None
+    return _seconds(failed[0]["finished"], rollback[-1]["finished"])
+
+
+def metrics(records: list[dict]) -> dict[str, dict]:
+    """Per environment: the figures of Step 22 over its deploys (refused deploys changed nothing: not counted)."""
+    result = {}
+    for env in sorted({r["environment"] for r in records}):
+        deploys = sorted((r for r in records if r["environment"] == env and r.get("kind") == "deploy"
+                          and r["outcome"] != "refused"), key=lambda r: r["started"])
+        manual = [r for r in records if r["environment"] == env and r.get("kind") == "rollback" and r["outcome"] == "passed"]
+        rolled_back = [r for r in deploys if "rollback" in r]
+        restores = [s for s in map(restore_seconds, rolled_back) if s is not None]
+        passed = [r["duration_seconds"] for r in deploys if r["outcome"] == "passed"]
+        count = len(deploys)
+        result[env] = {
+            "deploys": count,
+            "deployment_time_seconds": round(median(passed), 1) if passed else None,
+            "rollbacks": len(rolled_back) + len(manual),
+            "rollback_frequency": round((len(rolled_back) + len(manual)) / count, 3) if count else None,
+            "change_failure_rate": round(sum(r["outcome"] in FAILED for r in deploys) / count, 3) if count else None,
+            "time_to_restore_seconds": round(median(restores), 1) if restores else None,
+            "chart": chart(deploys) if deploys else "",
+        }
+    return result
+
+
+def chart(deploys: list[dict]) -> str:
+    """An inline SVG: each deploy's duration, green when it passed, red when it failed or rolled back."""
+    import matplotlib  # here, not at the top: only writing the history page needs it
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(4.5, 1.8), dpi=80)
+    colors = ["#1a7f37" if r["outcome"] == "passed" else "#b42318" for r in deploys]
+    axes.bar(range(len(deploys)), [r["duration_seconds"] for r in deploys], color=colors)
+    axes.set_xticks(range(len(deploys)), [r.get("version") or "" for r in deploys], fontsize=7, rotation=30)
+    axes.set_ylabel("seconds", fontsize=7)
+    axes.set_title("deploy duration (red: failed or rolled back)", fontsize=8)
+    axes.tick_params(axis="y", labelsize=7)
+    figure.tight_layout()
+    out = io.StringIO()
+    figure.savefig(out, format="svg")
+    pyplot.close(figure)
+    svg = out.getvalue()
+    return svg[svg.index("<svg"):]
+
+
+def write(reports: Path) -> None:
+    """Rewrite `reports/index.html` from every readable `record.json` under `reports/`."""
+    records = []
+    for path in sorted(reports.glob("*/record.json"), reverse=True):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    page = TEMPLATES.get_template("history.html").render(runs=records, metrics=metrics(records))
+    (reports / "index.html").write_text(page)

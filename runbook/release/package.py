@@ -1,0 +1,219 @@
+"""Versioned deployment packages: `<app>-<version>.tar.gz` with the app, a VERSION file and a manifest.
+
+The manifest (`MANIFEST.sha256`) has one `<sha256>  <path>` line per file, as `sha256sum` writes it,
+so a package can also be checked by hand with `sha256sum -c MANIFEST.sha256`.
+"""
+
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from packaging.requirements import Requirement
+
+from runbook.hosts import connection
+from runbook.config import Environment, Host
+from runbook.errors import ConfigError
+from runbook.findings import Finding
+
+MANIFEST = "MANIFEST.sha256"
+VERSION = "VERSION"
+VERSION_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$")
+SKIPPED = {"__pycache__", ".env", ".git", "uploads", VERSION, MANIFEST}
+
+
+def validate_version(version: str) -> str:
+    """The version if it is safe in file names and commands; `ConfigError` naming what is wrong."""
+    if not VERSION_PATTERN.match(version) or ".." in version:
+        raise ConfigError(
+            f"version {version!r} is not valid: use letters, digits and '.', '_', '+', '-' "
+            "(starting with a letter or digit, no '..', at most 64 characters)"
+        )
+    return version
+
+
+def file_name(app: str, version: str) -> str:
+    return f"{app}-{validate_version(version)}.tar.gz"
+
+
+def _sources(source: Path) -> list[Path]:
+    files = []
+    for folder, dirs, names in os.walk(source):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED)
+        files += [Path(folder, n) for n in sorted(names) if n not in SKIPPED and not n.endswith(".pyc")]
+    return files
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def build(source: Path, app: str, version: str, dest: Path) -> Path:
+    """Write `dest/<app>-<version>.tar.gz` from the app folder `source`; the file appears whole or not at all."""
+    if not source.is_dir():
+        raise ConfigError(f"package source {source} is not a folder")
+    target = dest / file_name(app, version)
+    prefix = f"{app}-{version}"
+    files = {f.relative_to(source).as_posix(): f.read_bytes() for f in _sources(source)}
+    files[VERSION] = f"{version}\n".encode()
+    manifest = "".join(f"{_digest(data)}  {name}\n" for name, data in sorted(files.items()))
+    dest.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=dest, prefix=f".{prefix}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w:gz") as tar:
+            for name, data in sorted(files.items()) + [(MANIFEST, manifest.encode())]:
+                mode = (source / name).stat().st_mode & 0o777 if (source / name).exists() else 0o644
+                _add(tar, f"{prefix}/{name}", data, mode)
+        os.replace(temp, target)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+    return target
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), mode, 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+@dataclass
+class Contents:
+    """What a package holds and how it compares with its own manifest."""
+
+    path: Path
+    files: dict[str, bytes] = field(default_factory=dict)
+    manifest: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    """Structural problems: unreadable archive, unsafe member, missing or malformed manifest."""
+
+    @property
+    def missing(self) -> list[str]:
+        return sorted(set(self.manifest) - set(self.files))
+
+    @property
+    def changed(self) -> list[str]:
+        return sorted(n for n, d in self.manifest.items() if n in self.files and _digest(self.files[n]) != d)
+
+    @property
+    def unlisted(self) -> list[str]:
+        return sorted(set(self.files) - set(self.manifest) - {MANIFEST})
+
+    @property
+    def version(self) -> str | None:
+        data = self.files.get(VERSION)
+        return data.decode(errors="replace").strip() if data is not None else None
+
+
+def read(path: Path) -> Contents:
+    """Read a package without unpacking it; every member must be a regular file inside one top folder."""
+    contents = Contents(path)
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar:
+                name = PurePosixPath(member.name)
+                if member.isdir():
+                    continue
+                if not member.isfile() or name.is_absolute() or ".." in name.parts or len(name.parts) < 2:
+                    contents.problems.append(f"unsafe member {member.name!r} (not a plain file inside the package folder)")
+                    continue
+                contents.files[PurePosixPath(*name.parts[1:]).as_posix()] = tar.extractfile(member).read()
+    except (OSError, tarfile.TarError, EOFError) as e:
+        contents.problems.append(f"cannot read {path}: {e}")
+        return contents
+    manifest = contents.files.get(MANIFEST)
+    if manifest is None:
+        contents.problems.append(f"{MANIFEST} is missing")
+        return contents
+    for number, line in enumerate(manifest.decode(errors="replace").splitlines(), 1):
+        match = re.fullmatch(r"([0-9a-f]{64})  (.+)", line)
+        if not match:
+            contents.problems.append(f"{MANIFEST} line {number} is malformed: {line[:80]!r}")
+            continue
+        contents.manifest[match.group(2)] = match.group(1)
+    return contents
+
+
+def checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def presence(contents: Contents) -> list[Finding]:
+    subject = f"package {contents.path.name}"
+    if contents.missing:
+        return [Finding(subject, False, f"{len(contents.missing)} manifest files are missing: {', '.join(contents.missing)}")]
+    return [Finding(subject, True, f"all {len(contents.manifest)} manifest files are present")]
+
+
+def integrity(contents: Contents) -> list[Finding]:
+    subject = f"package {contents.path.name}"
+    if contents.changed:
+        return [Finding(subject, False, f"checksum differs from the manifest for: {', '.join(contents.changed)}")]
+    return [Finding(subject, True, f"{len(contents.manifest) - len(contents.missing)} files match their SHA-256 checksums")]
+
+
+def unlisted_files(contents: Contents) -> list[Finding]:
+    subject = f"package {contents.path.name}"
+    if contents.unlisted:
+        return [Finding(subject, False, f"files not in the manifest: {', '.join(contents.unlisted)}")]
+    return [Finding(subject, True, "every file is listed in the manifest")]
+
+
+def version_matches(contents: Contents, version: str) -> Finding:
+    subject = f"package {contents.path.name}"
+    found = contents.version
+    if found is None:
+        return Finding(subject, False, f"has no {VERSION} file")
+    return Finding(subject, found == version, f"{VERSION} says {found!r} (requested {version!r})")
+
+
+INSTALLED = """
+import json, sys
+from importlib import metadata
+found = {}
+for name in sys.argv[1:]:
+    try:
+        found[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        found[name] = None
+print(json.dumps(found))
+"""
+
+
+def requirements(contents: Contents, file: str) -> list[Requirement]:
+    data = contents.files.get(file, b"").decode(errors="replace")
+    lines = (line.split("#", 1)[0].strip() for line in data.splitlines())
+    return [Requirement(line) for line in lines if line and not line.startswith("-")]
+
+
+def requirements_met(env: Environment, contents: Contents) -> list[Finding]:
+    """Each requirement in the package's requirements file, against what each app host has installed."""
+    wanted = requirements(contents, env.app.requirements)
+    if not wanted:
+        return [Finding(f"package {contents.path.name}", True, f"declares no requirements in {env.app.requirements}")]
+
+    def check(host: Host) -> list[Finding]:
+        result = connection.run(host, env.python, "-c", INSTALLED, *(r.name for r in wanted))
+        subject = f"host {host.name}"
+        if result.rc != 0:
+            return [Finding(subject, False, f"{env.python} cannot list installed packages: {result.stderr.strip()[-200:]}")]
+        installed = json.loads(result.stdout)
+        return [_requirement(subject, r, installed.get(r.name)) for r in wanted]
+
+    return [f for per_host in connection.each(env.hosts_with("app"), check) for f in per_host]
+
+
+def _requirement(subject: str, requirement: Requirement, version: str | None) -> Finding:
+    if version is None:
+        return Finding(subject, False, f"{requirement} is not installed")
+    ok = requirement.specifier.contains(version, prereleases=True)
+    return Finding(subject, ok, f"{requirement.name} {version} installed (requires {requirement})")

@@ -1,0 +1,168 @@
+"""Releases side by side on each app host: `releases/<UTC time>-<version>/`, a `current` link switched
+atomically, configuration kept per release in `shared/config/<release>/`, old releases pruned.
+
+    releases/20261128T090000Z-1.1.0/   the unpacked package; .env -> ../../shared/config/<release>/.env
+    current -> releases/20261128T090000Z-1.1.0
+"""
+
+from datetime import datetime
+from pathlib import PurePosixPath
+
+from runbook.release import configfiles
+from runbook.hosts import connection
+from runbook.database import migrations
+from runbook.config import Environment, Host
+from runbook.errors import ActionFailed
+from runbook.findings import Finding
+
+UNFINISHED = ".runbook-unfinished"
+"""Marks a release folder whose unpacking has not completed; the next run removes it."""
+
+
+def name(version: str, moment: datetime) -> str:
+    return f"{moment:%Y%m%dT%H%M%SZ}-{version}"
+
+
+def version_of(release: str) -> str:
+    return release.split("-", 1)[1]
+
+
+def folder(env: Environment, release: str) -> str:
+    return str(env.app.releases / release)
+
+
+def current(env: Environment, host: Host) -> str | None:
+    """The release `current` points at on the host; None before the first deploy."""
+    result = connection.script(host, 'readlink -- "$1"', str(env.app.current))
+    return PurePosixPath(result.stdout.strip()).name if result.rc == 0 and result.stdout.strip() else None
+
+
+def _folders(env: Environment, host: Host) -> dict[str, bool]:
+    """Every release folder on the host, and whether its unpacking finished."""
+    out = connection.must(
+        host,
+        'cd -- "$1" 2>/dev/null || exit 0; for d in */; do [ -d "$d" ] || continue; '
+        'if [ -e "$d$2" ]; then echo "unfinished ${d%/}"; else echo "release ${d%/}"; fi; done',
+        str(env.app.releases), UNFINISHED, what="listing releases",
+    )
+    return {line.split(" ", 1)[1]: line.startswith("release ") for line in out.splitlines()}
+
+
+def listing(env: Environment, host: Host) -> list[str]:
+    """Finished release folders on the host, oldest first."""
+    return sorted(r for r, finished in _folders(env, host).items() if finished)
+
+
+def unfinished(env: Environment, host: Host) -> list[str]:
+    return sorted(r for r, finished in _folders(env, host).items() if not finished)
+
+
+def clean_unfinished(env: Environment, host: Host) -> list[str]:
+    """Remove release folders a crashed run left half unpacked; never the current one."""
+    live = current(env, host)
+    removed = [r for r in unfinished(env, host) if r != live]
+    for release in removed:
+        connection.must(host, 'rm -rf -- "$1"', folder(env, release), what=f"removing unfinished release {release}")
+    return removed
+
+
+def unpack(env: Environment, host: Host, package: str, release: str) -> None:
+    """Unpack the package into a new release folder and link the shared folders into it."""
+    connection.must(
+        host,
+        'set -e; r="$1"; shared="$2"; mkdir -p -- "$r"; : > "$r/$4"; tar -xzf "$3" -C "$r" --strip-components=1; '
+        'shift 4; for d in "$@"; do mkdir -p -- "$shared/$d"; rm -rf -- "$r/$d"; ln -s -- "$shared/$d" "$r/$d"; done',
+        folder(env, release), str(env.app.shared), package, UNFINISHED, *env.app.linked_dirs,
+        what=f"unpacking {package} into {folder(env, release)}",
+    )
+
+
+def finish(env: Environment, host: Host, release: str) -> None:
+    connection.must(host, 'rm -f -- "$1/$2"', folder(env, release), UNFINISHED, what=f"finishing release {release}")
+
+
+def configure(env: Environment, host: Host, release: str) -> list[str]:
+    """Write each config file into `shared/config/<release>/` with its mode and link it into the release."""
+    written = []
+    base = env.app.shared / "config" / release
+    for file in env.app.config:
+        target = base / file.path
+        connection.must(host, 'mkdir -p -m 0750 -- "$1"', str(target.parent), what=f"creating {target.parent}")
+        connection.put(host, str(target), configfiles.render(env, file).encode(), int(file.mode, 8))
+        link = env.app.releases / release / file.path
+        connection.must(
+            host, 'mkdir -p -- "$(dirname -- "$2")" && ln -sfn -- "$1" "$2"', str(target), str(link),
+            what=f"linking {file.path} into {release}",
+        )
+        written.append(f"{target} (mode {file.mode}) linked as {link}")
+    return written
+
+
+def switch(env: Environment, host: Host, release: str | None) -> None:
+    """Point `current` at the release in one rename (a new link, then renamed over `current`).
+
+    None removes `current`: the environment then has no release, as before its first deploy.
+    """
+    if release is None:
+        connection.must(host, 'rm -f -- "$1"', str(env.app.current), what="removing the current link")
+        return
+    connection.must(
+        host,
+        'set -e; tmp="$1.runbook-$$"; ln -sfn -- "$2" "$tmp"; mv -Tf -- "$tmp" "$1"',
+        str(env.app.current), f"releases/{release}",
+        what=f"switching current to {release}",
+    )
+
+
+def prune(env: Environment, host: Host, keep: set[str]) -> list[str]:
+    """Remove the oldest releases beyond `keep_releases`, never one named in `keep`."""
+    releases = listing(env, host)
+    surplus = len(releases) - env.app.keep_releases
+    removed = [r for r in releases if r not in keep][: max(surplus, 0)]
+    for release in removed:
+        connection.must(
+            host, 'rm -rf -- "$1" "$2"', folder(env, release), str(env.app.shared / "config" / release),
+            what=f"removing old release {release}",
+        )
+    return removed
+
+
+def verify_files(env: Environment, host: Host, release: str) -> str:
+    """`sha256sum -c` of the release's manifest on the host: every file as packaged."""
+    result = connection.script(host, 'cd -- "$1" && sha256sum --strict --quiet -c MANIFEST.sha256', folder(env, release))
+    if result.rc != 0:
+        raise ActionFailed(f"host {host.name}: release {release} differs from its manifest: {(result.stdout + result.stderr).strip()[-500:]}")
+    return f"every file of {release} matches MANIFEST.sha256 on {host.name}"
+
+
+def points_at(env: Environment, host: Host, expected: str | None) -> Finding:
+    found = current(env, host)
+    detail = f"current -> {found or '(no link)'}" + ("" if found == expected else f", expected {expected or '(no link)'}")
+    return Finding(f"host {host.name}", found == expected, detail)
+
+
+def config_in_place(env: Environment, host: Host, release: str) -> list[Finding]:
+    """Each config file of the release: a link into `shared/config/<release>/` to a file with its mode."""
+    found = []
+    remote = connection.connect(host)
+    for file in env.app.config:
+        link = remote.file(str(env.app.releases / release / file.path))
+        target = str(env.app.shared / "config" / release / file.path)
+        actual = remote.file(target)
+        problems = []
+        if not link.is_symlink or link.linked_to != target:
+            problems.append(f"{link.path} is not a link to {target}")
+        if not actual.exists:
+            problems.append(f"{target} is missing")
+        elif f"{actual.mode:04o}" != file.mode:
+            problems.append(f"{target} has mode {actual.mode:04o}, required {file.mode}")
+        detail = "; ".join(problems) or f"{file.path} -> {target}, mode {file.mode}"
+        found.append(Finding(f"host {host.name}", not problems, detail))
+    return found
+
+
+def migration_versions(env: Environment, host: Host, release: str) -> set[str]:
+    """Versions of the migration files the release holds on the host."""
+    out = connection.must(host, 'cd -- "$1" 2>/dev/null && ls -1 || true', str(env.app.releases / release / env.app.migrations.dir),
+                     what="listing the release's migrations")
+    return {m.group("version") for m in map(migrations.FILE.match, out.split()) if m}

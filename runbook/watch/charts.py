@@ -1,0 +1,78 @@
+"""The release watch as a chart for the run's report: an inline SVG drawn with matplotlib (Agg).
+
+    svg = charts.bake_chart(before, result, env)   # `before` from watch.baseline, `result` from watch.bake
+"""
+
+import io
+from collections.abc import Callable
+from datetime import timezone
+
+from runbook.config import Environment
+from runbook.watch.metrics import Sample
+from runbook.watch.windows import BakeResult, Baseline
+
+BASELINE = "#8c959f"
+RELEASE = "#0969da"
+LIMIT = "#b42318"
+MISSING = "#bf8700"
+
+
+def bake_chart(baseline: Baseline, result: BakeResult, env: Environment) -> str:
+    """Error rate and p95 latency over time (UTC): the baseline's samples (grey) then the release's (blue),
+    the thresholds (red, dashed), the baseline's level (grey, dotted), samples without data (amber
+    lines), and a fired trigger (a red line where it fired, shaded over the window its condition held)."""
+    import matplotlib  # here, not at the top: only writing a report needs it
+
+    matplotlib.use("Agg")
+    from matplotlib import dates, pyplot
+
+    watch = env.watch
+    release = [o.sample for o in result.samples]
+    p95_limit = None if baseline.p95_seconds is None else watch.latency_factor * baseline.p95_seconds
+    with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 7}):
+        figure, (errors, latency) = pyplot.subplots(2, 1, sharex=True, figsize=(8, 3.8), dpi=80)
+        _panel(errors, baseline.samples, release, lambda s: _percent(s.error_rate), "error rate (%)",
+               _percent(baseline.error_rate), watch.error_rate * 100, f"threshold {watch.error_rate * 100:g}%")
+        _panel(latency, baseline.samples, release, lambda s: s.p95_seconds, "p95 latency (s)",
+               baseline.p95_seconds, p95_limit, f"{watch.latency_factor:g} x baseline")
+        if result.fired:
+            for axes in (errors, latency):
+                axes.axvspan(result.fired.since, result.fired.fired_at, color=LIMIT, alpha=0.12)
+                axes.axvline(result.fired.fired_at, color=LIMIT, linewidth=1.5)
+        errors.set_title(f"fired: {result.fired}" if result.fired else "no trigger fired", loc="left")
+        latency.xaxis.set_major_formatter(dates.DateFormatter("%H:%M:%S", tz=timezone.utc))
+        latency.set_xlabel("UTC")
+        figure.tight_layout()
+        svg = _svg(figure, pyplot)
+    return svg
+
+
+def _panel(axes, before: list[Sample], after: list[Sample], read: Callable[[Sample], float | None], label: str,
+           level: float | None, limit: float | None, limit_label: str) -> None:
+    """One measure over time: a line for the baseline, one for the release, with their reference levels."""
+    for samples, color, name in ((before, BASELINE, "baseline"), (after, RELEASE, "release")):
+        values = [float("nan") if (value := read(s)) is None else value for s in samples]
+        axes.plot([s.at for s in samples], values, color=color, marker=".", linewidth=1, label=name)
+    if level is not None:
+        axes.axhline(level, color=BASELINE, linestyle=":", linewidth=1, label="baseline level")
+    if limit is not None:
+        axes.axhline(limit, color=LIMIT, linestyle="--", linewidth=1, label=limit_label)
+    missing = [s.at for s in before + after if s.missing]
+    if missing:
+        axes.vlines(missing, 0, 1, transform=axes.get_xaxis_transform(), color=MISSING, linestyle=":",
+                    label="no data")
+    axes.set_ylabel(label)
+    axes.set_ylim(bottom=0)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=6, frameon=False)
+
+
+def _percent(rate: float | None) -> float | None:
+    return None if rate is None else rate * 100
+
+
+def _svg(figure, pyplot) -> str:
+    out = io.StringIO()
+    figure.savefig(out, format="svg")
+    pyplot.close(figure)
+    svg = out.getvalue()
+    return svg[svg.index("<svg"):]

@@ -6,14 +6,13 @@ Exit codes: 0 success; 1 a check or phase failed (nothing changed, or rolled bac
 """
 
 import functools
-import json
 from pathlib import Path
 
 from invoke import Collection, Exit, task
 
 from runbook import ROOT, config, local as local_env
 from runbook.release import package as packages
-from runbook.engine import pipeline, status as status_
+from runbook.engine import entry, status as status_
 from runbook.record import signing
 from runbook.errors import RunbookError
 
@@ -39,7 +38,7 @@ def exits(body):
 @exits
 def preflight(c, env="local", version=None):
     """Run the pre-flight checklist (runbook Steps 1-5) as a release gate; writes reports/<run-id>/."""
-    return pipeline.gate(env, version)
+    return entry.gate(env, version)
 
 
 @task(help=ENV | {"version": "the version to deploy (its package must be in the package folder)",
@@ -51,7 +50,7 @@ def preflight(c, env="local", version=None):
 @exits
 def deploy(c, version, env="local", restore_db=False, change=None, approved_by=None, emergency=False, reason=None):
     """Deploy a version (runbook Steps 1-16): gate, backup, release, migrate, verify; roll back on failure."""
-    return pipeline.deploy(env, version, restore_db, change, approved_by, emergency, reason)
+    return entry.deploy(env, version, restore_db, change, approved_by, emergency, reason)
 
 
 @task(help=ENV | {"to": "the release to return to (default: the one live before the current)",
@@ -60,21 +59,21 @@ def deploy(c, version, env="local", restore_db=False, change=None, approved_by=N
 @exits
 def rollback(c, env="local", to=None, restore_db=False, break_lock=False):
     """Roll back to the previous release (runbook Steps 14-16), with its database schema."""
-    return pipeline.rollback(env, to, restore_db, break_lock)
+    return entry.rollback(env, to, restore_db, break_lock)
 
 
 @task(help=ENV)
 @exits
 def watch(c, env="local"):
     """Measure the release serving now, then watch it against the rollback triggers (Steps 14, 20)."""
-    return pipeline.watch_alone(env)
+    return entry.watch(env)
 
 
 @task(help=ENV)
 @exits
 def backup(c, env="local"):
     """Back up the environment's database and verify the backup (runbook Step 3)."""
-    return pipeline.take_backup_alone(env)
+    return entry.backup(env)
 
 
 @task(help=ENV | {"json": "print JSON for machines"})
@@ -82,7 +81,7 @@ def backup(c, env="local"):
 def status(c, env="local", json_=False):
     """Show current and previous releases, schema version, lock and the last run."""
     found = status_.collect(env)
-    print(json.dumps(found, indent=2) if json_ else status_.text(found))
+    print(found.model_dump_json(indent=2) if json_ else found.text())
 
 
 @task(help={"version": "version to stamp into the package", "source": "app folder (default: demo)",

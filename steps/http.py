@@ -3,11 +3,9 @@ tests of its core journeys (Steps 11 and 12)."""
 
 import json
 
-import pytest
 from pytest_bdd import given, parsers, then
 
-from runbook.checks import dependencies, probes, smoke
-from runbook.findings import require
+from runbook.checks import connectivity, probes, smoke
 
 
 @then(parsers.parse("the health endpoint answers with HTTP status {status:d}"))
@@ -24,9 +22,7 @@ def status_reports_version(environment, release_version, evidence):
 
 @then("every external dependency of the app answers")
 def every_dependency_answers(environment, evidence):
-    if not environment.dependencies:
-        pytest.skip(f"no dependency is configured for {environment.name}")
-    require(evidence.findings([f for dep in environment.dependencies for f in dependencies.probe(environment, dep)]))
+    evidence.require(connectivity.dependencies_answer(environment))
 
 
 @given("the smoke test user has logged in", target_fixture="smoke_client")
@@ -38,19 +34,19 @@ def smoke_client(environment, evidence):
 
 @then("a wrong password is refused")
 def wrong_password_refused(environment, evidence):
-    require(evidence.findings([smoke.wrong_password_refused(environment)]))
+    evidence.require([smoke.wrong_password_refused(environment)])
 
 
 @then("an item the user creates reads back the same")
 def item_reads_back(smoke_client, evidence):
-    require(evidence.findings([smoke.item_round_trip(smoke_client)]))
+    evidence.require([smoke.item_round_trip(smoke_client)])
 
 
 @then("a file the user uploads downloads with identical content")
 def file_downloads_identical(smoke_client, evidence):
-    require(evidence.findings([smoke.file_round_trip(smoke_client)]))
+    evidence.require([smoke.file_round_trip(smoke_client)])
 
 
 @then("every request that needs a login is refused without one")
 def unauthenticated_refused(environment, evidence):
-    require(evidence.findings(smoke.unauthenticated_refused(environment)))
+    evidence.require(smoke.unauthenticated_refused(environment))

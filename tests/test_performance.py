@@ -16,7 +16,7 @@ import yaml
 
 from runbook import ROOT, config
 from runbook.watch import metrics, windows
-from runbook.checks import performance
+from runbook.checks import performance, traffic, usage
 from runbook.engine import run, state
 from runbook.findings import Finding
 
@@ -205,7 +205,7 @@ def test_a_direct_pytest_run_has_no_baseline_and_skips_the_response_time_check(d
 def test_load_stops_at_its_request_limit_and_takes_the_paths_in_turn(deployed):
     app, _ = deployed
     env = config.load_environment(str(with_performance(app.env_file, LIMITS | {"requests": 20}, "twenty.yaml")))
-    result = performance.load(env)
+    result = traffic.load(env)
     assert result.requests == 20 and not result.failures
     assert sorted(a.path for a in result.answers) == ["/api/status"] * 10 + ["/health"] * 10
 
@@ -213,7 +213,7 @@ def test_load_stops_at_its_request_limit_and_takes_the_paths_in_turn(deployed):
 def test_load_stops_at_its_time_limit_long_before_its_request_limit(deployed):
     app, _ = deployed
     settings = LIMITS | {"requests": 100_000, "seconds": 1}
-    result = performance.load(config.load_environment(str(with_performance(app.env_file, settings, "second.yaml"))))
+    result = traffic.load(config.load_environment(str(with_performance(app.env_file, settings, "second.yaml"))))
     assert 0 < result.requests < 100_000
     assert "stopped by its limit of 1 s" in str(result)
 
@@ -229,12 +229,12 @@ def test_a_path_not_starting_with_a_slash_is_refused_before_anything_runs(make_e
 # --- the pure parts ----------------------------------------------------------------------------------
 
 
-def answers(*latencies_ms: float, status: int | None = 200) -> tuple[performance.Answer, ...]:
-    return tuple(performance.Answer("/health", status, ms / 1000) for ms in latencies_ms)
+def answers(*latencies_ms: float, status: int | None = 200) -> tuple[traffic.Answer, ...]:
+    return tuple(traffic.Answer("/health", status, ms / 1000) for ms in latencies_ms)
 
 
-def result(answers_: tuple[performance.Answer, ...]) -> performance.LoadResult:
-    return performance.LoadResult("http://app:80", ("/health",), 2, 100, 5, answers_, 1.0)
+def result(answers_: tuple[traffic.Answer, ...]) -> traffic.LoadResult:
+    return traffic.LoadResult("http://app:80", ("/health",), 2, 100, 5, answers_, 1.0)
 
 
 def test_p95_is_the_nearest_rank_percentile_the_watch_uses():
@@ -265,15 +265,15 @@ def test_error_rate_counts_no_answer_and_statuses_outside_2xx():
     assert not performance.error_rate(result(()), 0.01).ok
 
 
-def snap(uptime: float, processes: dict[int, tuple[int, int]]) -> performance.Snapshot:
-    return performance.Snapshot(uptime, 100, 4096, processes)
+def snap(uptime: float, processes: dict[int, tuple[int, int]]) -> usage.Snapshot:
+    return usage.Snapshot(uptime, 100, 4096, processes)
 
 
 def test_cpu_and_memory_between_two_snapshots():
     before = snap(100.0, {1: (50, 256), 2: (30, 512)})
     # pid 2 gained 150 ticks, pid 3 started meanwhile with 50: 200 ticks in 2 s at 100 ticks/s = 100% (one core)
     after = snap(102.0, {1: (50, 256), 2: (180, 1024), 3: (50, 256)})
-    used = performance.between("web1", "web", before, after)
+    used = usage.between("web1", "web", before, after)
     assert (used.processes, used.cpu_percent, used.seconds) == (3, 100.0, 2.0)
     assert (used.memory_before_mb, used.memory_after_mb, used.memory_mb) == (3.0, 6.0, 6.0)
     assert [f.ok for f in performance.cpu([used], 90)] == [False]
@@ -283,13 +283,13 @@ def test_cpu_and_memory_between_two_snapshots():
 
 
 def test_a_host_whose_service_does_not_run_fails_both_resource_checks():
-    missing = performance.between("web2", "web", snap(1.0, {}), "not running")
+    missing = usage.between("web2", "web", snap(1.0, {}), "not running")
     assert str(missing) == "host web2: service web: not measured: not running"
     assert performance.memory([missing], 400) == [Finding("host web2", False, "service web: not measured: not running")]
     assert not performance.cpu([missing], 100)[0].ok
 
 
 def test_snapshot_output_is_parsed():
-    parsed = performance.parse_snapshot("100\n4096\n5012.34\n812 40 2 9000\n813 7 1 3000\n")
+    parsed = usage.parse_snapshot("100\n4096\n5012.34\n812 40 2 9000\n813 7 1 3000\n")
     assert parsed == snap(5012.34, {812: (42, 9000), 813: (8, 3000)})
     assert round(parsed.memory_mb, 3) == 46.875

@@ -12,7 +12,9 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from runbook.config import Environment
 from runbook.errors import CheckFailed
+from runbook.findings import NotConfigured
 
 
 class Attestation(BaseModel):
@@ -46,3 +48,16 @@ def find(file: Path | None, item: str) -> Attestation | None:
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
         raise CheckFailed(f"attestation file {file}: {item}: {problems}") from None
+
+
+def attest(env: Environment, item: str) -> str:
+    """The statement of the attestation of `item`; `CheckFailed` when it is missing and required,
+    `NotConfigured` when it is missing and the environment does not require it."""
+    rules = env.attestations
+    found = find(rules.file, item)
+    if found is not None:
+        return f"{item}: {found}"
+    missing = f"{item!r} is not attested in {rules.file or '(no attestation file configured)'}"
+    if rules.required:
+        raise CheckFailed(missing)
+    raise NotConfigured(f"{missing}; not required in {env.name}")

@@ -19,273 +19,15 @@ host's clock (100% = one core busy).
     performance.memory(measured.usage, env.performance.max_memory_mb)   # a Finding per host
 """
 
-import threading
-import time
-from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
-from urllib.parse import urlsplit
 
-import requests
-
-from runbook.hosts import connection
-from runbook.release import services
-from runbook.config import Environment, Host, Service
-from runbook.findings import Finding
-from runbook.watch.metrics import milliseconds, percent, percentile
-from runbook.checks.probes import request_error
-
-T = TypeVar("T")
-
-
-# --- the load ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One request of the load: its path, status (None: no answer, `error` says why) and latency."""
-
-    path: str
-    status: int | None
-    seconds: float
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-    @property
-    def outcome(self) -> str:
-        return self.error or f"answered {self.status}"
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    """Every request the load sent, and the limits it ran under."""
-
-    origin: str
-    paths: tuple[str, ...]
-    concurrency: int
-    max_requests: int
-    max_seconds: float
-    answers: tuple[Answer, ...]
-    seconds: float
-    """From the first request sent to the last answer."""
-
-    @property
-    def requests(self) -> int:
-        return len(self.answers)
-
-    @property
-    def failures(self) -> list[Answer]:
-        return [a for a in self.answers if not a.ok]
-
-    @property
-    def error_rate(self) -> float | None:
-        return len(self.failures) / self.requests if self.requests else None
-
-    @property
-    def p95_seconds(self) -> float | None:
-        return percentile(0.95, (a.seconds for a in self.answers if a.status is not None))
-
-    def failure_summary(self, most: int = 3) -> str:
-        """The commonest failures, e.g. "12 x /health answered 500, 1 x /api/status no answer within 5 s"."""
-        counts = Counter(f"{a.path} {a.outcome}" for a in self.failures)
-        return ", ".join(f"{n} x {what}" for what, n in counts.most_common(most))
-
-    def __str__(self) -> str:
-        stopped = (f"its limit of {self.max_requests} requests" if self.requests >= self.max_requests
-                   else f"its limit of {self.max_seconds:g} s")
-        rate = self.requests / self.seconds if self.seconds else 0.0
-        statuses = Counter("no answer" if a.status is None else str(a.status) for a in self.answers)
-        answered = [a.seconds for a in self.answers if a.status is not None]
-        lines = [
-            f"{self.requests} requests sent to {self.origin} ({', '.join(self.paths)} in turn) from "
-            f"{self.concurrency} connections in {self.seconds:.2f} s ({rate:.0f} requests/s); stopped by {stopped}",
-            f"answers: {', '.join(f'{n} x {s}' for s, n in sorted(statuses.items())) or 'none'}",
-            f"failed: {len(self.failures)}, error rate {percent(self.error_rate)}"
-            + (f" ({self.failure_summary()})" if self.failures else ""),
-            f"p95 latency: {milliseconds(self.p95_seconds)}"
-            + (f" (median {milliseconds(percentile(0.5, answered))}, slowest {milliseconds(max(answered))})" if answered else ""),
-        ]
-        return "\n".join(lines)
-
-
-def origin(url: str) -> str:
-    """`scheme://host:port` of a URL: where the load goes."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-class _Budget:
-    """Hands out request numbers until `requests` are handed out or `seconds` have passed."""
-
-    def __init__(self, requests_: int, seconds: float) -> None:
-        self._limit, self._deadline = requests_, time.monotonic() + seconds
-        self._next, self._lock = 0, threading.Lock()
-
-    def take(self) -> int | None:
-        with self._lock:
-            if self._next >= self._limit or time.monotonic() >= self._deadline:
-                return None
-            self._next += 1
-            return self._next - 1
-
-
-def load(env: Environment) -> LoadResult:
-    """Send the environment's configured load (`performance`) to its own app and time every request."""
-    perf = env.performance
-    base, timeout = origin(env.endpoints.health), env.endpoints.timeout
-    started = time.monotonic()
-    budget = _Budget(perf.requests, perf.seconds)
-
-    def connection() -> list[Answer]:
-        answers = []
-        with requests.Session() as session:
-            while (n := budget.take()) is not None:
-                answers.append(_get(session, base, perf.paths[n % len(perf.paths)], timeout))
-        return answers
-
-    with ThreadPoolExecutor(max_workers=perf.concurrency) as pool:
-        sent = [pool.submit(connection) for _ in range(perf.concurrency)]
-        answers = tuple(a for future in sent for a in future.result())
-    return LoadResult(base, tuple(perf.paths), perf.concurrency, perf.requests, perf.seconds, answers,
-                      time.monotonic() - started)
-
-
-def _get(session: requests.Session, base: str, path: str, timeout: float) -> Answer:
-    started = time.perf_counter()
-    try:
-        status = session.get(base + path, timeout=timeout, allow_redirects=False).status_code
-    except requests.RequestException as e:
-        return Answer(path, None, time.perf_counter() - started, request_error(e, timeout))
-    return Answer(path, status, time.perf_counter() - started)
-
-
-# --- the app's use of its hosts ----------------------------------------------------------------------
-
-SNAPSHOT = r"""
-main=$("$@" 2>&1)
-case $main in
-  ''|0|*[!0-9]*) printf '%s\n' "$main"; exit 3 ;;
-esac
-getconf CLK_TCK
-getconf PAGESIZE
-cut -d ' ' -f 1 /proc/uptime
-for d in /proc/[0-9]*; do
-  read -r line 2>/dev/null < "$d/stat" && printf '%s\n' "$line"
-done | awk -v main="$main" '
-  { rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " "); parent[$1] = f[2]; kept[$1] = f[12] " " f[13] " " f[22] }
-  END {
-    take[main] = 1
-    do { grown = 0; for (p in parent) if (!(p in take) && (parent[p] in take)) { take[p] = 1; grown = 1 } } while (grown)
-    for (p in take) if (p in kept) print p, kept[p]
-  }'
-"""
-"""Run with the command printing the service's main pid as arguments. Prints clock ticks per second, the
-page size, the host's uptime, then `pid utime stime rss_pages` of the main process and every descendant
-(from /proc/<pid>/stat, read after the command name's closing parenthesis). Exit 3: no main process."""
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The service's processes on one host at one moment."""
-
-    uptime: float
-    ticks_per_second: int
-    page_size: int
-    processes: dict[int, tuple[int, int]]
-    """pid: (CPU time in clock ticks, user and system, resident pages)."""
-
-    @property
-    def memory_mb(self) -> float:
-        return sum(pages for _, pages in self.processes.values()) * self.page_size / 2**20
-
-
-def parse_snapshot(text: str) -> Snapshot:
-    """What `SNAPSHOT` printed."""
-    ticks, page_size, uptime, *rows = text.split("\n")
-    processes = {}
-    for row in filter(None, rows):
-        pid, utime, stime, rss = map(int, row.split())
-        processes[pid] = (utime + stime, rss)
-    return Snapshot(float(uptime), int(ticks), int(page_size), processes)
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What the service's processes used of one host during the load."""
-
-    host: str
-    service: str
-    processes: int
-    memory_before_mb: float
-    memory_after_mb: float
-    cpu_percent: float
-    seconds: float
-
-    @property
-    def memory_mb(self) -> float:
-        """The larger of the two readings."""
-        return max(self.memory_before_mb, self.memory_after_mb)
-
-    def __str__(self) -> str:
-        return (f"host {self.host}: service {self.service}: {self.processes} processes, "
-                f"{self.memory_mb:.1f} MB resident memory ({self.memory_before_mb:.1f} MB before the load, "
-                f"{self.memory_after_mb:.1f} MB after), {self.cpu_percent:.1f}% CPU over {self.seconds:.2f} s "
-                f"(100% = one core)")
-
-
-@dataclass(frozen=True)
-class Unmeasured:
-    """A host where the service's processes could not be read, and why."""
-
-    host: str
-    service: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"host {self.host}: service {self.service}: not measured: {self.reason}"
-
-
-def between(host: str, service: str, before: Snapshot | str, after: Snapshot | str) -> Usage | Unmeasured:
-    """The use of the window between two snapshots (a string: why that snapshot could not be taken).
-
-    A process already there before adds the CPU time it gained; one started meanwhile adds all of its own.
-    """
-    if isinstance(before, str) or isinstance(after, str):
-        return Unmeasured(host, service, before if isinstance(before, str) else after)
-    ticks = 0
-    for pid, (cpu, _) in after.processes.items():
-        earlier = before.processes.get(pid, (0, 0))[0]
-        ticks += cpu - earlier if cpu >= earlier else cpu
-    seconds = max(after.uptime - before.uptime, 0.01)
-    return Usage(host, service, len(after.processes), before.memory_mb, after.memory_mb,
-                 100.0 * ticks / after.ticks_per_second / seconds, seconds)
-
-
-def snapshot(host: Host, pid_command: list[str]) -> Snapshot | str:
-    """The service's processes on the host, or why they could not be read."""
-    result = connection.script(host, SNAPSHOT, *pid_command)
-    said = (result.stdout or result.stderr or "").strip()
-    if result.rc == 3:
-        return "not running" if said == "0" else f"no main process id from {pid_command[0]}: {said}"
-    if result.rc != 0:
-        return f"could not be read: {said.splitlines()[-1] if said else f'exit code {result.rc}'}"
-    return parse_snapshot(result.stdout)
-
-
-def usage(env: Environment, service: Service, during: Callable[[], T]) -> tuple[T, list[Usage | Unmeasured]]:
-    """Run `during()` (the load) and measure what `service` used of each of its hosts meanwhile: one
-    snapshot of every host at once before, one after."""
-    placed = [h for h, s in services.placements(env) if s.name == service.name]
-    command = services.pid_command(env, service)
-    before = connection.each(placed, lambda h: snapshot(h, command))
-    outcome = during()
-    after = connection.each(placed, lambda h: snapshot(h, command))
-    return outcome, [between(h.name, service.name, b, a) for h, b, a in zip(placed, before, after)]
+from runbook.checks.traffic import LoadResult, load
+from runbook.checks.usage import Unmeasured, Usage, usage
+from runbook.config import Environment, Service
+from runbook.engine.context import RunContext
+from runbook.findings import Finding, NotConfigured
+from runbook.watch.metrics import milliseconds, percent
 
 
 def measured_service(env: Environment) -> Service:
@@ -367,3 +109,29 @@ def _per_host(usages: list[Usage | Unmeasured], judge: Callable[[Usage], tuple[b
         findings.append(Finding(f"host {u.host}", ok, f"service {u.service}: {detail}"))
     return findings
 
+
+def section(env: Environment) -> None:
+    """`NotConfigured` when the environment has no performance section."""
+    if env.performance is None:
+        raise NotConfigured(f"no performance section is configured for {env.name}")
+
+
+def limit(env: Environment, key: str) -> float:
+    """The configured limit `key`; `NotConfigured` (the scenario is skipped, saying why) when none is set."""
+    value = getattr(env.performance, key)
+    if value is None:
+        raise NotConfigured(f"no limit configured: performance.{key} is not set for {env.name} "
+                            "(measured, not judged: see the load's evidence)")
+    return value
+
+
+def latency_of_run(env: Environment, result: LoadResult, context: RunContext) -> list[Finding]:
+    """p95 under load against the baseline the run measured before it changed anything."""
+    if not context.from_run:
+        raise NotConfigured("no pre-deploy baseline was given: a deploy measures it before changing anything")
+    baseline = context.baseline and context.baseline.p95_seconds
+    return [latency(result, env.performance.latency_factor, baseline, first_deploy=context.first_deploy)]
+
+
+def error_rate_of_run(env: Environment, result: LoadResult, context: RunContext) -> list[Finding]:
+    return [error_rate(result, env.performance.max_error_rate, context.baseline and context.baseline.error_rate)]

@@ -16,10 +16,12 @@ import jinja2
 import pytest
 from pytest_metadata.plugin import metadata_key
 
-from runbook import config, local
+from runbook import config
+from runbook.environments import open_environment
 from runbook.engine import run, state
+from runbook.engine.context import RunContext
 from runbook.errors import CheckFailed, RunbookError
-from runbook.findings import Finding
+from runbook.findings import Finding, NotConfigured, require
 from runbook.secrets import redact
 
 STEPS = pytest.StashKey["Scenario"]()
@@ -63,10 +65,18 @@ class Evidence:
     def text(self, title: str, body: str) -> None:
         self._step().evidence.append({"title": title, "text": redact(body)})
 
+    def texts(self, bodies: dict[str, str]) -> None:
+        for title, body in bodies.items():
+            self.text(title, body)
+
     def findings(self, findings: list[Finding]) -> list[Finding]:
         rows = [{"subject": f.subject, "ok": f.ok, "detail": redact(f.detail)} for f in findings]
         self._step().evidence.append({"title": "findings", "findings": rows})
         return findings
+
+    def require(self, findings: list[Finding], nothing: str = "nothing to check") -> list[Finding]:
+        """Show the findings, then fail naming every failed subject (`findings.require`)."""
+        return require(self.findings(findings), nothing)
 
     def attested(self, statement: str) -> None:
         """Mark the step as a person's attestation rather than a machine's check."""
@@ -101,10 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def environment(pytestconfig: pytest.Config) -> config.Environment:
     """The validated environment; a local one is brought up first. Bad config stops the run (exit 2)."""
     try:
-        env = config.load_environment(pytestconfig.getoption("env"))
-        if env.local is not None:
-            local.up(env)
-        config.resolve_secrets(env)
+        env = open_environment(pytestconfig.getoption("env"))
     except RunbookError as e:
         pytest.exit(str(e), returncode=e.exit_code)
     pytestconfig.stash[ENVIRONMENT] = env
@@ -117,17 +124,17 @@ def evidence(request: pytest.FixtureRequest) -> Evidence:
 
 
 @pytest.fixture(scope="session")
-def deployment(pytestconfig: pytest.Config, environment: config.Environment) -> dict:
+def deployment(pytestconfig: pytest.Config, environment: config.Environment) -> RunContext:
     """What the run being verified knows (release, target, expected schema, data snapshot).
 
     Without `--context` (a direct pytest run) it is read from the environment: its live release.
     """
     path = pytestconfig.getoption("context")
     if path:
-        return json.loads(Path(path).read_text())
+        return RunContext.read(Path(path))
     live = state.load(environment).live
-    return {"release": live and live.release, "version": live and live.version, "target": live and live.release,
-            "target_schema": live and live.schema, "snapshot": None}
+    return RunContext(from_run=False, release=live and live.release, version=live and live.version,
+                      target=live and live.release, target_schema=live and live.schema_version)
 
 
 @pytest.fixture
@@ -170,7 +177,8 @@ def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func
 def pytest_bdd_step_error(request, feature, scenario, step, step_func, step_func_args, exception) -> None:
     record = request.node.stash[STEPS].current
     record.duration = time.monotonic() - record.started
-    record.status, record.message = "failed", redact(_message(exception))
+    record.status = "skipped" if isinstance(exception, NotConfigured) else "failed"
+    record.message = redact(_message(exception))
 
 
 def pytest_bdd_step_func_lookup_error(request, feature, scenario, step, exception) -> None:
@@ -179,7 +187,7 @@ def pytest_bdd_step_func_lookup_error(request, feature, scenario, step, exceptio
 
 
 def _message(exception: BaseException) -> str:
-    if isinstance(exception, CheckFailed):
+    if isinstance(exception, (CheckFailed, NotConfigured)):
         return str(exception)
     return f"{type(exception).__name__}: {exception}"
 
@@ -190,6 +198,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = outcome.get_result()
     record: Scenario | None = item.stash.get(STEPS, None)
     report.sections = [(title, redact(text)) for title, text in report.sections]
+    if report.failed and call.excinfo is not None and call.excinfo.errisinstance(NotConfigured):
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {redact(str(call.excinfo.value))}")
     if report.failed and call.excinfo is not None:
         if call.excinfo.errisinstance(CheckFailed):
             report.longrepr = redact(str(call.excinfo.value))

@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 from cryptography import x509
 
-from runbook.config import TlsEndpoint
-from runbook.findings import Finding
+from runbook.config import Environment, TlsEndpoint
+from runbook.findings import Finding, NotConfigured
 
 
 def _certificate(endpoint: TlsEndpoint, verify: bool, timeout: float) -> x509.Certificate:
@@ -41,3 +41,10 @@ def check(endpoint: TlsEndpoint, min_days: int, timeout: float = 10) -> Finding:
     if days < min_days:
         return Finding(subject, False, f"{detail}, fewer than the required {min_days}")
     return Finding(subject, True, f"{detail} (required at least {min_days})")
+
+
+def certificates(env: Environment) -> list[Finding]:
+    """Every configured TLS endpoint's certificate is valid for at least `thresholds.tls_min_days`."""
+    if not env.tls:
+        raise NotConfigured(f"no TLS endpoint is configured for {env.name}")
+    return [check(endpoint, env.thresholds.tls_min_days) for endpoint in env.tls]

@@ -7,7 +7,8 @@ or another, cannot both take it. It says who holds it, since when, from which ma
 import json
 import os
 import socket
-from dataclasses import asdict, dataclass
+
+from pydantic import BaseModel, ConfigDict
 
 from runbook.hosts import connection
 from runbook.engine import state
@@ -15,8 +16,11 @@ from runbook.config import Environment
 from runbook.errors import RunbookError
 
 
-@dataclass
-class Holder:
+class Holder(BaseModel):
+    """Who holds the lock: the run, its operator, the machine and process it runs in, since when."""
+
+    model_config = ConfigDict(extra="forbid")
+
     run_id: str
     operator: str
     runner: str
@@ -46,7 +50,7 @@ def path(env: Environment) -> str:
 
 def holder(env: Environment) -> Holder | None:
     text = connection.read(state.primary(env), path(env))
-    return Holder(**json.loads(text)) if text else None
+    return Holder.model_validate_json(text) if text else None
 
 
 def acquire(env: Environment, me: Holder, break_stale: bool = False) -> None:
@@ -58,7 +62,7 @@ def acquire(env: Environment, me: Holder, break_stale: bool = False) -> None:
         if current.stale is False:
             raise RunbookError(f"the lock of {env.name} is held by {current}, which is still running: not broken")
         connection.must(host, 'rm -f -- "$1"', path(env), what="breaking the stale lock")
-    result = connection.script(host, 'set -C; printf %s "$2" > "$1"', path(env), json.dumps(asdict(me)))
+    result = connection.script(host, 'set -C; printf %s "$2" > "$1"', path(env), me.model_dump_json())
     if result.rc != 0:
         current = holder(env)
         if current is None:

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from runbook import ROOT, config, local
+from runbook import ROOT
+from runbook.environments import open_environment
 from runbook.config import Environment
 from runbook.watch.metrics import utc_text
 from runbook.release.package import validate_version
 from runbook.secrets import redact
-from runbook.engine.state import Journal
+from runbook.engine.journal import Journal
 
 
 def reports_root() -> Path:
@@ -115,10 +116,7 @@ def start(env_arg: str, version: str | None, kind: str) -> Run:
     """Validate everything a run needs before anything runs; `ConfigError` (exit 2) otherwise."""
     if version is not None:
         validate_version(version)
-    env = config.load_environment(env_arg)
-    if env.local is not None:
-        local.up(env)
-    config.resolve_secrets(env)
+    env = open_environment(env_arg)
     now = utc_now()
     run_id = f"{now:%Y%m%dT%H%M%SZ}-{env.name}-{kind}-{random.token_hex(3)}"
     folder = reports_root() / run_id
@@ -126,36 +124,6 @@ def start(env_arg: str, version: str | None, kind: str) -> Run:
     run = Run(env=env, env_arg=env_arg, kind=kind, version=version, id=run_id, folder=folder, started=now)
     run.event("run started", kind=kind, version=version, operator=run.operator, runner=run.runner, pid=run.pid)
     return run
-
-
-def verify(run: Run, name: str, title: str, sequence: str, tag: str, version: str | None, context: dict) -> PhaseResult:
-    """Run the features tagged `tag` against the run's environment; the report lands in the run folder."""
-    result = PhaseResult(name, title, sequence, utc_now(), utc_now(), "passed")
-    stem = run.folder / Path(result.report).stem
-    results, context_file = stem.with_suffix(".json"), stem.with_suffix(".context.json")
-    context_file.write_text(json.dumps(context))
-    argv = [
-        sys.executable, "-m", "pytest", str(ROOT / "features"),
-        "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
-        "-m", tag, "--env", run.env_arg, "--context", str(context_file),
-        f"--html={stem}.html", "--self-contained-html", f"--junitxml={stem}.xml", f"--results={results}",
-        f"--cucumberjson={stem}.cucumber.json",
-        "--run-id", run.id, "--operator", run.operator, "-o", "generate_report_on_test=true",
-        "-q", "-rfE", "--tb=line", "-p", "no:cacheprovider",
-    ]
-    if version:
-        argv += ["--release-version", version]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT) as child:
-        for line in child.stdout:
-            sys.stdout.write(redact(line))
-        child.wait()
-    result.scenarios = json.loads(results.read_text()) if results.exists() else []
-    result.finished = utc_now()
-    if child.returncode not in (0, 1) or not result.scenarios:
-        result.outcome, result.error = "error", f"the checks could not run (pytest exit code {child.returncode})"
-    elif result.blocking:
-        result.outcome = "failed"
-    return result
 
 
 def summary(result: PhaseResult) -> str:

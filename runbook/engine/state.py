@@ -7,27 +7,31 @@
 Kept on the environment rather than beside the runner, so every operator's machine sees the same.
 """
 
-import json
-import os
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pydantic import BaseModel, ConfigDict, Field
 
-from runbook.hosts import connection
 from runbook.config import Environment, Host
-from runbook.secrets import redact
+from runbook.hosts import connection
 
 
-@dataclass
-class Live:
+class Stored(BaseModel):
+    """A part of the state file: unknown keys are refused, so a hand-edited file fails loudly."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Live(Stored):
+    """A release that went live."""
+
     release: str
     version: str
-    schema: str | None
+    schema_version: str | None = Field(alias="schema")
     run_id: str
     at: str
 
 
-@dataclass
-class InProgress:
+class InProgress(Stored):
+    """The run changing the environment now, as its last phase left it."""
+
     run_id: str
     kind: str
     version: str | None
@@ -43,11 +47,21 @@ class InProgress:
     started: str
 
 
-@dataclass
-class State:
-    history: list[Live] = field(default_factory=list)
+class LastRun(Stored):
+    """How the last deploy or rollback ended."""
+
+    run_id: str
+    kind: str
+    version: str | None
+    outcome: str
+    operator: str
+    finished: str
+
+
+class State(Stored):
+    history: list[Live] = []
     in_progress: InProgress | None = None
-    last_run: dict | None = None
+    last_run: LastRun | None = None
 
     @property
     def live(self) -> Live | None:
@@ -68,34 +82,8 @@ def path(env: Environment) -> str:
 
 def load(env: Environment) -> State:
     text = connection.read(primary(env), path(env))
-    if not text:
-        return State()
-    data = json.loads(text)
-    progress = data.get("in_progress")
-    return State(
-        history=[Live(**e) for e in data.get("history", [])],
-        in_progress=InProgress(**progress) if progress else None,
-        last_run=data.get("last_run"),
-    )
+    return State.model_validate_json(text) if text else State()
 
 
 def save(env: Environment, state: State) -> None:
-    connection.put(primary(env), path(env), json.dumps(asdict(state), indent=2).encode(), 0o640)
-
-
-class Journal:
-    """The run's events, one JSON line each, flushed to disk as they happen: what a crash leaves behind."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / "journal.jsonl"
-
-    def write(self, event: dict) -> None:
-        with self.path.open("a") as out:
-            out.write(redact(json.dumps(event)) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-
-    def events(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+    connection.put(primary(env), path(env), state.model_dump_json(indent=2, by_alias=True).encode(), 0o640)

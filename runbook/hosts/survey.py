@@ -8,7 +8,7 @@ command, reachability, connections to other services, required files.
 from dataclasses import dataclass
 from typing import Callable
 
-from runbook.config import Host, RequiredFile
+from runbook.config import Environment, Host, RequiredFile
 from runbook.findings import Finding
 from runbook.hosts.connection import Unreachable, _reached, _reason, each, script
 
@@ -182,3 +182,24 @@ def required_files(host: Host, files: list[RequiredFile]) -> list[Finding]:
         shown = f"{file.path} (mode {actual['mode']}, owner {owner}:{group})"
         found.append(Finding(subject, not wrong, f"{file.path}: " + "; ".join(wrong) if wrong else f"{shown} as required"))
     return found
+
+
+def describe(env: Environment) -> str:
+    """The environment and its hosts, one a line, as the report shows them."""
+    lines = [f"{env.name}: {env.description}", f"file: {env.source}"]
+    return "\n".join(lines + [f"host {h.name} ({h.spec}) roles: {', '.join(h.roles)}" for h in env.hosts])
+
+
+def reachable(hosts: list[Host]) -> list[Finding]:
+    return each(hosts, reachability)
+
+
+def facts_text(facts: HostFacts) -> str:
+    return "\n".join(f"{name}: {'does not answer: ' if isinstance(f, Unreachable) else ''}{f}"
+                     for name, f in facts.items())
+
+
+def required_files_of(env: Environment) -> list[Finding]:
+    """Each host's required files (those of its roles), with their owner and mode."""
+    found = each(env.hosts, lambda h: required_files(h, [f for f in env.files if set(f.roles) & set(h.roles)]))
+    return [f for per_host in found for f in per_host]

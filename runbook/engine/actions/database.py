@@ -1,0 +1,82 @@
+"""Step 3's backup, Step 8's migrations and Step 15's database rollback."""
+
+from runbook.database import backup, migrations, queries
+from runbook.engine import state
+from runbook.engine.deployment import Deployment
+from runbook.errors import ActionFailed
+from runbook.hosts import connection
+from runbook.release import package, releases
+
+
+def take_backup(d: Deployment) -> list[str]:
+    """Snapshot the protected tables, then dump the database."""
+    env = d.env
+    d.snapshot = queries.snapshot(env, env.rollback.protected_tables)
+    taken = backup.take(env, d.release or f"{d.run.started:%Y%m%dT%H%M%SZ}-manual")
+    d.backup = taken.as_record()
+    d.run.facts["backup"] = d.backup
+    d.run.facts["snapshot"] = {table: {"rows": t["rows"]} for table, t in d.snapshot.items()}
+    return [f"{taken.format}-format dump {taken.path} on {taken.host}: {taken.size_bytes} bytes, sha256 {taken.sha256}",
+            f"pg_restore --list lists all {len(taken.tables)} tables: {', '.join(taken.tables)}"]
+
+
+def in_release(d: Deployment, folder: str, template: list[str], version: str = "") -> str:
+    """Run one of the app's migration commands inside a release folder on the migrate host."""
+    argv = migrations.command(template, d.env.python, version)
+    return connection.must(state.primary(d.env), 'cd -- "$1" && shift && exec "$@" 2>&1', folder, *argv,
+                           what=" ".join(argv))
+
+
+def migrate(d: Deployment) -> list[str]:
+    """Run the release's pending migrations and verify they are applied; nothing else, since under
+    `maintenance` the app does not answer meanwhile."""
+    env, folder = d.env, releases.folder(d.env, d.release)
+    before = queries.applied_versions(env)
+    contents = package.read(d.package)
+    expected = {m.version for m in migrations.in_package(contents.files, env.app.migrations.dir)}
+    if expected <= before:
+        notes = [f"no pending migration: the database has all {len(expected)} of the package"]
+    else:
+        notes = [in_release(d, folder, env.app.migrations.up)]
+    applied = queries.applied_versions(env)
+    missing = sorted(expected - applied)
+    if missing:
+        raise ActionFailed(f"migrations not applied after migrating: {', '.join(missing)}")
+    d.run.facts["migrations"] = {"applied": sorted(applied - before, key=int), "schema_before": d.previous_schema,
+                                 "schema_after": queries.schema_version(env)}
+    return notes
+
+
+def after_migrate(d: Deployment) -> list[str]:
+    """The migration state as the app and the database report it, then the after-migration commands
+    (Step 8's index update): work that need not keep the app from answering."""
+    env, folder = d.env, releases.folder(d.env, d.release)
+    query = env.app.migrations.status_query
+    notes = [in_release(d, folder, env.app.migrations.status),
+             f"{query}: {', '.join(queries.query_column(env, query))}"]
+    return notes + [in_release(d, folder, command) for command in env.app.migrations.after]
+
+
+def revert_database(d: Deployment) -> list[str]:
+    """Down migrations back to the recorded schema, or the backup restored when asked."""
+    env = d.env
+    if d.restore_db:
+        if not d.backup or not d.backup.get("tables"):
+            raise ActionFailed("no verified backup of this run to restore")
+        backup.restore(env, d.backup)
+        d.run.facts["database_restored"] = {
+            "backup": d.backup["path"],
+            "note": "the database was restored from the pre-deploy backup: every write made since it was taken was discarded",
+        }
+        return [f"restored {d.backup['path']}; writes made after it was taken are discarded"]
+    now = queries.schema_version(env)
+    if now == d.target_schema:
+        return [f"schema already at {now or 'none'}: nothing to revert"]
+    newest = d.release if d.release and d.release in releases.listing(env, state.primary(env)) else None
+    if newest is None:
+        raise ActionFailed(f"schema is at {now} but no release folder holds its down migrations")
+    out = in_release(d, releases.folder(env, newest), env.app.migrations.down, d.target_schema or "0")
+    after = queries.schema_version(env)
+    if after != d.target_schema:
+        raise ActionFailed(f"schema is at {after or 'none'} after the down migrations, expected {d.target_schema or 'none'}")
+    return [out, f"schema reverted from {now} to {after or 'none'} with the release's down migrations"]

@@ -1,0 +1,123 @@
+"""Step 7: the release unpacked beside the current one, configured, switched; the rollout's batches
+drained, checked and restored; Step 14's choice of the release to return to."""
+
+from runbook.config import Host
+from runbook.engine import state
+from runbook.engine.deployment import Deployment
+from runbook.errors import ActionFailed, RunbookError
+from runbook.findings import require
+from runbook.hosts import connection
+from runbook.release import configfiles, package, releases, rollout
+
+
+def prepare_release(d: Deployment) -> list[str]:
+    """Copy the verified package to every app host (`shared/packages/`, rsync over ssh) and unpack it into
+    a new release folder there, services untouched."""
+    env, notes = d.env, []
+    contents = package.read(d.package)
+    findings = package.presence(contents) + package.integrity(contents) + package.unlisted_files(contents)
+    require(findings + [package.version_matches(contents, d.run.version)])
+    notes.append(f"package {d.package} sha256 {package.checksum(d.package)} verified against its manifest")
+    d.run.facts["package"] = {"path": str(d.package), "sha256": package.checksum(d.package)}
+    d.prepared = True
+    packages = env.app.shared / "packages"
+    on_host = str(packages / d.package.name)
+
+    def one(host: Host) -> list[str]:
+        done = [f"removed unfinished release {gone} on {host.name}, left by a crashed run"
+                for gone in releases.clean_unfinished(env, host)]
+        connection.copy(host, d.package, on_host)
+        connection.must(host, 'find "$1" -maxdepth 1 -type f ! -name "$2" -delete', str(packages), d.package.name,
+                        what="removing the packages of earlier deploys")
+        done.append(f"package copied to {host.name}:{on_host}")
+        releases.unpack(env, host, on_host, d.release)
+        done.append(releases.verify_files(env, host, d.release))
+        releases.finish(env, host, d.release)
+        return done
+
+    return notes + [line for done in connection.each(env.hosts_with("app"), one) for line in done]
+
+
+def remove_prepared(d: Deployment) -> None:
+    """Remove the release folder and configuration this run created, from every app host."""
+    env = d.env
+    for host in env.hosts_with("app"):
+        connection.must(host, 'rm -rf -- "$1" "$2"', releases.folder(env, d.release),
+                        str(env.app.shared / "config" / d.release), what=f"removing {d.release}")
+
+
+def configure_release(d: Deployment) -> list[str]:
+    """Step 7's configuration update; the record keeps each file's change against the previous release."""
+    env = d.env
+    changes = {f.path: configfiles.diff(env, f, configfiles.deployed(env, f, d.previous) if d.previous else None)
+               for f in env.app.config}
+    d.run.facts["configuration_changes"] = changes
+    written = [line for lines in connection.each(env.hosts_with("app"), lambda h: releases.configure(env, h, d.release))
+               for line in lines]
+    return written + [f"{path} (secrets redacted):\n{change}" for path, change in changes.items()]
+
+
+def _switch(d: Deployment, target: str | None) -> list[str]:
+    """Point `current` at `target` on the phase's hosts (None: no release, as before the first deploy)."""
+    if not d.hosts:
+        return ["no host to switch back: the deploy switched none"]
+    d.touch(d.hosts)
+    connection.each(d.hosts, lambda host: releases.switch(d.env, host, target))
+    shown = f"releases/{target}" if target else "(none: no release was live before)"
+    return [f"current -> {shown} on {', '.join(h.name for h in d.hosts)}"]
+
+
+def switch_release(d: Deployment) -> list[str]:
+    return _switch(d, d.release)
+
+
+def switch_back(d: Deployment) -> list[str]:
+    return _switch(d, d.target)
+
+
+def drain_hosts(d: Deployment) -> list[str]:
+    """Take the batch's hosts out of the load balancer before anything on them changes."""
+    return [rollout.balancer(d.env, host, "drain") for host in d.hosts]
+
+
+def restore_hosts(d: Deployment) -> list[str]:
+    """Put the hosts back into the load balancer; a host that failed its health check stays out."""
+    kept_out = [h.name for h in d.hosts if h.name in d.failed_hosts]
+    back = [rollout.balancer(d.env, h, "restore") for h in d.hosts if h.name not in d.failed_hosts]
+    return back + [f"{name} stays out of the load balancer: it failed its health check" for name in kept_out]
+
+
+def check_hosts(d: Deployment) -> list[str]:
+    """Each host of the batch answers healthy with the expected version; too many failures (more than
+    `max_fail_percentage` of the batch) stop the rollout."""
+    outcome = rollout.check_batch(d.env, d.hosts, d.verifying_version)
+    limit = d.env.rollout.max_fail_percentage
+    if rollout.exceeded(len(outcome.failed), len(d.hosts), limit):
+        raise ActionFailed(f"{len(outcome.failed)} of {len(d.hosts)} hosts failed (more than {limit:g}% allowed): "
+                           + "; ".join(outcome.failed.values()))
+    d.failed_hosts.update(outcome.failed)
+    within = [f"{error} (within max_fail_percentage {limit:g}%)" for error in outcome.failed.values()]
+    return outcome.healthy + within
+
+
+def plan_rollback(d: Deployment) -> list[str]:
+    """Choose the release to return to (Step 14): the deploy's recorded previous one, or the one asked for."""
+    env = d.env
+    if d.run.kind == "deploy" or d.reason:
+        return [f"returning to {d.target or 'no release (first deploy)'}, schema {d.target_schema or 'none'}: {d.reason}"]
+    found = state.load(env)
+    live = releases.current(env, state.primary(env))
+    d.release = live
+    if d.requested_target:
+        entry = found.entry(d.requested_target)
+        if entry is None or d.requested_target not in releases.listing(env, state.primary(env)):
+            raise RunbookError(f"release {d.requested_target!r} is not a release that was live on {env.name}; "
+                               f"known: {', '.join(e.release for e in found.history) or 'none'}")
+    else:
+        earlier = [e for e in found.history if e.release != live]
+        if not earlier:
+            raise RunbookError(f"{env.name} has no previous release to roll back to (live: {live or 'none'})")
+        entry = earlier[-1]
+    d.target, d.target_schema = entry.release, entry.schema_version
+    d.reason = f"manual rollback by {d.run.operator} from {live} to {entry.release}"
+    return [d.reason]

@@ -1,0 +1,87 @@
+"""The state of one deploy or rollback as it goes, each field set by the phase named beside it."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runbook.config import Environment, Host
+from runbook.engine.context import BaselineFigures, RunContext
+from runbook.engine.run import Run
+from runbook.release import releases
+from runbook.watch.windows import Baseline
+
+
+@dataclass
+class Deployment:
+    """What a deploy or rollback knows as it goes; the record and the environment's state keep it."""
+
+    run: Run
+    restore_db: bool = False
+    """Asked for by the operator: a rollback restores the pre-deploy backup instead of down migrations."""
+    break_lock: bool = False
+    """Asked for by the operator: `lock` breaks a stale lock and recovers the crashed run."""
+    requested_target: str | None = None
+    """`rollback --to`: the release the operator asked to return to."""
+    package: Path | None = None
+    """The package being deployed (set by the entry point)."""
+    locked: bool = False
+    """lock: this run holds the environment's lock."""
+    release: str | None = None
+    """lock (deploy) / plan (rollback): the release this run creates, or the one it leaves."""
+    previous: str | None = None
+    """lock: the release live before this deploy."""
+    previous_schema: str | None = None
+    """lock: the schema version before this deploy."""
+    target: str | None = None
+    """lock / plan: the release a rollback returns to."""
+    target_schema: str | None = None
+    """lock / plan: the schema version a rollback returns to."""
+    reason: str | None = None
+    """plan, or the failed phase: why a rollback runs."""
+    baseline: Baseline | None = None
+    """baseline: the serving release measured before anything changed."""
+    backup: dict | None = None
+    """backup: the dump's path, format, tables and checksum, for a restore."""
+    snapshot: dict | None = None
+    """backup: the protected tables' rows before anything changed."""
+    prepared: bool = False
+    """prepare: this run created `release` on the hosts (so abandoning it removes the folder)."""
+    batch: list[Host] | None = None
+    """The app hosts the host-by-host phases act on now: a batch of the rollout, or during a rollback
+    the hosts the deploy changed; None: every app host."""
+    touched: list[Host] = field(default_factory=list)
+    """stop / switch / start: app hosts whose services this deploy stopped or whose release it switched."""
+    failed_hosts: dict[str, str] = field(default_factory=dict)
+    """hosts: hosts that failed their health check within the rollout's `max_fail_percentage`, and why."""
+    rolling_back: bool = False
+    """The deploy failed and its rollback runs: the hosts it acts on are no longer `touched`."""
+    refused: str | None = None
+    """Why the run was refused (exit 2): nothing changed."""
+    needs_human: str | None = None
+    """Why a human is needed (exit 3), the state and the command to run next."""
+
+    @property
+    def env(self) -> Environment:
+        return self.run.env
+
+    @property
+    def hosts(self) -> list[Host]:
+        return self.env.hosts_with("app") if self.batch is None else self.batch
+
+    @property
+    def verifying_version(self) -> str | None:
+        """The version the health and status checks expect: the new one, or the one rolled back to."""
+        if self.run.kind == "rollback" or self.rolling_back:
+            return releases.version_of(self.target) if self.target else None
+        return self.run.version
+
+    def touch(self, hosts: list[Host]) -> None:
+        """Remember hosts a deploy changes: its rollback acts on them alone."""
+        if self.run.kind == "deploy" and not self.rolling_back:
+            self.touched += [h for h in hosts if h not in self.touched]
+
+    def context(self) -> RunContext:
+        """What the verifying features need to know about this run."""
+        baseline = self.baseline and BaselineFigures(p95_seconds=self.baseline.p95_seconds,
+                                                      error_rate=self.baseline.error_rate)
+        return RunContext(release=self.release, version=self.run.version, target=self.target,
+                          target_schema=self.target_schema, snapshot=self.snapshot, baseline=baseline)

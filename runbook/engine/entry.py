@@ -1,0 +1,69 @@
+"""The engine's entry points, one per task: deploy, rollback, the release gate, watch, backup."""
+
+from runbook import errors
+from runbook.engine import sequences
+from runbook.engine.deployment import Deployment
+from runbook.engine.phase import Phase
+from runbook.engine.outcome import after_failure, conclude, refused
+from runbook.engine.run import start
+from runbook.engine.walk import walk
+from runbook.errors import RunbookError
+from runbook.governance import approval
+from runbook.release import package
+
+
+def deploy(env_arg: str, version: str, restore_db: bool = False, change: str | None = None,
+           approved_by: str | None = None, emergency: bool = False, reason: str | None = None) -> int:
+    """`invoke deploy`: from one healthy release to the next, or back to where it was."""
+    run = start(env_arg, version, "deploy")
+    d = Deployment(run, restore_db=restore_db)
+    d.package = run.env.app.package_dir / package.file_name(run.env.app.name, version)
+    try:
+        run.facts["approval"] = approval.check(run.env, run.operator, run.started, change, approved_by,
+                                               emergency, reason).as_record()
+        if not d.package.exists():
+            raise RunbookError(f"package {d.package} does not exist (build it with `invoke package --version {version}`)")
+        failed = walk(d, "deploy", sequences.deploy_sequence(run.env))
+    except RunbookError as e:
+        return refused(d, e)
+    if failed is not None:
+        return conclude(d, after_failure(d, "deploy", failed))
+    if d.failed_hosts:
+        d.run.facts["unfinished"] = (f"{d.release} is live, but these hosts failed their health check (within "
+                                     f"max_fail_percentage) and stay out of the load balancer: "
+                                     + "; ".join(d.failed_hosts.values()))
+        return conclude(d, errors.FAILED)
+    return conclude(d, errors.OK)
+
+
+def rollback(env_arg: str, to: str | None = None, restore_db: bool = False, break_lock: bool = False) -> int:
+    """`invoke rollback`: back to the previous live release (or `to`), with the same sequence as a deploy's."""
+    run = start(env_arg, None, "rollback")
+    d = Deployment(run, restore_db=restore_db, break_lock=break_lock, requested_target=to)
+    try:
+        broken = walk(d, "rollback", sequences.rollback_sequence(run.env))
+    except RunbookError as e:
+        return refused(d, e)
+    return conclude(d, errors.OK if broken is None else after_failure(d, "rollback", broken))
+
+
+def _alone(env_arg: str, kind: str, version: str | None, sequence: str, phases: list[Phase]) -> int:
+    """A sequence of its own that changes nothing it must undo: exit 1 when a phase did not pass."""
+    d = Deployment(start(env_arg, version, kind))
+    failed = walk(d, sequence, phases)
+    return conclude(d, errors.OK if failed is None else errors.FAILED)
+
+
+def gate(env_arg: str, version: str | None) -> int:
+    """`invoke preflight`: the release gate alone; 0 when every blocking check passed."""
+    return _alone(env_arg, "preflight", version, "gate", sequences.GATE)
+
+
+def watch(env_arg: str) -> int:
+    """`invoke watch`: the bake window against what is deployed now; exit 1 when a trigger fired."""
+    return _alone(env_arg, "watch", None, "watch", sequences.WATCH)
+
+
+def backup(env_arg: str) -> int:
+    """`invoke backup`: Step 3 on its own."""
+    return _alone(env_arg, "backup", None, "backup", [sequences.BACKUP])

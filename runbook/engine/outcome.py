@@ -1,0 +1,101 @@
+"""How a run ends: the exit-code contract in one place.
+
+0 success; 1 a phase failed and the environment is on a known healthy release (nothing changed, or
+rolled back); 2 refused, nothing changed; 3 the rollback failed too and a human is needed.
+"""
+
+from runbook import errors
+from runbook.engine import lock, state
+from runbook.engine.actions.announce import tell
+from runbook.engine.actions.lock import last_run, unlock, where
+from runbook.engine.actions.release import remove_prepared
+from runbook.engine.deployment import Deployment
+from runbook.engine.phase import ABANDON, REPORT
+from runbook.engine.run import Run, utc_now
+from runbook.engine.sequences import rollback_sequence
+from runbook.engine.walk import Failure, walk
+from runbook.errors import RunbookError
+from runbook.record import history, incident, report, signing
+from runbook.secrets import redact
+
+
+def abandon(d: Deployment) -> None:
+    """After a failure before anything changed: remove the half-made release, release the lock."""
+    env = d.env
+    if not d.locked:
+        return
+    if d.prepared:
+        remove_prepared(d)
+    found = state.load(env)
+    found.in_progress, found.last_run = None, last_run(d, "failed, nothing changed")
+    state.save(env, found)
+    unlock(d)
+
+
+def after_failure(d: Deployment, sequence: str, failure: Failure) -> int:
+    """What a failed phase leads to: the phase itself says (see `Phase.on_failure`)."""
+    phase, failed = failure
+    if phase.on_failure == ABANDON:
+        abandon(d)
+        return errors.FAILED
+    if phase.on_failure == REPORT:
+        d.run.facts["unfinished"] = f"{d.release} is live and verified, but '{failed.title}' failed: {failed.cause}"
+        return errors.FAILED
+    if sequence == "deploy":
+        d.reason = f"{failed.title} failed: {failed.cause}"
+        d.run.event("rollback started", reason=d.reason)
+        print(redact(f"rolling back: {d.reason}"), flush=True)
+        d.rolling_back, d.failed_hosts, d.batch = True, {}, list(d.touched)
+        failure = walk(d, "rollback", rollback_sequence(d.env))
+        if failure is None:
+            return errors.FAILED
+        failed = failure[1]
+    d.needs_human = (f"the rollback failed during '{failed.title}': {failed.cause}. State now: "
+                     f"{where(d.env)}. The lock is kept; after fixing the cause run: "
+                     f"invoke rollback --env {d.env.name} --break-lock")
+    return errors.NEEDS_HUMAN
+
+
+def _outcome_event(d: Deployment, code: int) -> str:
+    """What the notification targets hear at the end: exit 1 always leaves a healthy release serving."""
+    if code == errors.OK:
+        return "rolled_back" if d.run.kind == "rollback" else "succeeded"
+    if code == errors.FAILED:
+        return "rolled_back" if d.rolling_back else "aborted"
+    return "failed"
+
+
+def conclude(d: Deployment, code: int) -> int:
+    """Write the record (and the incident record after a failure), sign the run folder, update the history."""
+    run: Run = d.run
+    if run.kind in ("deploy", "rollback") and d.refused is None and run.phases:
+        tell(d, _outcome_event(d, code), d.reason or "")
+    run.event("run finished", exit_code=code)
+    for key, value in (("refused", d.refused), ("needs_human", d.needs_human)):
+        if value is not None:
+            run.facts[key] = value
+    key = signing.private_key(run.env)
+    if key is not None:
+        run.facts["signing"] = signing.identity(key)
+    if incident.needed(code, run.facts):
+        run.facts["incident"] = incident.FILES
+    data = report.write(run, code, utc_now())
+    if "incident" in data:
+        incident.write(run.folder, data, run.journal.events())
+    if key is not None:
+        signing.sign(run.folder, key)
+    history.write(run.folder.parent)
+    if d.needs_human:
+        print(redact(f"A HUMAN IS NEEDED: {d.needs_human}"))
+    print(f"record: {run.folder / 'index.html'}")
+    return code
+
+
+def refused(d: Deployment, error: RunbookError) -> int:
+    """A refusal (lock held, crashed run, nothing to roll back to): release what this run took, exit 2."""
+    d.refused = redact(str(error))
+    if d.locked:
+        lock.release(d.env, d.run.id)
+        d.locked = False
+    print(redact(f"runbook: {error}"))
+    return conclude(d, error.exit_code)

@@ -1,0 +1,43 @@
+"""A verifying phase: the features tagged for it run in a child pytest process, so its report and
+results stand alone; the child's output is streamed to the terminal through the redactor."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from runbook import ROOT
+from runbook.engine.context import RunContext
+from runbook.engine.run import PhaseResult, Run, utc_now
+from runbook.secrets import redact
+
+
+def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str | None,
+          context: RunContext) -> PhaseResult:
+    """Run the features tagged `tag` against the run's environment; the report lands in the run folder."""
+    result = PhaseResult(name, title, sequence, utc_now(), utc_now(), "passed")
+    stem = run.folder / Path(result.report).stem
+    results, context_file = stem.with_suffix(".json"), stem.with_suffix(".context.json")
+    context.write(context_file)
+    argv = [
+        sys.executable, "-m", "pytest", str(ROOT / "features"),
+        "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+        "-m", tag, "--env", run.env_arg, "--context", str(context_file),
+        f"--html={stem}.html", "--self-contained-html", f"--junitxml={stem}.xml", f"--results={results}",
+        f"--cucumberjson={stem}.cucumber.json",
+        "--run-id", run.id, "--operator", run.operator, "-o", "generate_report_on_test=true",
+        "-q", "-rfE", "--tb=line", "-p", "no:cacheprovider",
+    ]
+    if version:
+        argv += ["--release-version", version]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT) as child:
+        for line in child.stdout:
+            sys.stdout.write(redact(line))
+        child.wait()
+    result.scenarios = json.loads(results.read_text()) if results.exists() else []
+    result.finished = utc_now()
+    if child.returncode not in (0, 1) or not result.scenarios:
+        result.outcome, result.error = "error", f"the checks could not run (pytest exit code {child.returncode})"
+    elif result.blocking:
+        result.outcome = "failed"
+    return result

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from runbook import ROOT, config, local
@@ -21,19 +21,12 @@ from runbook.watch.metrics import utc_text
 from runbook.release.package import validate_version
 from runbook.secrets import redact
 from runbook.engine.state import Journal
+from runbook.times import stamp as timestamp, utc_now
 
 
 def reports_root() -> Path:
     """`reports/` in the project, or `$RUNBOOK_REPORTS` (tests point it elsewhere)."""
     return Path(os.environ.get("RUNBOOK_REPORTS", ROOT / "reports"))
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def timestamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def operator() -> str:

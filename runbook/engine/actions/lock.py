@@ -3,7 +3,7 @@
 from runbook.database import queries
 from runbook.engine import lock, state
 from runbook.engine.deployment import Deployment
-from runbook.engine.run import timestamp, utc_now
+from runbook.times import stamp, utc_now
 from runbook.errors import RunbookError
 from runbook.release import releases
 
@@ -14,7 +14,7 @@ def take_lock(d: Deployment) -> list[str]:
     if d.locked:
         return [f"this run already holds the lock of {env.name}"]
     me = lock.Holder(run_id=run.id, operator=run.operator, runner=run.runner, pid=run.pid,
-                     since=timestamp(run.started))
+                     since=stamp(run.started))
     lock.acquire(env, me, break_stale=d.break_lock)
     d.locked = True
     found = state.load(env)
@@ -60,14 +60,14 @@ def progress(d: Deployment, phase: str) -> None:
         previous_release=d.target if rollback else d.previous,
         previous_schema=d.target_schema if rollback else d.previous_schema,
         backup=d.backup, phase=phase, operator=run.operator, runner=run.runner, pid=run.pid,
-        started=timestamp(run.started),
+        started=stamp(run.started),
     )
     state.save(env, found)
 
 
 def last_run(d: Deployment, outcome: str) -> state.LastRun:
     return state.LastRun(run_id=d.run.id, kind=d.run.kind, version=d.run.version, outcome=outcome,
-                         operator=d.run.operator, finished=timestamp(utc_now()))
+                         operator=d.run.operator, finished=stamp(utc_now()))
 
 
 def unlock(d: Deployment) -> None:
@@ -80,7 +80,7 @@ def finish_deploy(d: Deployment) -> list[str]:
     env = d.env
     found = state.load(env)
     found.history.append(state.Live(release=d.release, version=d.run.version, schema_version=queries.schema_version(env),
-                                    run_id=d.run.id, at=timestamp(utc_now())))
+                                    run_id=d.run.id, at=stamp(utc_now())))
     found.in_progress, found.last_run = None, last_run(d, "deployed")
     state.save(env, found)
     keep = {d.release, d.previous} - {None}

@@ -9,7 +9,7 @@ A failed check shows its message (host, check, measured value, threshold), not a
 import html
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import jinja2
@@ -21,68 +21,14 @@ from runbook.environments import open_environment
 from runbook.engine import run, state
 from runbook.engine.context import RunContext
 from runbook.errors import CheckFailed, RunbookError
-from runbook.findings import Finding, NotConfigured, require
+from runbook.checks.evidence import STEPS, Evidence, Scenario, Step
+from runbook.findings import NotConfigured
 from runbook.secrets import redact
 from runbook.times import seconds, utc_now
 
-STEPS = pytest.StashKey["Scenario"]()
 RESULTS = pytest.StashKey[list]()
 ENVIRONMENT = pytest.StashKey[config.Environment]()
-
-
-@dataclass
-class Step:
-    keyword: str
-    text: str
-    status: str = "not run"
-    duration: float = 0.0
-    message: str = ""
-    evidence: list[dict] = field(default_factory=list)
-    started: float = 0.0
-
-
-@dataclass
-class Scenario:
-    feature: str
-    name: str
-    tags: list[str]
-    steps: list[Step]
-    current: Step | None = None
-
-
-class Evidence:
-    """What a step shows as proof: text (command output, diffs) and findings, all redacted.
-
-        >>> evidence.findings(findings)
-        >>> evidence.text("pending migrations", "0002_add_index")
-    """
-
-    def __init__(self, item: pytest.Item) -> None:
-        self._item = item
-
-    def _step(self) -> Step:
-        return self._item.stash[STEPS].current
-
-    def text(self, title: str, body: str) -> None:
-        self._step().evidence.append({"title": title, "text": redact(body)})
-
-    def texts(self, bodies: dict[str, str]) -> None:
-        for title, body in bodies.items():
-            self.text(title, body)
-
-    def findings(self, findings: list[Finding]) -> list[Finding]:
-        rows = [{"subject": f.subject, "ok": f.ok, "detail": redact(f.detail)} for f in findings]
-        self._step().evidence.append({"title": "findings", "findings": rows})
-        return findings
-
-    def require(self, findings: list[Finding], nothing: str = "nothing to check") -> list[Finding]:
-        """Show the findings, then fail naming every failed subject (`findings.require`)."""
-        return require(self.findings(findings), nothing)
-
-    def attested(self, statement: str) -> None:
-        """Mark the step as a person's attestation rather than a machine's check."""
-        step = self._step()
-        step.status, step.message = "attested", redact(statement)
+STEP_TABLE = jinja2.Environment(loader=jinja2.PackageLoader("runbook.checks", "templates"), autoescape=True)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -273,46 +219,10 @@ def _result(item: pytest.Item, report: pytest.TestReport, record: Scenario) -> d
     }
 
 
-STEP_TABLE = jinja2.Environment(autoescape=True).from_string(
-    """\
-<div class="runbook-steps">
-<style>
-.runbook-steps table { border-collapse: collapse; margin: 4px 0; }
-.runbook-steps td, .runbook-steps th { border: 1px solid #ccc; padding: 3px 6px; vertical-align: top; text-align: left; }
-.runbook-steps .passed { background: #e6f4e6; } .runbook-steps .failed { background: #fbe3e3; }
-.runbook-steps .not-run { background: #eee; color: #666; } .runbook-steps .skipped { background: #fff6d6; }
-.runbook-steps .attested { background: #e3ecfb; }
-.runbook-steps pre { margin: 2px 0; white-space: pre-wrap; }
-</style>
-<table>
-<tr><th>Step</th><th>Status</th><th>Duration</th><th>Evidence</th></tr>
-{% for step in record.steps %}
-<tr class="{{ step.status | replace(' ', '-') }}">
-<td><b>{{ step.keyword }}</b> {{ step.text }}</td>
-<td>{{ step.status }}</td>
-<td>{{ "%.3f" | format(step.duration) }} s</td>
-<td>
-{% if step.message %}<pre>{{ step.message }}</pre>{% endif %}
-{% for item in step.evidence %}
-{% if item.findings %}
-<table>{% for f in item.findings %}<tr class="{{ 'passed' if f.ok else 'failed' }}"><td>{{ f.subject }}</td><td>{{ 'ok' if f.ok else 'FAILED' }}</td><td>{{ f.detail }}</td></tr>{% endfor %}</table>
-{% else %}
-<div><i>{{ item.title }}</i><pre>{{ item.text }}</pre></div>
-{% endif %}
-{% endfor %}
-</td>
-</tr>
-{% endfor %}
-</table>
-</div>
-"""
-)
-
-
 def _html_extra(record: Scenario) -> dict:
     from pytest_html import extras
 
-    return extras.html(STEP_TABLE.render(record=record))
+    return extras.html(STEP_TABLE.get_template("steps.html").render(record=record))
 
 
 @pytest.hookimpl(tryfirst=True)

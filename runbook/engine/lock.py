@@ -4,7 +4,6 @@ The file is created with the shell's noclobber (an exclusive create), so two run
 or another, cannot both take it. It says who holds it, since when, from which machine and process.
 """
 
-import json
 import os
 import socket
 

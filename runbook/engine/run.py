@@ -5,12 +5,10 @@ results stand alone; the child's output is streamed to the terminal through the 
 """
 
 import getpass
-import json
 import os
 import secrets as random
 import socket
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path

@@ -17,9 +17,8 @@ import testinfra
 from testinfra.backend.base import CommandResult
 
 from runbook.hosts import ssh
-from runbook.config import Host, RequiredFile
+from runbook.config import Host
 from runbook.errors import ActionFailed, RunbookError
-from runbook.findings import Finding
 
 T = TypeVar("T")
 I = TypeVar("I")

@@ -7,7 +7,7 @@ sources behind the same small interface.
 - `prometheus_text` scrapes the app's `/metrics` page: counters and histograms are cumulative, so the
   error rate and p95 are computed from the *increase* between two consecutive scrapes (a counter that
   went down restarted from zero, as in Prometheus's `rate()`); p95 is interpolated inside its
-  histogram bucket, as `histogram_quantile()` does.
+  histogram bucket, as `exposition.histogram_quantile()` does.
 - `prometheus_query` asks a Prometheus server two PromQL expressions through `/api/v1/query`.
 
 A sample that has no data says why in `missing` ("no series ...", the parser's complaint about a
@@ -20,7 +20,7 @@ malformed page, an endpoint that did not answer); the watch applies the environm
 
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Protocol
@@ -33,9 +33,9 @@ from runbook.config import Environment, PrometheusQuerySource, PrometheusTextSou
 from runbook.checks.probes import request_error, unexpected_status
 from runbook.secrets import expand, redact
 from runbook.times import stamp_ms, utc_now
+from runbook.watch import exposition
+from runbook.watch.exposition import Labels
 
-Labels = frozenset[tuple[str, str]]
-"""A series' labels, usable as a dictionary key."""
 
 
 class Clock(Protocol):
@@ -195,73 +195,30 @@ class PrometheusText(Source):
             return None, f"{self.url} is not a valid metrics page: {e}"
         counter = self.config.requests.removesuffix("_total")
         scrape = _Scrape(
-            requests=_series(samples, {counter, f"{counter}_total"}),
-            buckets=_series(samples, {f"{self.config.latency}_bucket"}),
+            requests=exposition.series(samples, {counter, f"{counter}_total"}),
+            buckets=exposition.series(samples, {f"{self.config.latency}_bucket"}),
         )
         if not scrape.requests:
             return None, f"no series {self.config.requests} on {self.url}"
-        problem = _bucket_problem(scrape.buckets)
+        problem = exposition.bucket_problem(scrape.buckets)
         if problem:
             return None, f"{self.url} is not a valid metrics page: {problem}"
         return scrape, None
 
     def _measure(self, at: datetime, previous: _Scrape, scrape: _Scrape) -> Sample:
-        requests_by_status = _increase(previous.requests, scrape.requests, self.config.status_label)
+        requests_by_status = exposition.increase(previous.requests, scrape.requests, self.config.status_label)
         total = sum(requests_by_status.values())
         if not total:
             return Sample(at, missing="no requests since the last scrape")
         errors = sum(count for status, count in requests_by_status.items() if status.startswith("5"))
-        buckets = _increase(previous.buckets, scrape.buckets, "le")
-        p95 = histogram_quantile(0.95, {float(le): count for le, count in buckets.items()})
+        buckets = exposition.increase(previous.buckets, scrape.buckets, "le")
+        p95 = exposition.histogram_quantile(0.95, {float(le): count for le, count in buckets.items()})
         missing = None if p95 is not None else f"no series {self.config.latency}_bucket on {self.url}"
         return Sample(at, error_rate=errors / total, p95_seconds=p95, missing=missing)
 
 
-def _series(samples: Iterable, names: set[str]) -> dict[Labels, float]:
-    return {frozenset(s.labels.items()): s.value for s in samples if s.name in names}
 
 
-def _bucket_problem(buckets: dict[Labels, float]) -> str | None:
-    """What is wrong with a histogram's bucket bounds (the parser leaves labels as they are), or None."""
-    for labels in buckets:
-        bound = dict(labels).get("le")
-        try:
-            float(bound or "")
-        except ValueError:
-            return f"a bucket's upper bound le={bound!r} is not a number"
-    return None
-
-
-def _increase(before: dict[Labels, float], after: dict[Labels, float], label: str) -> dict[str, float]:
-    """The increase of each series from one scrape to the next, summed by the value of `label`.
-
-    A series lower than before was reset (its process restarted): all of its value is new, as in
-    Prometheus's `rate()`; a series that is new since the last scrape counts from zero.
-    """
-    sums: dict[str, float] = {}
-    for labels, value in after.items():
-        earlier = before.get(labels, 0.0)
-        key = dict(labels).get(label, "")
-        sums[key] = sums.get(key, 0.0) + (value - earlier if value >= earlier else value)
-    return sums
-
-
-def histogram_quantile(q: float, buckets: dict[float, float]) -> float | None:
-    """The q-quantile of cumulative bucket counts ({upper bound: count}), interpolated linearly inside
-    its bucket like Prometheus's `histogram_quantile()`; in the `+Inf` bucket, the highest finite bound."""
-    bounds = sorted(buckets)
-    if not bounds or not buckets[bounds[-1]]:
-        return None
-    rank = q * buckets[bounds[-1]]
-    lower, below = 0.0, 0.0
-    for upper in bounds:
-        count = buckets[upper]
-        if count >= rank:
-            if math.isinf(upper):
-                return lower
-            return lower + (upper - lower) * (rank - below) / (count - below)
-        lower, below = upper, count
-    return None
 
 
 class PrometheusQuery(Source):
@@ -286,7 +243,7 @@ class PrometheusQuery(Source):
         if wrong:
             return None, f"{name} query: {url} {wrong}"
         try:
-            values = list(_values(response.json()))
+            values = list(exposition.query_values(response.json()))
         except (ValueError, KeyError, TypeError, IndexError):
             return None, f"{name} query: {url} gave an answer that is not a Prometheus query result"
         if not values:
@@ -294,16 +251,6 @@ class PrometheusQuery(Source):
         worst = max(values)
         return (None, f"{name} query: NaN") if math.isnan(worst) else (worst, None)
 
-
-def _values(body: dict) -> Iterator[float]:
-    """The numbers of a `/api/v1/query` answer: one per series of a vector, or a scalar's."""
-    if body["status"] != "success":
-        raise ValueError("the query failed")
-    data = body["data"]
-    if data["resultType"] == "scalar":
-        yield float(data["result"][1])
-    else:
-        yield from (float(series["value"][1]) for series in data["result"])
 
 
 SOURCES: dict[str, type[Source]] = {

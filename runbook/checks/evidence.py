@@ -1,0 +1,66 @@
+"""What each Gherkin step of a scenario did and showed: its status, duration and evidence, kept on the
+test item while pytest-bdd runs it, and the `evidence` a step definition adds to."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from runbook.findings import Finding, require
+from runbook.secrets import redact
+
+STEPS = pytest.StashKey["Scenario"]()
+
+
+@dataclass
+class Step:
+    keyword: str
+    text: str
+    status: str = "not run"
+    duration: float = 0.0
+    message: str = ""
+    evidence: list[dict] = field(default_factory=list)
+    started: float = 0.0
+
+
+@dataclass
+class Scenario:
+    feature: str
+    name: str
+    tags: list[str]
+    steps: list[Step]
+    current: Step | None = None
+
+
+class Evidence:
+    """What a step shows as proof: text (command output, diffs) and findings, all redacted.
+
+        >>> evidence.findings(findings)
+        >>> evidence.text("pending migrations", "0002_add_index")
+    """
+
+    def __init__(self, item: pytest.Item) -> None:
+        self._item = item
+
+    def _step(self) -> Step:
+        return self._item.stash[STEPS].current
+
+    def text(self, title: str, body: str) -> None:
+        self._step().evidence.append({"title": title, "text": redact(body)})
+
+    def texts(self, bodies: dict[str, str]) -> None:
+        for title, body in bodies.items():
+            self.text(title, body)
+
+    def findings(self, findings: list[Finding]) -> list[Finding]:
+        rows = [{"subject": f.subject, "ok": f.ok, "detail": redact(f.detail)} for f in findings]
+        self._step().evidence.append({"title": "findings", "findings": rows})
+        return findings
+
+    def require(self, findings: list[Finding], nothing: str = "nothing to check") -> list[Finding]:
+        """Show the findings, then fail naming every failed subject (`findings.require`)."""
+        return require(self.findings(findings), nothing)
+
+    def attested(self, statement: str) -> None:
+        """Mark the step as a person's attestation rather than a machine's check."""
+        step = self._step()
+        step.status, step.message = "attested", redact(statement)

@@ -4,26 +4,20 @@ format with parallel jobs when configured), verified with `pg_restore --list` ag
 A backup's path is recorded when it is taken; a restore reads it from the record, never from the clock.
 """
 
+import contextlib
 import re
+import uuid
 from dataclasses import asdict, dataclass
+from typing import Iterator
 
 import psycopg
 from psycopg import sql
 
-from runbook.database import queries
-from runbook.hosts import connection
 from runbook.config import Environment
+from runbook.database import commands, queries
 from runbook.errors import ActionFailed
-
-DIGEST = r"""
-if [ -d "$1" ]; then
-  size=$(du -sb -- "$1" | cut -f1)
-  sum=$(cd -- "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
-else
-  size=$(stat -c %s -- "$1"); sum=$(sha256sum -- "$1" | cut -d' ' -f1)
-fi
-echo "$size $sum"
-"""
+from runbook.hosts import commands as host_commands
+from runbook.hosts import connection, runner
 
 
 @dataclass(frozen=True)
@@ -51,18 +45,29 @@ def tables(env: Environment) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _tool(env: Environment, *argv: str, what: str, database_arg: bool = True) -> str:
-    """Run a PostgreSQL client on the backup host; the password goes in its environment, not in a message."""
+@contextlib.contextmanager
+def _login(env: Environment) -> Iterator[tuple[str, str | None]]:
+    """The conninfo for the PostgreSQL clients without its password, and the password file that holds it
+    (None without a password): written on the backup host for one command, removed after it."""
     info = psycopg.conninfo.conninfo_to_dict(queries.url(env))
     password = info.pop("password", None)
-    prefix = [f"PGPASSWORD={password}"] if password else []
-    target = [f"--dbname={psycopg.conninfo.make_conninfo(**info)}"] if database_arg else []
-    return connection.must(env.backup_host, 'exec env "$@"', *prefix, *argv, *target, what=what)
+    dbname = psycopg.conninfo.make_conninfo(**info)
+    if not password:
+        yield dbname, None
+        return
+    host, path = env.backup_host, str(env.database.backup_dir / f".pgpass-runbook-{uuid.uuid4().hex}")
+    escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+    connection.put(host, path, f"*:*:*:*:{escaped}\n".encode(), 0o600)
+    try:
+        yield dbname, path
+    finally:
+        runner.must(host, host_commands.remove_files(path), what=f"removing the password file {path}")
 
 
 def listed_tables(env: Environment, path: str) -> set[str]:
     """Tables whose data the dump holds, from `pg_restore --list`."""
-    toc = _tool(env, env.database.pg_restore, "--list", path, what=f"listing backup {path}", database_arg=False)
+    toc = runner.must(env.backup_host, commands.table_of_contents(env.database.pg_restore, path),
+                      what=f"listing backup {path}")
     return {f"{m.group(1)}.{m.group(2)}" for m in re.finditer(r"TABLE DATA (\S+) (\S+) ", toc)}
 
 
@@ -72,12 +77,13 @@ def take(env: Environment, label: str) -> Backup:
     fmt, suffix = ("directory", "dir") if jobs > 1 else ("custom", "dump")
     path = str(env.database.backup_dir / f"{label}.{suffix}")
     expected = tables(env)
-    options = ["--format=directory", f"--jobs={jobs}"] if jobs > 1 else ["--format=custom"]
-    _tool(env, env.database.pg_dump, *options, f"--file={path}", what=f"pg_dump into {path}")
+    with _login(env) as (dbname, password_file):
+        runner.must(env.backup_host, commands.dump(env.database.pg_dump, path, jobs, dbname, password_file),
+                    what=f"pg_dump into {path}")
     missing = sorted(set(expected) - listed_tables(env, path))
     if missing:
         raise ActionFailed(f"backup {path} does not list these tables: {', '.join(missing)}")
-    size, digest = connection.must(env.backup_host, DIGEST, path, what=f"measuring backup {path}").split()
+    size, digest = runner.must(env.backup_host, commands.measure(path), what=f"measuring backup {path}").split()
     return Backup(path, fmt, int(size), digest, expected, env.backup_host.name)
 
 
@@ -88,6 +94,7 @@ def restore(env: Environment, backup: dict) -> None:
         for name in extra:
             schema, table = name.split(".", 1)
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.{} CASCADE").format(sql.Identifier(schema), sql.Identifier(table)))
-    jobs = ["--jobs=" + str(env.database.dump_jobs)] if backup["format"] == "directory" else ["--single-transaction"]
-    _tool(env, env.database.pg_restore, "--clean", "--if-exists", "--no-owner", *jobs, backup["path"],
-          what=f"restoring backup {backup['path']}")
+    with _login(env) as (dbname, password_file):
+        argv = commands.restore(env.database.pg_restore, backup["path"], backup["format"] == "directory",
+                                env.database.dump_jobs, dbname, password_file)
+        runner.must(env.backup_host, argv, what=f"restoring backup {backup['path']}")

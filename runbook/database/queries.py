@@ -5,10 +5,11 @@ import re
 import psycopg
 from psycopg import errors, sql
 
-from runbook.hosts import connection, survey
 from runbook.config import Environment
+from runbook.database import commands
 from runbook.errors import CheckFailed
 from runbook.findings import Finding
+from runbook.hosts import runner, survey
 from runbook.secrets import expand
 
 
@@ -71,7 +72,7 @@ def client_major(version_output: str) -> int:
 def pg_dump_compatible(env: Environment) -> Finding:
     """pg_dump on the backup host must be at least the server's major version to dump it."""
     host = env.backup_host
-    result = connection.run(host, env.database.pg_dump, "--version")
+    result = runner.run(host, commands.version(env.database.pg_dump))
     subject = f"host {host.name}"
     if result.rc != 0:
         return Finding(subject, False, f"{env.database.pg_dump} --version failed: {(result.stderr or result.stdout).strip()}")

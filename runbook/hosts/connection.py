@@ -16,7 +16,7 @@ from typing import Callable, TypeVar
 import testinfra
 from testinfra.backend.base import CommandResult
 
-from runbook.hosts import ssh
+from runbook.hosts import commands, ssh
 from runbook.config import Host
 from runbook.errors import ActionFailed, RunbookError
 
@@ -58,7 +58,7 @@ def run(host: Host, *argv: str):
 
 def script(host: Host, text: str, *args: str):
     """Run a POSIX shell script on the host with `args` as "$1", "$2", ...; one round trip."""
-    return run(host, "sh", "-c", text, "sh", *args)
+    return run(host, *commands.shell(text, *args))
 
 
 def each(items: list[I], check: Callable[[I], T]) -> list[T]:
@@ -119,7 +119,7 @@ def put(host: Host, path: str, data: bytes, mode: int) -> None:
     if kind != "ssh":
         raise RunbookError(f"host {host.name}: files are written over ssh:// or local:// only, not {host.spec}")
     argv, name = _ssh(host)
-    remote = shlex.join(["sh", "-c", WRITE, "sh", path, f"{mode:04o}"])
+    remote = shlex.join(commands.shell(WRITE, path, f"{mode:04o}"))
     try:
         result = subprocess.run([*argv, name, remote], input=data, capture_output=True,
                                 timeout=host.connect_timeout + TRANSFER_TIMEOUT)
@@ -147,7 +147,7 @@ def copy(host: Host, source: Path, destination: str) -> None:
     if kind != "ssh":
         raise RunbookError(f"host {host.name}: files are copied over ssh:// or local:// only, not {host.spec}")
     folder = str(PurePosixPath(destination).parent)
-    must(host, 'mkdir -p -- "$1"', folder, what=f"creating {folder}")
+    succeeded(host, run(host, *commands.make_folders(folder)), what=f"creating {folder}")
     argv, name = _ssh(host)
     result = subprocess.run(
         ["rsync", "--times", f"--timeout={TRANSFER_TIMEOUT}", "-e", shlex.join(argv), "--", str(source),
@@ -169,9 +169,14 @@ def read(host: Host, path: str) -> str | None:
     return result.stdout
 
 
-def must(host: Host, text: str, *args: str, what: str) -> str:
-    """Run a script that must succeed; `RunbookError` naming the host, what was done and why it failed."""
-    result = script(host, text, *args)
+def succeeded(host: Host, result: CommandResult, what: str) -> str:
+    """The output of a command that had to succeed; `ActionFailed` naming the host, what was done and why
+    it failed."""
     if result.rc != 0:
         raise ActionFailed(f"host {host.name}: {what} failed: {_reason(result)}")
     return result.stdout
+
+
+def must(host: Host, text: str, *args: str, what: str) -> str:
+    """Run a script that must succeed (see `succeeded`); argument lists go through `runbook.hosts.runner`."""
+    return succeeded(host, script(host, text, *args), what)

@@ -16,10 +16,11 @@ from pathlib import Path, PurePosixPath
 
 from packaging.requirements import Requirement
 
-from runbook.hosts import connection
 from runbook.config import Environment, Host
 from runbook.errors import ConfigError
 from runbook.findings import Finding
+from runbook.hosts import connection, runner
+from runbook.release import commands
 
 MANIFEST = "MANIFEST.sha256"
 VERSION = "VERSION"
@@ -176,19 +177,6 @@ def version_matches(contents: Contents, version: str) -> Finding:
     return Finding(subject, found == version, f"{VERSION} says {found!r} (requested {version!r})")
 
 
-INSTALLED = """
-import json, sys
-from importlib import metadata
-found = {}
-for name in sys.argv[1:]:
-    try:
-        found[name] = metadata.version(name)
-    except metadata.PackageNotFoundError:
-        found[name] = None
-print(json.dumps(found))
-"""
-
-
 def requirements(contents: Contents, file: str) -> list[Requirement]:
     data = contents.files.get(file, b"").decode(errors="replace")
     lines = (line.split("#", 1)[0].strip() for line in data.splitlines())
@@ -202,7 +190,7 @@ def requirements_met(env: Environment, contents: Contents) -> list[Finding]:
         return [Finding(f"package {contents.path.name}", True, f"declares no requirements in {env.app.requirements}")]
 
     def check(host: Host) -> list[Finding]:
-        result = connection.run(host, env.python, "-c", INSTALLED, *(r.name for r in wanted))
+        result = runner.run(host, commands.installed_versions(env.python, [r.name for r in wanted]))
         subject = f"host {host.name}"
         if result.rc != 0:
             return [Finding(subject, False, f"{env.python} cannot list installed packages: {result.stderr.strip()[-200:]}")]

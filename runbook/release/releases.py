@@ -8,12 +8,14 @@ atomically, configuration kept per release in `shared/config/<release>/`, old re
 from datetime import datetime
 from pathlib import PurePosixPath
 
-from runbook.release import configfiles
-from runbook.hosts import connection
-from runbook.database import migrations
 from runbook.config import Environment, Host
+from runbook.database import migrations
 from runbook.errors import ActionFailed
 from runbook.findings import Finding
+from runbook.hosts import commands as host_commands
+from runbook.hosts import connection, runner
+from runbook.release import commands, configfiles
+from runbook.release.package import MANIFEST
 
 UNFINISHED = ".runbook-unfinished"
 """Marks a release folder whose unpacking has not completed; the next run removes it."""
@@ -33,18 +35,13 @@ def folder(env: Environment, release: str) -> str:
 
 def current(env: Environment, host: Host) -> str | None:
     """The release `current` points at on the host; None before the first deploy."""
-    result = connection.script(host, 'readlink -- "$1"', str(env.app.current))
+    result = runner.run(host, host_commands.read_link(str(env.app.current)))
     return PurePosixPath(result.stdout.strip()).name if result.rc == 0 and result.stdout.strip() else None
 
 
 def _folders(env: Environment, host: Host) -> dict[str, bool]:
     """Every release folder on the host, and whether its unpacking finished."""
-    out = connection.must(
-        host,
-        'cd -- "$1" 2>/dev/null || exit 0; for d in */; do [ -d "$d" ] || continue; '
-        'if [ -e "$d$2" ]; then echo "unfinished ${d%/}"; else echo "release ${d%/}"; fi; done',
-        str(env.app.releases), UNFINISHED, what="listing releases",
-    )
+    out = runner.must(host, commands.list_releases(str(env.app.releases), UNFINISHED), what="listing releases")
     return {line.split(" ", 1)[1]: line.startswith("release ") for line in out.splitlines()}
 
 
@@ -62,23 +59,21 @@ def clean_unfinished(env: Environment, host: Host) -> list[str]:
     live = current(env, host)
     removed = [r for r in unfinished(env, host) if r != live]
     for release in removed:
-        connection.must(host, 'rm -rf -- "$1"', folder(env, release), what=f"removing unfinished release {release}")
+        runner.must(host, host_commands.remove_trees(folder(env, release)),
+                    what=f"removing unfinished release {release}")
     return removed
 
 
 def unpack(env: Environment, host: Host, package: str, release: str) -> None:
     """Unpack the package into a new release folder and link the shared folders into it."""
-    connection.must(
-        host,
-        'set -e; r="$1"; shared="$2"; mkdir -p -- "$r"; : > "$r/$4"; tar -xzf "$3" -C "$r" --strip-components=1; '
-        'shift 4; for d in "$@"; do mkdir -p -- "$shared/$d"; rm -rf -- "$r/$d"; ln -s -- "$shared/$d" "$r/$d"; done',
-        folder(env, release), str(env.app.shared), package, UNFINISHED, *env.app.linked_dirs,
-        what=f"unpacking {package} into {folder(env, release)}",
-    )
+    target = folder(env, release)
+    for step in commands.unpack(target, package, UNFINISHED, str(env.app.shared), env.app.linked_dirs):
+        runner.must(host, step, what=f"unpacking {package} into {target}")
 
 
 def finish(env: Environment, host: Host, release: str) -> None:
-    connection.must(host, 'rm -f -- "$1/$2"', folder(env, release), UNFINISHED, what=f"finishing release {release}")
+    runner.must(host, host_commands.remove_files(f"{folder(env, release)}/{UNFINISHED}"),
+                what=f"finishing release {release}")
 
 
 def configure(env: Environment, host: Host, release: str) -> list[str]:
@@ -87,13 +82,11 @@ def configure(env: Environment, host: Host, release: str) -> list[str]:
     base = env.app.shared / "config" / release
     for file in env.app.config:
         target = base / file.path
-        connection.must(host, 'mkdir -p -m 0750 -- "$1"', str(target.parent), what=f"creating {target.parent}")
+        runner.must(host, host_commands.make_folders(str(target.parent), mode="0750"), what=f"creating {target.parent}")
         connection.put(host, str(target), configfiles.render(env, file).encode(), int(file.mode, 8))
         link = env.app.releases / release / file.path
-        connection.must(
-            host, 'mkdir -p -- "$(dirname -- "$2")" && ln -sfn -- "$1" "$2"', str(target), str(link),
-            what=f"linking {file.path} into {release}",
-        )
+        for step in host_commands.make_folders(str(link.parent)), host_commands.link(str(target), str(link)):
+            runner.must(host, step, what=f"linking {file.path} into {release}")
         written.append(f"{target} (mode {file.mode}) linked as {link}")
     return written
 
@@ -104,14 +97,10 @@ def switch(env: Environment, host: Host, release: str | None) -> None:
     None removes `current`: the environment then has no release, as before its first deploy.
     """
     if release is None:
-        connection.must(host, 'rm -f -- "$1"', str(env.app.current), what="removing the current link")
+        runner.must(host, host_commands.remove_files(str(env.app.current)), what="removing the current link")
         return
-    connection.must(
-        host,
-        'set -e; tmp="$1.runbook-$$"; ln -sfn -- "$2" "$tmp"; mv -Tf -- "$tmp" "$1"',
-        str(env.app.current), f"releases/{release}",
-        what=f"switching current to {release}",
-    )
+    runner.must(host, commands.switch(str(env.app.current), f"releases/{release}"),
+                what=f"switching current to {release}")
 
 
 def prune(env: Environment, host: Host, keep: set[str]) -> list[str]:
@@ -120,19 +109,36 @@ def prune(env: Environment, host: Host, keep: set[str]) -> list[str]:
     surplus = len(releases) - env.app.keep_releases
     removed = [r for r in releases if r not in keep][: max(surplus, 0)]
     for release in removed:
-        connection.must(
-            host, 'rm -rf -- "$1" "$2"', folder(env, release), str(env.app.shared / "config" / release),
-            what=f"removing old release {release}",
-        )
+        _remove(env, host, release, what=f"removing old release {release}")
     return removed
+
+
+def remove(env: Environment, host: Host, release: str) -> None:
+    """Remove a release folder and its configuration in `shared/config/<release>/`."""
+    _remove(env, host, release, what=f"removing {release}")
+
+
+def _remove(env: Environment, host: Host, release: str, what: str) -> None:
+    config = str(env.app.shared / "config" / release)
+    runner.must(host, host_commands.remove_trees(folder(env, release), config), what=what)
+
+
+def remove_old_packages(env: Environment, host: Host, packages_dir: str, keep: str) -> None:
+    """Remove the packages earlier deploys copied into `packages_dir`, all but the file named `keep`."""
+    runner.must(host, commands.remove_old_packages(packages_dir, keep), what="removing the packages of earlier deploys")
+
+
+def run_in(env: Environment, host: Host, release_folder: str, argv: list[str]) -> str:
+    """Run an app command (a migration, say) in a release folder; what it wrote, error output included."""
+    return runner.must(host, argv, cwd=release_folder, combined=True, what=" ".join(argv))
 
 
 def verify_files(env: Environment, host: Host, release: str) -> str:
     """`sha256sum -c` of the release's manifest on the host: every file as packaged."""
-    result = connection.script(host, 'cd -- "$1" && sha256sum --strict --quiet -c MANIFEST.sha256', folder(env, release))
+    result = runner.run(host, commands.check_manifest(MANIFEST), cwd=folder(env, release))
     if result.rc != 0:
         raise ActionFailed(f"host {host.name}: release {release} differs from its manifest: {(result.stdout + result.stderr).strip()[-500:]}")
-    return f"every file of {release} matches MANIFEST.sha256 on {host.name}"
+    return f"every file of {release} matches {MANIFEST} on {host.name}"
 
 
 def points_at(env: Environment, host: Host, expected: str | None) -> Finding:
@@ -163,6 +169,6 @@ def config_in_place(env: Environment, host: Host, release: str) -> list[Finding]
 
 def migration_versions(env: Environment, host: Host, release: str) -> set[str]:
     """Versions of the migration files the release holds on the host."""
-    out = connection.must(host, 'cd -- "$1" 2>/dev/null && ls -1 || true', str(env.app.releases / release / env.app.migrations.dir),
-                     what="listing the release's migrations")
-    return {m.group("version") for m in map(migrations.FILE.match, out.split()) if m}
+    result = runner.run(host, host_commands.list_folder(str(env.app.releases / release / env.app.migrations.dir)))
+    names = result.stdout.split() if result.rc == 0 else []
+    return {m.group("version") for m in map(migrations.FILE.match, names) if m}

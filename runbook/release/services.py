@@ -1,30 +1,108 @@
 """The app's services, stopped, started and checked through the environment's service manager:
 systemd (`systemctl`) on real hosts, supervisord where there is no systemd (the local environment).
+
+Each manager is a class, chosen once per service by `manager()` from the service's `manager` field, as
+testinfra's `Service.get_module_class` picks an implementation; the functions below only delegate.
 """
 
 import sys
 from pathlib import Path
 
-from runbook.hosts import connection
+from testinfra.host import Host as Remote
+
 from runbook import local
 from runbook.config import Environment, Host, Service
 from runbook.errors import ActionFailed
 from runbook.findings import Finding
+from runbook.hosts import connection, runner
 
 
-def _supervisor(env: Environment) -> tuple[str, str]:
-    """supervisorctl and the config it reads: the local environment's own, or the configured one."""
-    if env.local is not None:
-        return str(Path(sys.executable).parent / "supervisorctl"), str(local.paths(env).supervisord_conf)
-    return env.supervisor.ctl, str(env.supervisor.config)
+class ServiceManager:
+    """One service under its manager: the argument lists that control it, and how to read the answers."""
+
+    nothing_to_do: dict[str, str] = {}
+    """Per action, the words in which the manager says the service already was as asked."""
+
+    def __init__(self, env: Environment, service: Service) -> None:
+        """Every manager is made alike; `env` is for those that read it (where supervisorctl is)."""
+        self.service = service
+
+    def command(self, action: str) -> list[str]:
+        """The argument list for `start`, `stop` or `reload` (graceful: new workers before old ones stop)."""
+        raise NotImplementedError
+
+    def pid_command(self) -> list[str]:
+        """The argument list that prints the main process id (0 when it is not running)."""
+        raise NotImplementedError
+
+    def already(self, action: str, said: str) -> bool:
+        words = self.nothing_to_do.get(action)
+        return words is not None and words in said
+
+    def refused(self, code: int, said: str) -> bool:
+        return code != 0
+
+    def running(self, remote: Remote) -> tuple[bool, str]:
+        """Whether the service runs, as testinfra sees it, and the words for the record."""
+        raise NotImplementedError
+
+
+class Systemd(ServiceManager):
+    def command(self, action: str) -> list[str]:
+        return ["systemctl", action, self.service.name]
+
+    def pid_command(self) -> list[str]:
+        return ["systemctl", "show", "-p", "MainPID", "--value", self.service.name]
+
+    def running(self, remote: Remote) -> tuple[bool, str]:
+        ok = remote.service(self.service.name).is_running
+        return ok, f"systemd unit {self.service.name} is {'running' if ok else 'not running'}"
+
+
+class Supervisord(ServiceManager):
+    nothing_to_do = {"start": "(already started)", "stop": "(not running)"}
+
+    def __init__(self, env: Environment, service: Service) -> None:
+        """supervisorctl and the config it reads: the local environment's own, or the configured one."""
+        super().__init__(env, service)
+        if env.local is not None:
+            self.ctl = str(Path(sys.executable).parent / "supervisorctl")
+            self.conf = str(local.paths(env).supervisord_conf)
+        else:
+            self.ctl, self.conf = env.supervisor.ctl, str(env.supervisor.config)
+
+    def _ctl(self, *words: str) -> list[str]:
+        return [self.ctl, "-c", self.conf, *words, self.service.name]
+
+    def command(self, action: str) -> list[str]:
+        """`reload` is SIGHUP: gunicorn starts new workers, then stops the old ones."""
+        return self._ctl("signal", "HUP") if action == "reload" else self._ctl(action)
+
+    def pid_command(self) -> list[str]:
+        return self._ctl("pid")
+
+    def refused(self, code: int, said: str) -> bool:
+        """Also "ERROR" in its words: some supervisorctl versions exit 0 when they refuse."""
+        return code != 0 or "ERROR" in said
+
+    def running(self, remote: Remote) -> tuple[bool, str]:
+        program = remote.supervisor(self.service.name, supervisorctl_path=self.ctl, supervisorctl_conf=self.conf)
+        ok = program.is_running
+        pid = f" (pid {program.pid})" if ok else ""
+        return ok, f"supervisord program {self.service.name} is {program.status}{pid}"
+
+
+MANAGERS: dict[str, type[ServiceManager]] = {"systemd": Systemd, "supervisord": Supervisord}
+
+
+def manager(env: Environment, service: Service) -> ServiceManager:
+    """The service's manager, from its `manager` field: the one place that tells them apart."""
+    return MANAGERS[service.manager](env, service)
 
 
 def pid_command(env: Environment, service: Service) -> list[str]:
     """The argument list that prints the service's main process id on a host (0 when it is not running)."""
-    if service.manager == "systemd":
-        return ["systemctl", "show", "-p", "MainPID", "--value", service.name]
-    ctl, conf = _supervisor(env)
-    return [ctl, "-c", conf, "pid", service.name]
+    return manager(env, service).pid_command()
 
 
 def placements(env: Environment) -> list[tuple[Host, Service]]:
@@ -34,18 +112,7 @@ def placements(env: Environment) -> list[tuple[Host, Service]]:
 
 def control(env: Environment, host: Host, service: Service, action: str) -> str:
     """`start` or `stop` one service on one host; `ActionFailed` with the manager's words if it refuses."""
-    if service.manager == "systemd":
-        argv = ["systemctl", action, service.name]
-    else:
-        ctl, conf = _supervisor(env)
-        argv = [ctl, "-c", conf, action, service.name]
-    result = connection.script(host, '"$@" 2>&1', *argv)
-    out = result.stdout.strip()
-    if "(not running)" in out and action == "stop" or "(already started)" in out and action == "start":
-        return f"{service.name} was already {'stopped' if action == 'stop' else 'running'}"
-    if result.rc != 0 or "ERROR" in out:
-        raise ActionFailed(f"host {host.name}: {action} {service.name} failed: {out.strip()}")
-    return out or f"{action} {service.name}: done"
+    return _order(env, host, service, action)
 
 
 def reload(env: Environment, host: Host, service: Service) -> str:
@@ -53,28 +120,22 @@ def reload(env: Environment, host: Host, service: Service) -> str:
     gunicorn under supervisord, `systemctl reload` under systemd); start it when it is not running."""
     if not running(env, host, service).ok:
         return control(env, host, service, "start")
-    if service.manager == "systemd":
-        argv = ["systemctl", "reload", service.name]
-    else:
-        ctl, conf = _supervisor(env)
-        argv = [ctl, "-c", conf, "signal", "HUP", service.name]
-    result = connection.script(host, '"$@" 2>&1', *argv)
-    out = result.stdout.strip()
-    if result.rc != 0 or "ERROR" in out:
-        raise ActionFailed(f"host {host.name}: reload {service.name} failed: {out}")
-    return out or f"reload {service.name}: done"
+    return _order(env, host, service, "reload")
+
+
+def _order(env: Environment, host: Host, service: Service, action: str) -> str:
+    """Have the manager carry out `action`; what it said, or `ActionFailed` with its words."""
+    chosen = manager(env, service)
+    result = runner.run(host, chosen.command(action), combined=True)
+    said = result.stdout.strip()
+    if chosen.already(action, said):
+        return f"{service.name} was already {'stopped' if action == 'stop' else 'running'}"
+    if chosen.refused(result.rc, said):
+        raise ActionFailed(f"host {host.name}: {action} {service.name} failed: {said}")
+    return said or f"{action} {service.name}: done"
 
 
 def running(env: Environment, host: Host, service: Service) -> Finding:
     """Whether the service runs on the host, as testinfra sees it."""
-    remote = connection.connect(host)
-    if service.manager == "systemd":
-        unit = remote.service(service.name)
-        ok = unit.is_running
-        detail = f"systemd unit {service.name} is {'running' if ok else 'not running'}"
-    else:
-        ctl, conf = _supervisor(env)
-        program = remote.supervisor(service.name, supervisorctl_path=ctl, supervisorctl_conf=conf)
-        ok = program.is_running
-        detail = f"supervisord program {service.name} is {program.status}" + (f" (pid {program.pid})" if ok else "")
+    ok, detail = manager(env, service).running(connection.connect(host))
     return Finding(f"host {host.name}", ok, detail)

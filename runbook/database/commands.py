@@ -1,0 +1,53 @@
+"""Argument lists for the PostgreSQL clients and measurements run on the backup host; building them runs
+nothing (`runbook.hosts.runner` does). A password is never an argument: libpq reads it from a password
+file (`PGPASSFILE`) the caller wrote with `connection.put`.
+
+    >>> table_of_contents("pg_restore", "/srv/backups/x.dump")
+    ['pg_restore', '--list', '/srv/backups/x.dump']
+"""
+
+from runbook.hosts.commands import shell
+
+MEASURE = r"""
+if [ -d "$1" ]; then
+  size=$(du -sb -- "$1" | cut -f1)
+  sum=$(cd -- "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+else
+  size=$(stat -c %s -- "$1"); sum=$(sha256sum -- "$1" | cut -d' ' -f1)
+fi
+echo "$size $sum"
+"""
+"""Prints "<bytes> <sha256>" of the file "$1", or of the folder "$1" (from its files' checksums, in order)."""
+
+
+def _client(tool: str, args: list[str], dbname: str, password_file: str | None) -> list[str]:
+    """`--dbname` is a conninfo without the password. With a password file, a PGPASSWORD the host has of
+    its own is unset, since libpq would prefer it."""
+    prefix = ["env", "-u", "PGPASSWORD", f"PGPASSFILE={password_file}"] if password_file else []
+    return [*prefix, tool, *args, f"--dbname={dbname}"]
+
+
+def dump(pg_dump: str, path: str, jobs: int, dbname: str, password_file: str | None = None) -> list[str]:
+    """pg_dump in custom format into the file `path`, or, with more than one job, into the folder `path`."""
+    formats = ["--format=directory", f"--jobs={jobs}"] if jobs > 1 else ["--format=custom"]
+    return _client(pg_dump, [*formats, f"--file={path}"], dbname, password_file)
+
+
+def restore(pg_restore: str, path: str, directory: bool, jobs: int, dbname: str,
+            password_file: str | None = None) -> list[str]:
+    """pg_restore of a dump over what the database has: in one transaction, or by `jobs` parallel jobs for
+    a folder dump (those cannot share one)."""
+    mode = [f"--jobs={jobs}"] if directory else ["--single-transaction"]
+    return _client(pg_restore, ["--clean", "--if-exists", "--no-owner", *mode, path], dbname, password_file)
+
+
+def version(tool: str) -> list[str]:
+    return [tool, "--version"]
+
+
+def table_of_contents(pg_restore: str, path: str) -> list[str]:
+    return [pg_restore, "--list", path]
+
+
+def measure(path: str) -> list[str]:
+    return shell(MEASURE, path)

@@ -4,7 +4,6 @@ from runbook.database import backup, migrations, queries
 from runbook.engine import state
 from runbook.engine.deployment import Deployment
 from runbook.errors import ActionFailed
-from runbook.hosts import connection
 from runbook.release import package, releases
 
 
@@ -22,9 +21,7 @@ def take_backup(d: Deployment) -> list[str]:
 
 def in_release(d: Deployment, folder: str, template: list[str], version: str = "") -> str:
     """Run one of the app's migration commands inside a release folder on the migrate host."""
-    argv = migrations.command(template, d.env.python, version)
-    return connection.must(state.primary(d.env), 'cd -- "$1" && shift && exec "$@" 2>&1', folder, *argv,
-                           what=" ".join(argv))
+    return releases.run_in(d.env, state.primary(d.env), folder, migrations.command(template, d.env.python, version))
 
 
 def migrate(d: Deployment) -> list[str]:

@@ -27,8 +27,7 @@ def prepare_release(d: Deployment) -> list[str]:
         done = [f"removed unfinished release {gone} on {host.name}, left by a crashed run"
                 for gone in releases.clean_unfinished(env, host)]
         connection.copy(host, d.package, on_host)
-        connection.must(host, 'find "$1" -maxdepth 1 -type f ! -name "$2" -delete', str(packages), d.package.name,
-                        what="removing the packages of earlier deploys")
+        releases.remove_old_packages(env, host, str(packages), d.package.name)
         done.append(f"package copied to {host.name}:{on_host}")
         releases.unpack(env, host, on_host, d.release)
         done.append(releases.verify_files(env, host, d.release))
@@ -42,8 +41,7 @@ def remove_prepared(d: Deployment) -> None:
     """Remove the release folder and configuration this run created, from every app host."""
     env = d.env
     for host in env.hosts_with("app"):
-        connection.must(host, 'rm -rf -- "$1" "$2"', releases.folder(env, d.release),
-                        str(env.app.shared / "config" / d.release), what=f"removing {d.release}")
+        releases.remove(env, host, d.release)
 
 
 def configure_release(d: Deployment) -> list[str]:

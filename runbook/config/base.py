@@ -30,7 +30,7 @@ def _no_literal_password(value: str) -> str:
 
 Mode = Annotated[str, BeforeValidator(_mode)]
 Secretable = Annotated[str, AfterValidator(_secretable)]
-"""A value that may hold secret references; read it through `Environment.secret(...)`."""
+"""A value that may hold secret references; resolved by `resolve_secrets`, listed by `Environment.secret_values`."""
 Url = Annotated[str, AfterValidator(_secretable), AfterValidator(_no_literal_password)]
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
 

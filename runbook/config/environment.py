@@ -24,7 +24,7 @@ class Environment(Model):
     name: Name
     description: str = ""
     inventory: Path | None = None
-    """An Ansible inventory (INI or YAML) naming the hosts, instead of `hosts`; see `runbook/inventory.py`."""
+    """An Ansible inventory (INI or YAML) naming the hosts, instead of `hosts`; see `runbook/hosts/inventory.py`."""
     ssh: Ssh = Ssh()
     hosts: list[Host] = Field(default_factory=list, validate_default=True)
     app: App

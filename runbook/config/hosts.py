@@ -19,7 +19,7 @@ SshPath = Annotated[Path, AfterValidator(_ssh_path)]
 
 
 class Ssh(Model):
-    """How `ssh://` hosts are reached: rendered into a private ssh client config (`runbook/ssh.py`)."""
+    """How `ssh://` hosts are reached: rendered into a private ssh client config (`runbook/hosts/ssh.py`)."""
 
     user: str | None = Field(None, pattern=r"^[A-Za-z0-9._][A-Za-z0-9._-]*$")
     """The login where neither the host's spec nor its inventory (`ansible_user`) names one."""

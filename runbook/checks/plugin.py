@@ -23,6 +23,7 @@ from runbook.engine.context import RunContext
 from runbook.errors import CheckFailed, RunbookError
 from runbook.findings import Finding, NotConfigured, require
 from runbook.secrets import redact
+from runbook.times import seconds, utc_now
 
 STEPS = pytest.StashKey["Scenario"]()
 RESULTS = pytest.StashKey[list]()
@@ -104,7 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
         metadata["Version"] = config.getoption("release_version") or "(none requested)"
         metadata["Operator"] = config.getoption("operator") or run.operator()
         metadata["Runbook commit"] = run.git_commit()
-        metadata["Started (UTC)"] = f"{run.utc_now():%Y-%m-%d %H:%M:%S}"
+        metadata["Started (UTC)"] = f"{utc_now():%Y-%m-%d %H:%M:%S}"
 
 
 @pytest.fixture(scope="session")
@@ -238,7 +239,7 @@ def _waiver(item: pytest.Item, name: str) -> tuple[config.Waiver | None, str]:
     env = item.config.stash.get(ENVIRONMENT, None)
     for waiver in env.waivers if env else []:
         if waiver.scenario == name:
-            if waiver.expires < run.utc_now().date():
+            if waiver.expires < utc_now().date():
                 return None, f" (its waiver expired on {waiver.expires})"
             return waiver, ""
     return None, ""
@@ -263,10 +264,10 @@ def _result(item: pytest.Item, report: pytest.TestReport, record: Scenario) -> d
         "scenario": record.name,
         "tags": record.tags,
         "outcome": outcome,
-        "duration": round(report.duration, 3),
+        "duration": seconds(report.duration),
         "message": redact(message),
         "steps": [
-            {k: v for k, v in asdict(s).items() if k != "started"} | {"duration": round(s.duration, 3)}
+            {k: v for k, v in asdict(s).items() if k != "started"} | {"duration": seconds(s.duration)}
             for s in record.steps
         ],
     }
@@ -319,7 +320,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     metadata = config.stash.get(metadata_key, None)
     if metadata is not None:
-        metadata["Finished (UTC)"] = f"{run.utc_now():%Y-%m-%d %H:%M:%S}"
+        metadata["Finished (UTC)"] = f"{utc_now():%Y-%m-%d %H:%M:%S}"
     results = config.getoption("results")
     if results:
         Path(results).write_text(json.dumps(config.stash[RESULTS], indent=2))

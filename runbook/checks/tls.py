@@ -2,12 +2,12 @@
 
 import socket
 import ssl
-from datetime import datetime, timezone
 
 from cryptography import x509
 
 from runbook.config import Environment, TlsEndpoint
 from runbook.findings import Finding, NotConfigured
+from runbook.times import utc_now
 
 
 def _certificate(endpoint: TlsEndpoint, verify: bool, timeout: float) -> x509.Certificate:
@@ -36,7 +36,7 @@ def check(endpoint: TlsEndpoint, min_days: int, timeout: float = 10) -> Finding:
     except (OSError, ValueError) as e:
         return Finding(subject, False, f"no TLS handshake: {e}")
     expires = cert.not_valid_after_utc
-    days = (expires - datetime.now(timezone.utc)).days
+    days = (expires - utc_now()).days
     detail = f"certificate for {cert.subject.rfc4514_string()} expires {expires:%Y-%m-%d} UTC, in {days} days"
     if days < min_days:
         return Finding(subject, False, f"{detail}, fewer than the required {min_days}")

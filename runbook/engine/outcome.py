@@ -11,7 +11,8 @@ from runbook.engine.actions.lock import last_run, unlock, where
 from runbook.engine.actions.release import remove_prepared
 from runbook.engine.deployment import Deployment
 from runbook.engine.phase import ABANDON, REPORT
-from runbook.engine.run import Run, utc_now
+from runbook.engine.run import Run
+from runbook.times import utc_now
 from runbook.engine.sequences import rollback_sequence
 from runbook.engine.walk import Failure, walk
 from runbook.errors import RunbookError

@@ -12,29 +12,22 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from runbook import ROOT
 from runbook.environments import open_environment
 from runbook.config import Environment
-from runbook.watch.metrics import utc_text
+
 from runbook.release.package import validate_version
 from runbook.secrets import redact
 from runbook.engine.journal import Journal
+from runbook.times import stamp_ms, utc_now
 
 
 def reports_root() -> Path:
     """`reports/` in the project, or `$RUNBOOK_REPORTS` (tests point it elsewhere)."""
     return Path(os.environ.get("RUNBOOK_REPORTS", ROOT / "reports"))
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def timestamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def operator() -> str:
@@ -111,7 +104,7 @@ class Run:
         return Journal(self.folder)
 
     def event(self, what: str, **details) -> None:
-        self.journal.write({"at": utc_text(utc_now()), "event": what, **details})
+        self.journal.write({"at": stamp_ms(utc_now()), "event": what, **details})
 
 
 ACTING = ("deploy", "rollback", "backup")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from runbook import ROOT
 from runbook.engine.context import RunContext
-from runbook.engine.run import PhaseResult, Run, utc_now
+from runbook.engine.run import PhaseResult, Run
+from runbook.times import utc_now
 from runbook.secrets import redact
 
 

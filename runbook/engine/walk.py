@@ -8,9 +8,10 @@ from runbook.engine import sequences, verify
 from runbook.engine.actions.lock import progress
 from runbook.engine.deployment import Deployment
 from runbook.engine.phase import Phase
-from runbook.engine.run import PhaseResult, summary, utc_now
 from runbook import errors
+from runbook.engine.run import PhaseResult, summary
 from runbook.engine.signals import Interrupted
+from runbook.times import utc_now
 from runbook.errors import ActionFailed, CheckFailed, RunbookError
 from runbook.record import report
 from runbook.release import rollout

@@ -21,6 +21,7 @@ from runbook.config import Environment, Notification
 from runbook.errors import ConfigError
 from runbook.checks.probes import request_error
 from runbook.secrets import expand, redact
+from runbook.times import seconds
 
 Event = Literal["started", "succeeded", "aborted", "rolled_back", "failed"]
 """aborted: the deploy stopped before changing anything; failed: it failed and could not be put back."""
@@ -129,7 +130,7 @@ def _outcome(
 ) -> Delivery:
     return Delivery(
         notification.name, notification.kind, message.event, not error, attempts, status,
-        redact(error), round(time.monotonic() - started, 3),
+        redact(error), seconds(time.monotonic() - started),
     )
 
 

@@ -3,20 +3,19 @@ environment, computed from the records: deployment time, rollback frequency, cha
 time to restore service, each drawn as a small chart.
 """
 
-import io
 import json
-from datetime import datetime
 from pathlib import Path
 from statistics import median
 
 from runbook.record.report import TEMPLATES
+from runbook.times import parse
+from runbook.watch import charts
 
 FAILED = ("failed", "needs a human")
 
 
 def _seconds(start: str, end: str) -> float:
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    return (datetime.strptime(end, fmt) - datetime.strptime(start, fmt)).total_seconds()
+    return (parse(end) - parse(start)).total_seconds()
 
 
 def restore_seconds(record: dict) -> float | None:
@@ -54,12 +53,7 @@ def metrics(records: list[dict]) -> dict[str, dict]:
 
 def chart(deploys: list[dict]) -> str:
     """An inline SVG: each deploy's duration, green when it passed, red when it failed or rolled back."""
-    import matplotlib  # here, not at the top: only writing the history page needs it
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    figure, axes = pyplot.subplots(figsize=(4.5, 1.8), dpi=80)
+    figure, axes = charts.agg_pyplot().subplots(figsize=(4.5, 1.8), dpi=80)
     colors = ["#1a7f37" if r["outcome"] == "passed" else "#b42318" for r in deploys]
     axes.bar(range(len(deploys)), [r["duration_seconds"] for r in deploys], color=colors)
     axes.set_xticks(range(len(deploys)), [r.get("version") or "" for r in deploys], fontsize=7, rotation=30)
@@ -67,11 +61,7 @@ def chart(deploys: list[dict]) -> str:
     axes.set_title("deploy duration (red: failed or rolled back)", fontsize=8)
     axes.tick_params(axis="y", labelsize=7)
     figure.tight_layout()
-    out = io.StringIO()
-    figure.savefig(out, format="svg")
-    pyplot.close(figure)
-    svg = out.getvalue()
-    return svg[svg.index("<svg"):]
+    return charts.svg(figure)
 
 
 def write(reports: Path) -> None:

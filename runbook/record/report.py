@@ -2,16 +2,17 @@
 and `reports/index.html` listing every run.
 """
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import jinja2
 
+from runbook.record.model import Record
 from runbook.secrets import redact
+from runbook.times import between, stamp
 
 if TYPE_CHECKING:
-    from .run import PhaseResult, Run
+    from runbook.engine.run import PhaseResult, Run
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("runbook.record", "templates"),
@@ -21,19 +22,16 @@ TEMPLATES = jinja2.Environment(
 OUTCOMES = {0: "passed", 1: "failed", 2: "refused", 3: "needs a human"}
 
 
-def _time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _phase(p: "PhaseResult") -> dict:
+    """A phase as `PhaseRecord` describes it (validated with the whole record, at the end of the run)."""
     return {
         "name": p.name,
         "title": p.title,
         "sequence": p.sequence,
         "outcome": p.outcome,
-        "started": _time(p.started),
-        "finished": _time(p.finished),
-        "duration_seconds": round((p.finished - p.started).total_seconds(), 3),
+        "started": stamp(p.started),
+        "finished": stamp(p.finished),
+        "duration_seconds": between(p.started, p.finished),
         "report": p.report,
         "junit": p.report.replace(".html", ".xml") if p.scenarios else None,
         "error": p.error,
@@ -44,8 +42,9 @@ def _phase(p: "PhaseResult") -> dict:
     }
 
 
-def build(run: "Run", code: int, finished: datetime) -> dict:
-    return {
+def build(run: "Run", code: int, finished: datetime) -> Record:
+    """The run's record; a fact `Record` does not define is refused."""
+    return Record.model_validate({
         "run_id": run.id,
         "kind": run.kind,
         "environment": run.env.name,
@@ -55,15 +54,15 @@ def build(run: "Run", code: int, finished: datetime) -> dict:
         "operator": run.operator,
         "runner": f"{run.runner} (pid {run.pid})",
         "git_commit": run.commit,
-        "started": _time(run.started),
-        "finished": _time(finished),
-        "duration_seconds": round((finished - run.started).total_seconds(), 3),
+        "started": stamp(run.started),
+        "finished": stamp(finished),
+        "duration_seconds": between(run.started, finished),
         "outcome": OUTCOMES[code],
         "exit_code": code,
         **run.facts,
         "phases": [_phase(p) for p in run.phases],
         "journal": "journal.jsonl",
-    }
+    })
 
 
 def phase_report(run: "Run", result: "PhaseResult") -> None:
@@ -73,9 +72,11 @@ def phase_report(run: "Run", result: "PhaseResult") -> None:
 
 
 def write(run: "Run", code: int, finished: datetime) -> dict:
-    """`record.json` first, then the page; a page that cannot be rendered never costs the record."""
-    data = build(run, code, finished)
-    (run.folder / "record.json").write_text(redact(json.dumps(data, indent=2)))
+    """`record.json` first, then the page; a page that cannot be rendered never costs the record.
+    Returns the record as `record.json` holds it."""
+    record = build(run, code, finished)
+    (run.folder / "record.json").write_text(redact(record.text()))
+    data = record.data()
     try:
         page = TEMPLATES.get_template("run.html").render(record=data)
     except jinja2.TemplateError as e:

@@ -1,4 +1,5 @@
-"""The release watch as a chart for the run's report: an inline SVG drawn with matplotlib (Agg).
+"""The release watch as a chart for the run's report: an inline SVG drawn with matplotlib (Agg); `svg`
+turns any figure of the reports into SVG text.
 
     svg = charts.bake_chart(before, result, env)   # `before` from watch.baseline, `result` from watch.bake
 """
@@ -6,10 +7,15 @@
 import io
 from collections.abc import Callable
 from datetime import timezone
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from runbook.config import Environment
 from runbook.watch.metrics import Sample
 from runbook.watch.windows import BakeResult, Baseline
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 BASELINE = "#8c959f"
 RELEASE = "#0969da"
@@ -21,15 +27,13 @@ def bake_chart(baseline: Baseline, result: BakeResult, env: Environment) -> str:
     """Error rate and p95 latency over time (UTC): the baseline's samples (grey) then the release's (blue),
     the thresholds (red, dashed), the baseline's level (grey, dotted), samples without data (amber
     lines), and a fired trigger (a red line where it fired, shaded over the window its condition held)."""
-    import matplotlib  # here, not at the top: only writing a report needs it
-
-    matplotlib.use("Agg")
-    from matplotlib import dates, pyplot
+    pyplot = agg_pyplot()
+    from matplotlib import dates, rc_context
 
     watch = env.watch
     release = [o.sample for o in result.samples]
     p95_limit = None if baseline.p95_seconds is None else watch.latency_factor * baseline.p95_seconds
-    with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 7}):
+    with rc_context({"svg.fonttype": "none", "font.size": 7}):
         figure, (errors, latency) = pyplot.subplots(2, 1, sharex=True, figsize=(8, 3.8), dpi=80)
         _panel(errors, baseline.samples, release, lambda s: _percent(s.error_rate), "error rate (%)",
                _percent(baseline.error_rate), watch.error_rate * 100, f"threshold {watch.error_rate * 100:g}%")
@@ -43,8 +47,7 @@ def bake_chart(baseline: Baseline, result: BakeResult, env: Environment) -> str:
         latency.xaxis.set_major_formatter(dates.DateFormatter("%H:%M:%S", tz=timezone.utc))
         latency.set_xlabel("UTC")
         figure.tight_layout()
-        svg = _svg(figure, pyplot)
-    return svg
+        return svg(figure)
 
 
 def _panel(axes, before: list[Sample], after: list[Sample], read: Callable[[Sample], float | None], label: str,
@@ -70,9 +73,21 @@ def _percent(rate: float | None) -> float | None:
     return None if rate is None else rate * 100
 
 
-def _svg(figure, pyplot) -> str:
+def agg_pyplot() -> ModuleType:
+    """matplotlib's pyplot on the Agg backend, imported here rather than at the top: only writing a report
+    needs it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    return pyplot
+
+
+def svg(figure: "Figure") -> str:
+    """A figure as SVG text to inline in a page (from its `<svg` element on), the figure closed."""
     out = io.StringIO()
     figure.savefig(out, format="svg")
-    pyplot.close(figure)
-    svg = out.getvalue()
-    return svg[svg.index("<svg"):]
+    agg_pyplot().close(figure)
+    text = out.getvalue()
+    return text[text.index("<svg"):]

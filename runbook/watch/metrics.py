@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from runbook.config import Environment, PrometheusQuerySource, PrometheusTextSource, ProberSource
 from runbook.checks.probes import request_error, unexpected_status
 from runbook.secrets import expand, redact
+from runbook.times import stamp_ms, utc_now
 
 Labels = frozenset[tuple[str, str]]
 """A series' labels, usable as a dictionary key."""
@@ -49,7 +50,7 @@ class SystemClock:
     """The machine's clock."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return utc_now()
 
     def sleep(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds))
@@ -68,9 +69,7 @@ def milliseconds(seconds: float | None) -> str:
     return "n/a" if seconds is None else f"{seconds * 1000:.1f} ms"
 
 
-def utc_text(moment: datetime) -> str:
-    """E.g. `2026-11-28T09:30:00.250Z`: records keep sub-second times, since samples may be that close."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+"""Kept for `runbook.engine.run`, which imports it from here; new code uses `runbook.times.stamp_ms`."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ class Sample:
     missing: str | None = None
 
     def as_record(self) -> dict:
-        return asdict(self) | {"at": utc_text(self.at)}
+        return asdict(self) | {"at": stamp_ms(self.at)}
 
 
 class Source:

@@ -22,7 +22,7 @@ From a deploy pipeline:
     result = watch.bake(env, source, before, smoke=critical_journey_passes)
     if result.fired:                                      # e.g. "error rate: error rate 12.0% > 5% for 5 min"
         roll_back(reason=str(result.fired))
-    facts["watch"] = result.as_record()
+    facts["bake"] = result.as_record() | {"chart": "bake.svg"}
 
 Time comes from a `metrics.Clock`; tests inject one whose `sleep` only moves it forward.
 """
@@ -38,7 +38,8 @@ import requests
 
 from runbook.config import Environment, Watch
 from runbook.errors import CheckFailed
-from runbook.watch.metrics import SYSTEM, Clock, Sample, Source, percent, utc_text
+from runbook.times import stamp_ms
+from runbook.watch.metrics import SYSTEM, Clock, Sample, Source, percent
 
 SmokeCheck = Callable[[], bool]
 """A critical smoke check: True when it passes (raising CheckFailed or a request error is failing)."""
@@ -93,8 +94,8 @@ class Trigger:
         return f"{self.name}: {self.condition}"
 
     def as_record(self) -> dict:
-        return {"trigger": self.name, "condition": self.condition, "since": utc_text(self.since),
-                "fired_at": utc_text(self.fired_at), "samples": [o.as_record() for o in self.samples]}
+        return {"trigger": self.name, "condition": self.condition, "since": stamp_ms(self.since),
+                "fired_at": stamp_ms(self.fired_at), "samples": [o.as_record() for o in self.samples]}
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,8 @@ class BakeResult:
         """The watch's part of `record.json`."""
         return {
             "outcome": "passed" if self.fired is None else "fired",
-            "started": utc_text(self.started),
-            "finished": utc_text(self.finished),
+            "started": stamp_ms(self.started),
+            "finished": stamp_ms(self.finished),
             "settings": self.watch.model_dump(mode="json"),
             "baseline": self.baseline.as_record(),
             "fired": self.fired.as_record() if self.fired else None,

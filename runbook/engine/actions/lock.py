@@ -4,7 +4,7 @@ and what the environment remembers once a run is done."""
 from runbook.database import queries
 from runbook.engine import lock, state
 from runbook.engine.deployment import Deployment
-from runbook.engine.run import timestamp, utc_now
+from runbook.times import stamp, utc_now
 from runbook.release import releases, services
 
 
@@ -20,7 +20,7 @@ def take_lock(d: Deployment) -> list[str]:
         d.release = releases.name(run.version, run.started)
         d.target, d.target_schema = d.previous, d.previous_schema
     me = lock.Holder(run_id=run.id, operator=run.operator, runner=run.runner, pid=run.pid,
-                     since=timestamp(run.started))
+                     since=stamp(run.started))
     crashed = lock.read(env) if d.break_lock else None
     if crashed is None:
         lock.acquire(env, lock.Lock(holder=me, intent=d.intent("lock", run.kind)))
@@ -59,13 +59,13 @@ def progress(d: Deployment, phase: str, sequence: str) -> None:
     """Rewrite the lock with this run's intent before `phase` acts, so a kill leaves the truth behind."""
     if d.locked:
         me = lock.Holder(run_id=d.run.id, operator=d.run.operator, runner=d.run.runner, pid=d.run.pid,
-                         since=timestamp(d.run.started))
+                         since=stamp(d.run.started))
         lock.update(d.env, lock.Lock(holder=me, intent=d.intent(phase, sequence)))
 
 
 def last_run(d: Deployment, outcome: str) -> state.LastRun:
     return state.LastRun(run_id=d.run.id, kind=d.run.kind, version=d.run.version, outcome=outcome,
-                         operator=d.run.operator, finished=timestamp(utc_now()))
+                         operator=d.run.operator, finished=stamp(utc_now()))
 
 
 def unlock(d: Deployment) -> None:
@@ -97,7 +97,7 @@ def finish_deploy(d: Deployment) -> list[str]:
     found = state.load(env)
     found.history.append(state.Live(release=d.release, version=d.run.version,
                                     schema_version=queries.schema_version(env), run_id=d.run.id,
-                                    at=timestamp(utc_now())))
+                                    at=stamp(utc_now())))
     found.last_run = last_run(d, "deployed")
     state.save(env, found)
     keep = {d.release, d.previous} - {None}

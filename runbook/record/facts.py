@@ -1,0 +1,157 @@
+"""The facts a run's record keeps beyond its phases, as typed parts of `runbook.record.model.Record`:
+the approval, the package, the backup, migrations, rollback, notifications, signing, and so on.
+"""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from runbook.governance.notify import Event
+
+SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Part(BaseModel):
+    """A part of the record: each field documented, and a field the record does not define refused."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class Host(Part):
+    name: str
+    """The host's name in the environment file."""
+    spec: str
+    """How the runbook reaches it, e.g. `ssh://deploy@web1` or `local://`."""
+    roles: list[str]
+    """What the host is for: app, migrate, backup, ..."""
+
+
+class Approval(Part):
+    """The approval the deploy ran under (Step 6 and the prerequisites)."""
+
+    change: str | None
+    """The change ticket; null when the environment requires none."""
+    approved_by: str | None
+    """Who approved the change (never the operator); null when no approver is required."""
+    emergency: bool
+    """An emergency deploy, allowed outside the maintenance windows and through a freeze."""
+    reason: str | None
+    """Why an emergency deploy could not wait."""
+    window: str
+    """The maintenance window the deploy started in, or why none was needed."""
+
+
+class Package(Part):
+    """The release package deployed, verified against its manifest."""
+
+    path: str
+    """Where the package was taken from on the runner."""
+    sha256: SHA256
+    """The package's checksum."""
+
+
+class Backup(Part):
+    """The database backup taken before anything changed (Step 3)."""
+
+    path: str
+    """Where the dump lies on the backup host; a restore reads it from here."""
+    format: Literal["custom", "directory"]
+    """pg_dump's format."""
+    size_bytes: int = Field(ge=0)
+    """The dump's size."""
+    sha256: SHA256
+    """The dump's checksum (of its files, in order, for the directory format)."""
+    tables: list[str]
+    """Every table of the database, each listed by `pg_restore --list` in the dump."""
+    host: str
+    """The host that took and keeps the dump."""
+
+
+class TableRows(Part):
+    rows: int | None
+    """The table's row count before the deploy; null when the table did not exist."""
+
+
+class Migrations(Part):
+    """The database migrations of the deploy (Step 8)."""
+
+    applied: list[str]
+    """The versions this deploy applied, in order; empty when none was pending."""
+    schema_before: str | None
+    """The schema version before the deploy; null before the first migration."""
+    schema_after: str | None
+    """The schema version after the migrations."""
+
+
+class Rollback(Part):
+    """The rollback that ran (Steps 14 to 16), automatic after a failure or asked for."""
+
+    reason: str | None
+    """Why it rolled back: the failed phase and its cause, or who asked for it."""
+    from_: str | None = Field(alias="from")
+    """The release rolled back from; null when none was live."""
+    to: str | None
+    """The release serving again; null when none was live before the deploy."""
+    schema_: str | None = Field(alias="schema")
+    """The schema version the database was returned to."""
+    database_restored: bool
+    """Whether the backup was restored (discarding every write since) rather than migrated down."""
+
+
+class DatabaseRestored(Part):
+    """Present when a backup was restored: the writes made since it was taken were discarded."""
+
+    backup: str
+    """The path of the backup restored."""
+    note: str
+    """What the restore cost, for the people who read the record."""
+
+
+class Delivery(Part):
+    """One notification of the run (Steps 6, 16 and 17), delivered or not."""
+
+    name: str
+    """The notification's name in the environment file."""
+    kind: str
+    """slack, webhook or statuspage."""
+    event: Event
+    """What the run told: started, succeeded, aborted, rolled_back or failed."""
+    ok: bool
+    """Whether it was delivered."""
+    attempts: int
+    """How many times it was sent."""
+    status: int | None
+    """The last HTTP status answered; null when there was no answer."""
+    error: str
+    """Why it was not delivered (redacted); empty when it was."""
+    seconds: float
+    """How long delivering (or trying to) took."""
+
+
+class Signing(Part):
+    """The key that signs the run folder's manifest, so a reader knows which key vouches for the record."""
+
+    public_key: str
+    """The Ed25519 public key, PEM."""
+    fingerprint: str = Field(pattern=r"^SHA256:[0-9a-f]{64}$")
+    """The public key's SHA-256 fingerprint."""
+
+
+class Incident(Part):
+    """The incident record written for a rollback or a failed run (Steps 17 and 18)."""
+
+    html: str
+    """The incident record's page, in the run folder."""
+    markdown: str
+    """The same in Markdown."""
+
+
+class CrashedRun(Part):
+    """A run found on the environment that stopped without finishing."""
+
+    run_id: str
+    """The crashed run's id."""
+    phase: str
+    """The phase it was in when it stopped."""
+    description: str
+    """What it left behind, and the environment's state when this run found it."""

@@ -7,9 +7,10 @@ import pytest
 from . import apps
 from .recovery import NOTES, kill_at, last_record, lock_file, snapshot
 
-PHASES = ["lock", "backup", "prepare", "configure", "stop", "switch", "migrate", "start", "indexes",
+PHASES = ["announce", "backup", "prepare", "configure", "stop", "switch", "migrate", "start", "indexes",
           "verify-deploy", "bake"]
-"""Kills at `finish` are the window test's: the run may already have recorded its release as live."""
+"""From the first phase after the lock to the last before `finish`; a kill in `finish` is the window test's
+(the run may already have recorded its release as live)."""
 
 
 @pytest.fixture(scope="module")

@@ -104,3 +104,16 @@ def test_sigterm_during_migrate_rolls_back_to_the_release_before(live, tmp_path)
     assert "SIGTERM received" in output and "interrupted by SIGTERM" in output
     assert live.status()["version"] == "1.0.0" and live.schema() == "0001" and live.rows() == rows
     assert not lock_file(live).exists()
+
+
+def test_a_rollback_that_fails_too_says_the_state_of_every_host_and_the_command_to_run(app_env, build, invoke):
+    build("1.0.0")
+    build("1.1.0", {"0002_stuck.sql": "-- migrate:up\nCREATE TABLE stuck (id int);\n-- migrate:down\nSELECT 1/0;\n"},
+          edit=apps.broken_health)
+    assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
+    failed = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
+    assert failed.code == 3, failed.output
+    human = failed.output[failed.output.index("A HUMAN IS NEEDED"):]
+    assert "localhost: current 20" in human and "-1.1.0" in human and "web stopped" in human, human
+    assert "database schema: 0002" in human
+    assert f"invoke rollback --env {app_env.env_file} --break-lock" in human

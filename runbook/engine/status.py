@@ -78,7 +78,7 @@ def collect(env_arg: str) -> Status:
         live=found.live and LiveRelease(release=found.live.release, version=found.live.version,
                                         run_id=found.live.run_id),
         previous=earlier[-1].release if earlier else None,
-        schema_version=queries.schema_version(env),
+        schema_version=queries.schema_version_or_why(env),
         lock=lock.describe(env),
         last_run=found.last_run,
         unfinished_run=held and UnfinishedRun(

@@ -84,11 +84,7 @@ def where(env) -> str:
             lines.append(f"{host.name}: current {releases.current(env, host) or 'none'}, {', '.join(running) or 'no service'}")
         except Exception as e:  # a host that does not answer is part of the state, not a reason to stop
             lines.append(f"{host.name}: unknown ({type(e).__name__}: {e})")
-    try:
-        schema = queries.schema_version(env) or "none"
-    except Exception as e:
-        schema = f"unknown ({type(e).__name__}: {e})"
-    return "; ".join(lines + [f"database schema: {schema}"])
+    return "; ".join(lines + [f"database schema: {queries.schema_version_or_why(env) or 'none'}"])
 
 
 def finish_deploy(d: Deployment) -> list[str]:

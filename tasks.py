@@ -10,11 +10,12 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from runbook import ROOT, config, local as local_env
+from runbook import ROOT, config, environments, local as local_env
 from runbook.release import package as packages
 from runbook.engine import entry, status as status_
 from runbook.record import signing
-from runbook.errors import RunbookError
+from runbook.errors import NEEDS_HUMAN, RunbookError
+from runbook.secrets import redact
 
 ENV = {"env": "environment name or file (default: local)"}
 
@@ -28,6 +29,9 @@ def exits(body):
             code = body(c, *args, **kwargs)
         except RunbookError as e:
             raise Exit(f"runbook: {e}", code=e.exit_code) from None
+        except Exception as e:  # outside any phase: the environment's state is not known from here
+            raise Exit(redact(f"runbook: unexpected {type(e).__name__}: {e}; run `invoke status` to see the "
+                              f"environment's state"), code=NEEDS_HUMAN) from None
         if code:
             raise Exit(code=code)
 
@@ -97,8 +101,8 @@ def package(c, version, source="demo", name=None, dest="dist"):
 @task(name="up", help={"env": "a local environment (default: local)"})
 @exits
 def local_up(c, env="local"):
-    """Start the local environment's PostgreSQL and supervisord; a no-op when they run."""
-    done = local_env.up(config.load_environment(env))
+    """Start the local environment's PostgreSQL, supervisord and app (not while a run holds the lock)."""
+    done = environments.start(config.load_environment(env))
     print("\n".join(done) if done else "local environment already up: nothing to do")
 
 

@@ -66,6 +66,7 @@ Feature: Pre-flight checklist
     Given the deployment package of the requested version
     Then the migrations the package will apply are listed
     And every pending migration has a down part
+    And every pending migration is undone whole if it fails
     And every pending migration is safe while the previous release still serves
 
   # Step 3: Database preparation

@@ -3,15 +3,32 @@ and validated, the local stack started where the caller may act, its secrets res
 
 from runbook import config, local
 from runbook.config import Environment
+from runbook.engine import lock
+from runbook.errors import RunbookError
 
 
 def open_environment(name: str, start_local: bool = True) -> Environment:
     """The validated environment `name` (a name under environments/ or a file), ready to use.
 
-    `ConfigError` (exit 2) for a bad file or a secret that cannot be resolved.
+    `start_local`: a task that acts starts what the local stack lacks. A read-only one (status,
+    preflight, the checks) never does: a local environment that is down is refused, saying how to
+    start it. `ConfigError` (exit 2) for a bad file or a secret that cannot be resolved.
     """
     env = config.load_environment(name)
-    if start_local and env.local is not None:
-        local.up(env)
+    if env.local is not None:
+        if start_local:
+            start(env)
+        elif not local.is_up(env):
+            raise RunbookError(f"the local environment {env.name} is down: start it with "
+                               f"`invoke local.up --env {name}`")
     config.resolve_secrets(env)
     return env
+
+
+def start(env: Environment) -> list[str]:
+    """Start the local stack; the app's programs only when no run holds the lock: after a killed run
+    they would serve whatever `current` points at, which recovery must decide first."""
+    done = local.up(env, programs=False)
+    if lock.read(env) is None:
+        done += local.start_programs(env)
+    return done

@@ -217,19 +217,26 @@ def _layout(env: Environment) -> list[str]:
     return done
 
 
-def up(env: Environment) -> list[str]:
-    """Start what is not running; the list says what was done (empty when all was up)."""
+def up(env: Environment, programs: bool = True) -> list[str]:
+    """Start what is not running (the app's programs too, with `programs`); the list says what was
+    done (empty when all was up)."""
     p = paths(env)
     p.state.mkdir(parents=True, exist_ok=True)
     done = _layout(env) + _secrets(env, p)
     if env.database.url is None:
         done += _postgres_up(env, p)
     done += _supervisor_up(env, p)
+    return done + (start_programs(env) if programs else [])
+
+
+def start_programs(env: Environment) -> list[str]:
+    """Start the app's stopped programs on the current release, when there is one."""
+    p = paths(env)
     if env.app.current.exists() and any("STOPPED" in line or "EXITED" in line
                                         for line in supervisorctl(p, "status").stdout.splitlines()):
         supervisorctl(p, "start", "all")
-        done.append(f"started the app's services on the current release ({env.app.current.resolve().name})")
-    return done
+        return [f"started the app's services on the current release ({env.app.current.resolve().name})"]
+    return []
 
 
 def down(env: Environment) -> list[str]:

@@ -33,6 +33,11 @@ def migrations_reversible(pending_migrations, evidence):
     evidence.require(schema.reversible(pending_migrations))
 
 
+@then("every pending migration is undone whole if it fails")
+def migrations_undoable(pending_migrations, evidence):
+    evidence.require(schema.undoable(pending_migrations))
+
+
 @then("every pending migration is safe while the previous release still serves")
 def migrations_backward_compatible(environment, pending_migrations, evidence):
     evidence.require(schema.backward_compatible(environment, pending_migrations))

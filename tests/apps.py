@@ -140,26 +140,32 @@ SLOW_MIGRATION = ("-- migrate:up\nSELECT pg_sleep({seconds});\nCREATE TABLE slow
 """A migration that takes `seconds`: a deploy that is still running while a test acts."""
 
 
-def start_deploy(reports: Path, env_file: Path, version: str) -> subprocess.Popen:
-    """`invoke deploy` in the background, in a session of its own (so a test can kill it whole)."""
+def start_task(reports: Path, *args: str) -> subprocess.Popen:
+    """An invoke task in the background, in a session of its own (so a test can kill it whole)."""
     env = os.environ | {"RUNBOOK_REPORTS": str(reports), "RUNBOOK_TEST_SECRET": SECRET}
-    return subprocess.Popen([sys.executable, "-m", "invoke", "deploy", "--env", str(env_file), "--version", version],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def wait_for_phase(reports: Path, running: subprocess.Popen, version: str, phase: str, timeout: float = 120) -> None:
-    """Wait until the running deploy of `version` has started `phase`, as its journal says; fail at once
-    if the deploy ended instead."""
+def start_deploy(reports: Path, env_file: Path, version: str) -> subprocess.Popen:
+    """`invoke deploy` in the background, in a session of its own."""
+    return start_task(reports, "deploy", "--env", str(env_file), "--version", version)
+
+
+def wait_for_phase(reports: Path, running: subprocess.Popen, version: str | None, phase: str, timeout: float = 120,
+                   kind: str = "deploy", sequence: str = "deploy") -> None:
+    """Wait until the running `kind` run (of `version`) has started `phase` of `sequence`, as its journal
+    says; fail at once if the run ended instead."""
     deadline = time.monotonic() + timeout
+    started = f'"phase started", "sequence": "{sequence}", "phase": "{phase}"'
     while time.monotonic() < deadline:
         assert running.poll() is None, running.communicate()[0]
-        for journal in reports.glob("*-deploy-*/journal.jsonl"):
+        for journal in reports.glob(f"*-{kind}-*/journal.jsonl"):
             text = journal.read_text()
-            if f'"version": "{version}"' in text and f'"phase started", "sequence": "deploy", "phase": "{phase}"' in text:
+            if (version is None or f'"version": "{version}"' in text) and started in text:
                 return
-        time.sleep(0.2)
-    raise AssertionError(f"the deploy never reached phase {phase}")
+        time.sleep(0.01)
+    raise AssertionError(f"the {kind} never reached phase {phase} of its {sequence}")
 
 
 def build(folder: Path, version: str, migrations: dict[str, str] | None = None, edit=None) -> Path:

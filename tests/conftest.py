@@ -2,12 +2,14 @@
 type them (`invoke ...` in a child process), each writing its reports into the test's own folder.
 """
 
+import contextlib
 import os
 
 import pytest
 import yaml
 
-from runbook import ROOT, local
+from runbook import ROOT, config, environments, local
+from runbook.errors import ConfigError
 
 from . import apps
 
@@ -35,6 +37,8 @@ def make_env(tmp_path, database_url):
     def write(changes: dict | None = None, name: str = "test.yaml"):
         path = tmp_path / name
         path.write_text(yaml.safe_dump(apps.merge(base, changes or {}), sort_keys=False))
+        with contextlib.suppress(ConfigError):  # a test of a bad file expects the task itself to refuse it
+            environments.start(config.load_environment(str(path)))
         return path
 
     return write

@@ -58,7 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def environment(pytestconfig: pytest.Config) -> config.Environment:
     """The validated environment; a local one is brought up first. Bad config stops the run (exit 2)."""
     try:
-        env = open_environment(pytestconfig.getoption("env"))
+        env = open_environment(pytestconfig.getoption("env"), start_local=False)
     except RunbookError as e:
         pytest.exit(str(e), returncode=e.exit_code)
     pytestconfig.stash[ENVIRONMENT] = env

@@ -38,6 +38,15 @@ def reversible(pending_: Pending) -> list[Finding]:
     ] or passed_with("migrations", "no pending migration")
 
 
+def undoable(pending_: Pending) -> list[Finding]:
+    """Every pending migration is undone whole when it fails: nothing in it ends its own transaction or
+    runs outside one, unless declared so with a down part."""
+    return [
+        Finding(f"migration {m.label}", not why, "; ".join(why) or "runs in one transaction")
+        for m in pending_.migrations for why in [migrations.cannot_be_undone(m)]
+    ] or passed_with("migrations", "no pending migration")
+
+
 def backward_compatible(env: Environment, pending_: Pending) -> list[Finding]:
     """Every pending migration only adds to the schema, where the previous release serves on it."""
     if not rollout.previous_release_meets_new_schema(env):

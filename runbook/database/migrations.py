@@ -21,8 +21,23 @@ ROLLING_HAZARDS = {
 that still serves while a rolling deploy migrates. Their place is a later release, once no code uses
 the old shape."""
 
+ENDS_TRANSACTION = re.compile(r"(?:^|;)\s*(COMMIT|END|ROLLBACK|ABORT|BEGIN|START\s+TRANSACTION)\b", re.IGNORECASE)
+"""A statement that ends (or opens) a transaction inside a migration: what ran before it stays, whatever
+fails after it, so the migration cannot be undone as one."""
+OUTSIDE_TRANSACTION = {
+    r"\b(CREATE|DROP)\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY\b": "builds or drops an index concurrently",
+    r"\bREINDEX\b[^;]*\bCONCURRENTLY\b": "reindexes concurrently",
+    r"(?:^|;)\s*VACUUM\b": "vacuums",
+    r"\b(CREATE|DROP)\s+DATABASE\b": "creates or drops a database",
+    r"\bALTER\s+SYSTEM\b": "changes the server's configuration",
+    r"\b(CREATE|DROP)\s+TABLESPACE\b": "creates or drops a tablespace",
+}
+"""Statements PostgreSQL refuses inside a transaction: allowed only in a migration declared
+`-- migrate:up transaction:false` whose down part undoes it."""
+
 FILE = re.compile(r"^(?P<version>\d+)_(?P<name>[\w-]+)\.sql$")
-PART = re.compile(r"^--\s*migrate:(up|down)\s*$", re.MULTILINE)
+PART = re.compile(r"^--\s*migrate:(up|down)(?:\s+transaction:(?:false|true))?\s*$", re.MULTILINE)
+NON_TRANSACTIONAL = re.compile(r"^--\s*migrate:up\s+transaction:false\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,8 @@ class Migration:
     name: str
     up: str
     down: str
+    transactional: bool = True
+    """False when declared `-- migrate:up transaction:false`: its up part runs outside a transaction."""
 
     @property
     def label(self) -> str:
@@ -41,7 +58,8 @@ def parse(file_name: str, text: str) -> Migration:
     match = FILE.match(file_name)
     pieces = PART.split(text)
     parts = {pieces[i]: pieces[i + 1].strip() for i in range(1, len(pieces) - 1, 2)}
-    return Migration(match.group("version"), match.group("name"), parts.get("up", ""), parts.get("down", ""))
+    return Migration(match.group("version"), match.group("name"), parts.get("up", ""), parts.get("down", ""),
+                     transactional=NON_TRANSACTIONAL.search(text) is None)
 
 
 def in_package(files: dict[str, bytes], folder: str) -> list[Migration]:
@@ -59,6 +77,21 @@ def rolling_hazards(migration: Migration) -> list[str]:
     """Why the migration's up part is unsafe while the previous release serves (empty: it is safe)."""
     sql = re.sub(r"--[^\n]*", "", migration.up)
     return [why for pattern, why in ROLLING_HAZARDS.items() if re.search(pattern, sql, re.IGNORECASE)]
+
+
+def cannot_be_undone(migration: Migration) -> list[str]:
+    """Why a failure of the migration's up part would leave part of it applied (empty: it is undone whole)."""
+    sql = re.sub(r"\$(\w*)\$.*?\$\1\$", "''", re.sub(r"--[^\n]*", "", migration.up), flags=re.DOTALL)
+    why = []
+    if ENDS_TRANSACTION.search(sql):
+        why.append("ends its own transaction (COMMIT, END, ROLLBACK or BEGIN): what ran before stays if it fails")
+    outside = [what for pattern, what in OUTSIDE_TRANSACTION.items() if re.search(pattern, sql, re.IGNORECASE)]
+    if outside and migration.transactional:
+        why.append(f"{' and '.join(outside)}, which cannot run in a transaction: declare it "
+                   "`-- migrate:up transaction:false` with a down part that undoes it")
+    elif outside and not migration.down:
+        why.append(f"is declared transaction:false ({' and '.join(outside)}) but has no down part to undo it")
+    return why
 
 
 def pending(migrations: list[Migration], applied: set[str]) -> list[Migration]:

@@ -132,3 +132,12 @@ def unchanged(before: dict[str, dict], after: dict[str, dict]) -> list[Finding]:
                   else f"all {was['rows']} rows from before the deploy are there, unchanged ({now.get('rows')} rows now)")
         found.append(Finding(f"table {table}", not lost, detail))
     return found
+
+
+def schema_version_or_why(env: Environment) -> str | None:
+    """The schema version, or why it cannot be read: for reports of the state, where a database that
+    is down is part of the answer, not a reason to stop."""
+    try:
+        return schema_version(env)
+    except Exception as e:  # psycopg's errors, a host that does not answer
+        return f"unknown ({type(e).__name__}: {e})"

@@ -5,6 +5,8 @@ from pathlib import Path
 
 from runbook.config import Environment, Host
 from runbook.engine.context import BaselineFigures, RunContext
+from runbook.engine.lock import Intent, Lock
+from runbook.engine.undo import Undo
 from runbook.engine.run import Run
 from runbook.release import releases
 from runbook.watch.windows import Baseline
@@ -54,6 +56,12 @@ class Deployment:
     """hosts: hosts that failed their health check within the rollout's `max_fail_percentage`, and why."""
     rolling_back: bool = False
     """The deploy failed and its rollback runs: the hosts it acts on are no longer `touched`."""
+    recovering: Lock | None = None
+    """lock, with `--break-lock`: the killed run's lock, whose intent this run finishes or undoes."""
+    nothing_to_do: str | None = None
+    """lock / plan: why this rollback changes nothing (no crashed run, or one that changed nothing)."""
+    undo: Undo | None = None
+    """plan, when recovering: what the killed run left to undo, read from the hosts (None: undo it all)."""
     refused: str | None = None
     """Why the run was refused (exit 2): nothing changed."""
     needs_human: str | None = None
@@ -78,6 +86,15 @@ class Deployment:
         """Remember hosts a deploy changes: its rollback acts on them alone."""
         if self.run.kind == "deploy" and not self.rolling_back:
             self.touched += [h for h in hosts if h not in self.touched]
+
+    def intent(self, phase: str, sequence: str) -> Intent:
+        """What this run changes, as known before `phase` acts (written into the lock)."""
+        rollback = self.run.kind == "rollback"
+        return Intent(kind=self.run.kind, version=self.run.version, phase=phase, sequence=sequence,
+                      release=self.release, created=self.prepared,
+                      return_to=self.target if rollback or self.rolling_back else self.previous,
+                      return_schema=self.target_schema if rollback or self.rolling_back else self.previous_schema,
+                      backup=self.backup, snapshot=self.snapshot)
 
     def context(self) -> RunContext:
         """What the verifying features need to know about this run."""

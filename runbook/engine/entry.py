@@ -1,7 +1,7 @@
 """The engine's entry points, one per task: deploy, rollback, the release gate, watch, backup."""
 
 from runbook import errors
-from runbook.engine import sequences
+from runbook.engine import sequences, signals
 from runbook.engine.deployment import Deployment
 from runbook.engine.phase import Phase
 from runbook.engine.outcome import after_failure, conclude, refused
@@ -23,11 +23,12 @@ def deploy(env_arg: str, version: str, restore_db: bool = False, change: str | N
                                                emergency, reason).as_record()
         if not d.package.exists():
             raise RunbookError(f"package {d.package} does not exist (build it with `invoke package --version {version}`)")
-        failed = walk(d, "deploy", sequences.deploy_sequence(run.env))
     except RunbookError as e:
         return refused(d, e)
-    if failed is not None:
-        return conclude(d, after_failure(d, "deploy", failed))
+    with signals.as_failures():
+        failed = walk(d, "deploy", sequences.deploy_sequence(run.env))
+        if failed is not None:
+            return conclude(d, after_failure(d, "deploy", failed))
     if d.failed_hosts:
         d.run.facts["unfinished"] = (f"{d.release} is live, but these hosts failed their health check (within "
                                      f"max_fail_percentage) and stay out of the load balancer: "
@@ -40,11 +41,9 @@ def rollback(env_arg: str, to: str | None = None, restore_db: bool = False, brea
     """`invoke rollback`: back to the previous live release (or `to`), with the same sequence as a deploy's."""
     run = start(env_arg, None, "rollback")
     d = Deployment(run, restore_db=restore_db, break_lock=break_lock, requested_target=to)
-    try:
+    with signals.as_failures():
         broken = walk(d, "rollback", sequences.rollback_sequence(run.env))
-    except RunbookError as e:
-        return refused(d, e)
-    return conclude(d, errors.OK if broken is None else after_failure(d, "rollback", broken))
+        return conclude(d, errors.OK if broken is None else after_failure(d, "rollback", broken))
 
 
 def _alone(env_arg: str, kind: str, version: str | None, sequence: str, phases: list[Phase]) -> int:

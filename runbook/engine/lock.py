@@ -1,7 +1,10 @@
-"""One deploy or rollback at a time per environment: a lock file on the environment's primary host.
+"""One deploy or rollback at a time per environment, and what it set out to do: the lock file on the
+environment's primary host holds the run's holder and its intent in one record.
 
-The file is created with the shell's noclobber (an exclusive create), so two runs, from this machine
-or another, cannot both take it. It says who holds it, since when, from which machine and process.
+The file is created whole or not at all (written and flushed beside it, then hard-linked into place,
+which fails when it exists), so two runs, from this machine or another, cannot both take it, and no
+moment exists in which a lock says nothing of its run. Each phase rewrites it (beside it, then renamed
+over it) before it acts; the run removes it as its very last change.
 """
 
 import os
@@ -9,10 +12,10 @@ import socket
 
 from pydantic import BaseModel, ConfigDict
 
-from runbook.hosts import connection
-from runbook.engine import state
 from runbook.config import Environment
+from runbook.engine import state
 from runbook.errors import RunbookError
+from runbook.hosts import commands, connection, runner
 
 
 class Holder(BaseModel):
@@ -43,49 +46,89 @@ class Holder(BaseModel):
         return False
 
 
+class Intent(BaseModel):
+    """What the run holding the lock changes, as known before the phase it is in acted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    """deploy or rollback."""
+    version: str | None
+    phase: str
+    """The phase about to act (or acting) when this was written."""
+    sequence: str
+    """deploy, or rollback (a deploy's own rollback, or a manual one)."""
+    release: str | None
+    """A deploy: the release it creates. A rollback: the release it leaves."""
+    created: bool = False
+    """The deploy created `release`'s folder on the hosts (so undoing it removes the folder)."""
+    return_to: str | None
+    """The release that serves when the run is undone or done: the deploy's previous, the rollback's target."""
+    return_schema: str | None
+    """The schema version that goes with `return_to`."""
+    backup: dict | None = None
+    """The backup this run took (path, format, tables, ...), for a restore."""
+    snapshot: dict | None = None
+    """The protected tables' rows before the run changed anything."""
+
+
+class Lock(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    holder: Holder
+    intent: Intent
+
+    def __str__(self) -> str:
+        return str(self.holder)
+
+
 def path(env: Environment) -> str:
     return str(env.app.root / "runbook.lock")
 
 
-def holder(env: Environment) -> Holder | None:
+def read(env: Environment) -> Lock | None:
     text = connection.read(state.primary(env), path(env))
-    return Holder.model_validate_json(text) if text else None
+    return Lock.model_validate_json(text) if text else None
 
 
-def acquire(env: Environment, me: Holder, break_stale: bool = False) -> None:
-    """Take the lock, or refuse (exit 2) naming who holds it; `break_stale` removes a stale one first."""
+def acquire(env: Environment, lock: Lock) -> None:
+    """Take the lock with the run's first intent, or refuse (exit 2) naming who holds it."""
     host = state.primary(env)
-    connection.must(host, 'mkdir -p -- "$1"', str(env.app.root), what="creating the app folder")
-    current = holder(env)
-    if current is not None and break_stale:
-        if current.stale is False:
-            raise RunbookError(f"the lock of {env.name} is held by {current}, which is still running: not broken")
-        connection.must(host, 'rm -f -- "$1"', path(env), what="breaking the stale lock")
-    result = connection.script(host, 'set -C; printf %s "$2" > "$1"', path(env), me.model_dump_json())
-    if result.rc != 0:
-        current = holder(env)
-        if current is None:
-            raise RunbookError(f"cannot take the lock of {env.name} at {path(env)} on {host.name}: {result.stderr.strip()}")
-        raise RunbookError(f"{env.name} is locked by {current}{_stale_hint(current)}")
+    runner.must(host, commands.make_folders(str(env.app.root)), what="creating the app folder")
+    if not connection.put(host, path(env), lock.model_dump_json(indent=2).encode(), 0o640, exclusive=True):
+        current = read(env)
+        raise RunbookError(f"{env.name} is locked by {current}{_stale_hint(current.holder) if current else ''}")
+
+
+def take_over(env: Environment, lock: Lock, crashed: Lock) -> None:
+    """Replace a stale lock by this run's (carrying the crashed run's intent); refused while its run lives."""
+    if crashed.holder.stale is False:
+        raise RunbookError(f"the lock of {env.name} is held by {crashed}, which is still running: not broken")
+    update(env, lock)
+
+
+def update(env: Environment, lock: Lock) -> None:
+    """Rewrite the lock with the intent of the phase about to act, whole or not at all."""
+    connection.put(state.primary(env), path(env), lock.model_dump_json(indent=2).encode(), 0o640)
 
 
 def _stale_hint(current: Holder) -> str:
     if current.stale:
-        return "; that process is gone: the lock is stale (break it with --break-lock)"
+        return "; that process is gone: the lock is stale (recover with --break-lock)"
     if current.stale is None:
-        return "; it runs on another machine (if it is gone, break the lock with --break-lock)"
+        return "; it runs on another machine (if it is gone, recover with --break-lock)"
     return ""
 
 
 def release(env: Environment, run_id: str) -> None:
     """Remove the lock if this run holds it."""
-    current = holder(env)
-    if current is not None and current.run_id == run_id:
-        connection.must(state.primary(env), 'rm -f -- "$1"', path(env), what="removing the lock")
+    current = read(env)
+    if current is not None and current.holder.run_id == run_id:
+        runner.must(state.primary(env), commands.remove_files(path(env)), what="removing the lock")
 
 
 def describe(env: Environment) -> str:
-    current = holder(env)
+    current = read(env)
     if current is None:
         return "free"
-    return f"held by {current}" + (" (stale: its process is gone)" if current.stale else "")
+    return f"held by {current}" + (" (stale: its process is gone)" if current.holder.stale else "")

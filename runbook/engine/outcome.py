@@ -27,9 +27,10 @@ def abandon(d: Deployment) -> None:
         return
     if d.prepared:
         remove_prepared(d)
-    found = state.load(env)
-    found.in_progress, found.last_run = None, last_run(d, "failed, nothing changed")
-    state.save(env, found)
+    if d.run.kind == "deploy":
+        found = state.load(env)
+        found.last_run = last_run(d, "failed, nothing changed")
+        state.save(env, found)
     unlock(d)
 
 
@@ -38,6 +39,9 @@ def after_failure(d: Deployment, sequence: str, failure: Failure) -> int:
     phase, failed = failure
     if phase.on_failure == ABANDON:
         abandon(d)
+        if failed.refused:
+            d.refused = failed.error
+            return errors.REFUSED
         return errors.FAILED
     if phase.on_failure == REPORT:
         d.run.facts["unfinished"] = f"{d.release} is live and verified, but '{failed.title}' failed: {failed.cause}"
@@ -52,7 +56,7 @@ def after_failure(d: Deployment, sequence: str, failure: Failure) -> int:
             return errors.FAILED
         failed = failure[1]
     d.needs_human = (f"the rollback failed during '{failed.title}': {failed.cause}. State now: "
-                     f"{where(d.env)}. The lock is kept; after fixing the cause run: "
+                     f"{where(d.env)}. The lock is kept with the run's intent; after fixing the cause run: "
                      f"invoke rollback --env {d.env.name} --break-lock")
     return errors.NEEDS_HUMAN
 
@@ -69,7 +73,7 @@ def _outcome_event(d: Deployment, code: int) -> str:
 def conclude(d: Deployment, code: int) -> int:
     """Write the record (and the incident record after a failure), sign the run folder, update the history."""
     run: Run = d.run
-    if run.kind in ("deploy", "rollback") and d.refused is None and run.phases:
+    if run.kind in ("deploy", "rollback") and d.refused is None and not d.nothing_to_do and run.phases:
         tell(d, _outcome_event(d, code), d.reason or "")
     run.event("run finished", exit_code=code)
     for key, value in (("refused", d.refused), ("needs_human", d.needs_human)):

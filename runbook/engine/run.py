@@ -55,6 +55,8 @@ class PhaseResult:
     scenarios: list[dict] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)
     error: str = ""
+    refused: bool = False
+    """The phase refused (exit 2) rather than failed: nothing it would change was changed."""
 
     @property
     def report(self) -> str:
@@ -103,11 +105,15 @@ class Run:
         self.journal.write({"at": stamp_ms(utc_now()), "event": what, **details})
 
 
+ACTING = ("deploy", "rollback", "backup")
+"""The kinds of run that change the environment; the others (preflight, watch) only read it."""
+
+
 def start(env_arg: str, version: str | None, kind: str) -> Run:
     """Validate everything a run needs before anything runs; `ConfigError` (exit 2) otherwise."""
     if version is not None:
         validate_version(version)
-    env = open_environment(env_arg)
+    env = open_environment(env_arg, start_local=kind in ACTING)
     now = utc_now()
     run_id = f"{now:%Y%m%dT%H%M%SZ}-{env.name}-{kind}-{random.token_hex(3)}"
     folder = reports_root() / run_id

@@ -17,6 +17,27 @@ def first_batch(d: Deployment) -> bool:
     return d.batch is None or d.batch == rollout.plan(d.env)[0]
 
 
+def changes_app(d: Deployment) -> bool:
+    """The rollback changes the release or the schema (a recovery decides from the hosts' facts)."""
+    return not d.nothing_to_do and (d.undo is None or d.undo.changes)
+
+
+def reverts_schema(d: Deployment) -> bool:
+    return not d.nothing_to_do and (d.undo is None or d.undo.revert_schema)
+
+
+def starts_app(d: Deployment) -> bool:
+    return has_target(d) and not d.nothing_to_do and (d.undo is None or d.undo.anything)
+
+
+def verifies(d: Deployment) -> bool:
+    """Verify unless there is nothing to verify against: no killed run, or one that had finished."""
+    return not d.nothing_to_do or d.undo is not None
+
+
+NOTHING = "nothing to undo: the hosts are as the release returned to needs them"
+
+
 LOCK = Phase("lock", "Take the environment's deploy lock", lock.take_lock)
 PREFLIGHT = Phase("preflight", "Pre-flight checklist (Steps 1 to 5)", feature="preflight")
 BACKUP = Phase("backup", "Back up the current database and verify the backup (Step 3)", database.take_backup)
@@ -90,24 +111,27 @@ def rollback_sequence(env: Environment) -> list[Phase]:
     the newer schema, as the strategy requires of every migration.
     """
     rolling = env.rollout.strategy == "rolling"
-    database_ = Phase("database", "Database rollback (Step 15)", database.revert_database, on_failure=ROLL_BACK)
+    database_ = Phase("database", "Database rollback (Step 15)", database.revert_database, on_failure=ROLL_BACK,
+                      applies=reverts_schema, skip=NOTHING)
     back = [
-        Phase("switch-back", "Restore the previous version (Step 15)", release.switch_back, on_failure=ROLL_BACK),
+        Phase("switch-back", "Restore the previous version (Step 15)", release.switch_back, on_failure=ROLL_BACK,
+              applies=changes_app, skip=NOTHING),
         replace(RELOAD if rolling else START, title="Start the previous version's services (Step 16)",
-                per_batch=False, applies=has_target, skip="no release to start: none was live before"),
+                per_batch=False, applies=starts_app, skip="no release to start: none was live before, or nothing to undo"),
         *([replace(HOSTS, title="Each host answers healthy on the previous version (Step 16)", per_batch=False,
-                   applies=has_target, skip="no release to check: none was live before")]
+                   applies=starts_app, skip="no release to check: none was live before, or nothing to undo")]
           if env.rollout.host_url else []),
     ]
     return [
         LOCK,
-        Phase("plan", "Choose the release to return to (Step 14)", release.plan_rollback),
-        *([] if rolling else [replace(STOP, per_batch=False)]),
+        Phase("plan", "Choose the release to return to and check it can serve (Step 14)", release.plan_rollback),
+        *([] if rolling else [replace(STOP, per_batch=False, applies=changes_app, skip=NOTHING)]),
         *([*back, database_] if rolling else [database_, *back]),
-        *([replace(RESTORE, per_batch=False)] if env.rollout.restore else []),
-        Phase("verify-rollback", "Rollback verification (Step 16)", feature="rollback", on_failure=ROLL_BACK),
-        replace(HEALTH, title="Health checks of the restored version (Step 10)", applies=has_target,
-                skip="no release to check: none was live before"),
+        *([replace(RESTORE, per_batch=False, applies=changes_app, skip=NOTHING)] if env.rollout.restore else []),
+        Phase("verify-rollback", "Rollback verification (Step 16)", feature="rollback", on_failure=ROLL_BACK,
+              applies=verifies, skip=NOTHING),
+        replace(HEALTH, title="Health checks of the restored version (Step 10)",
+                applies=lambda d: has_target(d) and verifies(d), skip="no release to check: none was live before"),
         Phase("finish", "Record the rollback, release the lock", lock.finish_rollback, on_failure=ROLL_BACK),
     ]
 

@@ -1,10 +1,10 @@
 """What the environment itself remembers, on its primary host: `<app root>/runbook-state.json`.
 
     history      releases that went live, oldest first, each with its version and schema version
-    in_progress  the run changing the environment now (or a run that crashed while doing so)
     last_run     how the last deploy or rollback ended
 
-Kept on the environment rather than beside the runner, so every operator's machine sees the same.
+Kept on the environment rather than beside the runner, so every operator's machine sees the same. The
+run changing the environment now (or one that was killed doing so) is in the lock (`engine/lock.py`).
 """
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,24 +29,6 @@ class Live(Stored):
     at: str
 
 
-class InProgress(Stored):
-    """The run changing the environment now, as its last phase left it."""
-
-    run_id: str
-    kind: str
-    version: str | None
-    release: str | None
-    previous_release: str | None
-    previous_schema: str | None
-    backup: dict | None
-    """The backup this run took (path, format, tables, ...), for a restore after a crash."""
-    phase: str
-    operator: str
-    runner: str
-    pid: int
-    started: str
-
-
 class LastRun(Stored):
     """How the last deploy or rollback ended."""
 
@@ -58,9 +40,12 @@ class LastRun(Stored):
     finished: str
 
 
-class State(Stored):
+class State(BaseModel):
+    """The state file; keys of older versions (`in_progress`) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
     history: list[Live] = []
-    in_progress: InProgress | None = None
     last_run: LastRun | None = None
 
     @property

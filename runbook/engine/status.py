@@ -27,6 +27,8 @@ class UnfinishedRun(BaseModel):
     phases: list[str]
     since: str
     operator: str
+    running: bool | None
+    """True while its process runs; False when it is gone (killed); None: it runs on another machine."""
 
 
 class Status(BaseModel):
@@ -52,7 +54,10 @@ class Status(BaseModel):
             f"lock:        {self.lock}",
             f"last run:    {f'{last.kind} {last.version or str()}: {last.outcome} ({last.run_id})' if last else 'none'}",
         ]
-        if crashed:
+        if crashed and crashed.running:
+            lines.append(f"RUNNING:     {crashed.kind} {crashed.version or ''} run {crashed.run_id} in phase "
+                         f"'{crashed.phase}' (phases: {' > '.join(crashed.phases)})")
+        elif crashed:
             what = f"{crashed.kind} {crashed.version or ''}".strip()
             lines.append(f"UNFINISHED:  {what} run {crashed.run_id} stopped during '{crashed.phase}' "
                          f"(phases: {' > '.join(crashed.phases)}); "
@@ -61,22 +66,24 @@ class Status(BaseModel):
 
 
 def collect(env_arg: str) -> Status:
-    """Current and previous releases, schema version, lock, the last run, and a run that did not finish."""
-    env = open_environment(env_arg)
+    """Current and previous releases, schema version, lock, the last run, and a run that did not finish;
+    read only: nothing is started, stopped or changed."""
+    env = open_environment(env_arg, start_local=False)
     found = state.load(env)
     earlier = found.history[:-1]
-    crashed = found.in_progress
+    held = lock.read(env)
     return Status(
         environment=env.name,
         current={h.name: releases.current(env, h) for h in env.hosts_with("app")},
         live=found.live and LiveRelease(release=found.live.release, version=found.live.version,
                                         run_id=found.live.run_id),
         previous=earlier[-1].release if earlier else None,
-        schema_version=queries.schema_version(env),
+        schema_version=queries.schema_version_or_why(env),
         lock=lock.describe(env),
         last_run=found.last_run,
-        unfinished_run=crashed and UnfinishedRun(
-            run_id=crashed.run_id, kind=crashed.kind, version=crashed.version, phase=crashed.phase,
-            phases=[p.name for p in (deploy_sequence if crashed.kind == "deploy" else rollback_sequence)(env)],
-            since=crashed.started, operator=crashed.operator),
+        unfinished_run=held and UnfinishedRun(
+            run_id=held.holder.run_id, kind=held.intent.kind, version=held.intent.version, phase=held.intent.phase,
+            phases=[p.name for p in (deploy_sequence if held.intent.sequence == "deploy" else rollback_sequence)(env)],
+            since=held.holder.since, operator=held.holder.operator,
+            running=None if held.holder.stale is None else not held.holder.stale),
     )

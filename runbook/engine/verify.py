@@ -32,9 +32,13 @@ def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str
     if version:
         argv += ["--release-version", version]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT) as child:
-        for line in child.stdout:
-            sys.stdout.write(redact(line))
-        child.wait()
+        try:
+            for line in child.stdout:
+                sys.stdout.write(redact(line))
+            child.wait()
+        except BaseException:  # the run was interrupted: its checks stop with it
+            child.kill()
+            raise
     result.scenarios = json.loads(results.read_text()) if results.exists() else []
     result.finished = utc_now()
     if child.returncode not in (0, 1) or not result.scenarios:

@@ -8,7 +8,9 @@ from runbook.engine import sequences, verify
 from runbook.engine.actions.lock import progress
 from runbook.engine.deployment import Deployment
 from runbook.engine.phase import Phase
+from runbook import errors
 from runbook.engine.run import PhaseResult, summary
+from runbook.engine.signals import Interrupted
 from runbook.times import utc_now
 from runbook.errors import ActionFailed, CheckFailed, RunbookError
 from runbook.record import report
@@ -20,27 +22,29 @@ Failure = tuple[Phase, PhaseResult]
 
 
 def run_phase(d: Deployment, sequence: str, phase: Phase) -> PhaseResult:
+    """Run one phase; whatever goes wrong in it (of any type, a signal included) is its failure."""
     run = d.run
-    run.event("phase started", sequence=sequence, phase=phase.name)
-    if phase is not sequences.LOCK:
-        progress(d, phase.name)
     started = utc_now()
-    if not phase.applies(d):
-        result = PhaseResult(phase.name, phase.title, sequence, started, utc_now(), "skipped", evidence=[phase.skip])
-    elif phase.feature:
-        result = verify.phase(run, phase.name, phase.title, sequence, phase.feature, d.verifying_version, d.context())
-    else:
-        result = PhaseResult(phase.name, phase.title, sequence, started, started, "passed")
-        try:
+    result = PhaseResult(phase.name, phase.title, sequence, started, started, "passed")
+    try:
+        if phase is not sequences.LOCK:
+            progress(d, phase.name, sequence)
+        run.event("phase started", sequence=sequence, phase=phase.name)
+        if not phase.applies(d):
+            result.outcome, result.evidence = "skipped", [phase.skip]
+        elif phase.feature:
+            result = verify.phase(run, phase.name, phase.title, sequence, phase.feature, d.verifying_version,
+                                  d.context())
+        else:
             result.evidence = [redact(line) for line in phase.action(d)]
-        except (ActionFailed, CheckFailed) as e:
-            result.outcome, result.error = "failed", redact(str(e))
-        except RunbookError:
-            raise
-        except Exception as e:  # an unexpected fault is still a failed phase, with its evidence kept
-            result.outcome, result.error = "failed", redact(f"{type(e).__name__}: {e}")
-            result.evidence.append(redact(traceback.format_exc()))
-        result.finished = utc_now()
+    except (ActionFailed, CheckFailed) as e:
+        result.outcome, result.error = "failed", redact(str(e))
+    except RunbookError as e:  # a refusal: exit 2 when nothing changed yet
+        result.outcome, result.error, result.refused = "failed", redact(str(e)), e.exit_code == errors.REFUSED
+    except (Exception, KeyboardInterrupt, Interrupted) as e:  # any other fault is still this phase's failure
+        result.outcome, result.error = "failed", redact(f"{type(e).__name__}: {e}")
+        result.evidence.append(redact(traceback.format_exc()))
+    result.finished = utc_now()
     if not (run.folder / result.report).exists():
         report.phase_report(run, result)
     run.phases.append(result)

@@ -95,40 +95,60 @@ def _reached(host: Host, text: str, *args: str):
 
 
 WRITE = ('set -e; umask 077; tmp="$1.runbook-$$"; trap \'rm -f -- "$tmp"\' EXIT; cat > "$tmp"; '
-         'chmod -- "$2" "$tmp"; mv -f -- "$tmp" "$1"; trap - EXIT')
-"""Writes standard input to "$1" with mode "$2": beside it first, then renamed over it."""
+         'chmod -- "$2" "$tmp"; sync -- "$tmp"; if [ "$3" = exclusive ]; then ln -- "$tmp" "$1" 2>/dev/null || exit 17; '
+         'else mv -f -- "$tmp" "$1"; fi')
+"""Writes standard input to "$1" with mode "$2", flushed to disk beside it first, then renamed over it;
+with "$3" = exclusive it is linked in instead, and exit code 17 says "$1" exists already."""
+EXISTS = 17
 
 
-def put(host: Host, path: str, data: bytes, mode: int) -> None:
-    """Write a file on the host with `mode`, whole or not at all (written beside it, then renamed).
+def put(host: Host, path: str, data: bytes, mode: int, exclusive: bool = False) -> bool:
+    """Write a file on the host with `mode`, whole or not at all (written and flushed beside it, then
+    renamed over it). `exclusive`: only if it does not exist yet (False then, nothing written).
 
     The content (config files hold passwords) never appears in a command line: on `local://` the engine
     writes it itself, over `ssh://` it goes on ssh's standard input.
     """
     kind = connect(host).backend.get_connection_type()
     if kind == "local":
-        temp = f"{path}.runbook-{os.getpid()}"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        try:
-            os.write(fd, data)
-            os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-        return
+        return _put_here(path, data, mode, exclusive)
     if kind != "ssh":
         raise RunbookError(f"host {host.name}: files are written over ssh:// or local:// only, not {host.spec}")
     argv, name = _ssh(host)
-    remote = shlex.join(commands.shell(WRITE, path, f"{mode:04o}"))
+    remote = shlex.join(commands.shell(WRITE, path, f"{mode:04o}", "exclusive" if exclusive else "replace"))
     try:
         result = subprocess.run([*argv, name, remote], input=data, capture_output=True,
                                 timeout=host.connect_timeout + TRANSFER_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise RunbookError(f"host {host.name}: writing {path} did not finish within "
                            f"{host.connect_timeout + TRANSFER_TIMEOUT} s") from None
+    if exclusive and result.returncode == EXISTS:
+        return False
     if result.returncode != 0:
         reason = _last_line(result.stderr.decode(errors="replace"), result.returncode)
         raise RunbookError(f"host {host.name}: cannot write {path}: {reason}")
+    return True
+
+
+def _put_here(path: str, data: bytes, mode: int, exclusive: bool) -> bool:
+    temp = f"{path}.runbook-{os.getpid()}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if not exclusive:
+        os.replace(temp, path)
+        return True
+    try:
+        os.link(temp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(temp)
 
 
 def copy(host: Host, source: Path, destination: str) -> None:

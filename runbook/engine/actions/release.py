@@ -2,7 +2,8 @@
 drained, checked and restored; Step 14's choice of the release to return to."""
 
 from runbook.config import Host
-from runbook.engine import state
+from runbook.database import queries
+from runbook.engine import state, undo
 from runbook.engine.deployment import Deployment
 from runbook.errors import ActionFailed, RunbookError
 from runbook.findings import require
@@ -99,16 +100,33 @@ def check_hosts(d: Deployment) -> list[str]:
 
 
 def plan_rollback(d: Deployment) -> list[str]:
-    """Choose the release to return to (Step 14): the deploy's recorded previous one, or the one asked for."""
-    env = d.env
-    if d.run.kind == "deploy" or d.reason:
+    """Choose the release to return to (Step 14) and check it can be returned to before anything
+    changes: the deploy's recorded previous one, the killed run's, or the one asked for."""
+    if d.nothing_to_do:
+        return [d.nothing_to_do]
+    if d.run.kind == "deploy":
         return [f"returning to {d.target or 'no release (first deploy)'}, schema {d.target_schema or 'none'}: {d.reason}"]
+    if d.recovering is None:
+        _choose_target(d)
+    _check_target(d)
+    if d.recovering is not None:
+        d.undo = undo.decide(undo.read_facts(d.env), d.target, d.target_schema)
+        if not d.undo.anything:
+            d.nothing_to_do = f"{d.reason}: {undo.describe(d.undo, d.target, d.target_schema)}: releasing the lock"
+            return [d.nothing_to_do]
+        return [d.reason, undo.describe(d.undo, d.target, d.target_schema)]
+    return [d.reason]
+
+
+def _choose_target(d: Deployment) -> None:
+    """A manual rollback: the release asked for, else the newest earlier live one."""
+    env = d.env
     found = state.load(env)
     live = releases.current(env, state.primary(env))
     d.release = live
     if d.requested_target:
         entry = found.entry(d.requested_target)
-        if entry is None or d.requested_target not in releases.listing(env, state.primary(env)):
+        if entry is None:
             raise RunbookError(f"release {d.requested_target!r} is not a release that was live on {env.name}; "
                                f"known: {', '.join(e.release for e in found.history) or 'none'}")
     else:
@@ -118,4 +136,26 @@ def plan_rollback(d: Deployment) -> list[str]:
         entry = earlier[-1]
     d.target, d.target_schema = entry.release, entry.schema_version
     d.reason = f"manual rollback by {d.run.operator} from {live} to {entry.release}"
-    return [d.reason]
+
+
+def _check_target(d: Deployment) -> None:
+    """Refuse (exit 2, nothing changed) a target that cannot serve: its folder missing or changed on an
+    app host, no down migrations for a schema that differs, no backup to restore."""
+    env = d.env
+    if d.target is not None:
+        for host in env.hosts_with("app"):
+            if d.target not in releases.listing(env, host):
+                raise RunbookError(f"release {d.target} is not on {host.name} (pruned or never unpacked there): "
+                                   f"cannot roll back to it; choose another with --to")
+            try:
+                releases.verify_files(env, host, d.target)
+            except ActionFailed as e:
+                raise RunbookError(f"cannot roll back to {d.target}: {e}") from None
+    if d.restore_db:
+        if not d.backup or not d.backup.get("tables"):
+            raise RunbookError("--restore-db restores the backup a deploy took; none is recorded for this rollback")
+        return
+    if queries.schema_version(env) != d.target_schema and (
+            not d.release or d.release not in releases.listing(env, state.primary(env))):
+        raise RunbookError(f"the schema differs from {d.target_schema or 'none'} and no release folder holds the "
+                           f"down migrations ({d.release or 'no release'} is not on {state.primary(env).name})")

@@ -1,0 +1,110 @@
+"""The app and what it runs on: its releases and config files, migrations, services and database, and the
+local environment's own services."""
+
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from runbook.config.base import Command, Mode, Model, Name, Secretable, Url
+
+
+class ConfigFile(Model):
+    """A configuration file the release receives: written to `shared/`, linked into the release."""
+
+    path: str
+    mode: Mode = "0640"
+    env: dict[str, Secretable] | None = None
+    content: Secretable | None = None
+    database_url_as: str | None = None
+    """An env file only: the variable that receives the database URL (e.g. DATABASE_URL)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ConfigFile":
+        path = PurePosixPath(self.path)
+        if path.is_absolute() or ".." in path.parts:
+            raise ValueError("path must be relative to shared/ and stay inside it")
+        if (self.env is None) == (self.content is None):
+            raise ValueError("give exactly one of `env` (KEY: value lines) or `content`")
+        if self.database_url_as and self.env is None:
+            raise ValueError("`database_url_as` needs an `env` file")
+        return self
+
+
+class Migrations(Model):
+    """Where the app's migrations are, how to run them, and how the runbook reads their state."""
+
+    dir: str = "migrations"
+    applied_query: str = "SELECT version FROM schema_migrations"
+    status_query: str = "SELECT version FROM schema_migrations ORDER BY version DESC LIMIT 5"
+    up: Command = ["{{ python }}", "bin/migrate", "up"]
+    down: Command = ["{{ python }}", "bin/migrate", "down", "--to", "{{ version }}"]
+    """Reverts every migration newer than `{{ version }}` (`0` for none)."""
+    status: Command = ["{{ python }}", "bin/migrate", "status"]
+    after: list[Command] = []
+    """Commands run after a successful migration (the runbook's index update)."""
+
+
+class App(Model):
+    name: Name
+    root: Path
+    """On each app host: `releases/`, `current` and `shared/` live here."""
+    package_dir: Path = Path("dist")
+    python: str | None = None
+    """The app's interpreter on its hosts; omitted: `python3`, or in a local environment the
+    interpreter that runs the runbook (the app runs from the same virtualenv)."""
+    linked_dirs: list[str] = ["uploads"]
+    """Folders kept in `shared/` across releases and linked into each release."""
+    requirements: str = "requirements.txt"
+    config: list[ConfigFile] = []
+    migrations: Migrations = Migrations()
+    keep_releases: int = Field(5, ge=2, le=100)
+    """Releases kept on the hosts; the current one and the rollback target are never deleted."""
+
+    @property
+    def releases(self) -> Path:
+        return self.root / "releases"
+
+    @property
+    def current(self) -> Path:
+        return self.root / "current"
+
+    @property
+    def shared(self) -> Path:
+        return self.root / "shared"
+
+
+class Service(Model):
+    name: Name
+    manager: Literal["systemd", "supervisord"]
+    roles: list[Name] = ["app"]
+    command: str | None = None
+    """supervisord only: the program's command, a Jinja2 template (`{{ current }}`, `{{ bin }}`)."""
+
+
+class Supervisor(Model):
+    """Where supervisord keeps its config on hosts that use it (not its default socket)."""
+
+    config: Path
+    ctl: str = "supervisorctl"
+
+
+class Database(Model):
+    url: Url | None = None
+    """libpq URL; omitted in the local environment, which then runs its own cluster."""
+    backup_dir: Path
+    backup_host: str | None = None
+    """The host that runs pg_dump and keeps the backups; the first host when omitted."""
+    pg_dump: str = "pg_dump"
+    pg_restore: str = "pg_restore"
+    dump_jobs: int = Field(1, ge=1, le=64)
+    """More than 1: a directory-format dump taken with that many parallel jobs."""
+    connect_timeout: int = Field(5, ge=1, le=120)
+
+
+class Local(Model):
+    """The embedded local environment's private services, all under `state_dir`."""
+
+    state_dir: Path = Path(".local")
+    postgres_port: int | None = Field(None, ge=1024, le=65535)
+    """Port of the private PostgreSQL cluster; none when `database.url` is configured."""

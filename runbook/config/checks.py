@@ -1,0 +1,91 @@
+"""What the checks look at: endpoints, smoke account, dependencies, TLS, files, thresholds, attestations, waivers."""
+
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from runbook.config.base import Mode, Model, Name, Secretable, Url
+
+
+class Smoke(Model):
+    """The account the smoke tests log in with (Steps 11 and 12)."""
+
+    username: str
+    password: Secretable
+
+
+class Endpoints(Model):
+    health: str
+    status: str
+    timeout: float = Field(5, gt=0, le=120)
+    attempts: int = Field(20, ge=1, le=1000)
+    """Checks that settle after a start are tried this many times..."""
+    interval: float = Field(0.5, gt=0, le=60)
+    """...this many seconds apart..."""
+    settle_seconds: float = Field(30, gt=0, le=3600)
+    """...and give up after this many seconds in all, however many attempts are left."""
+    smoke: Smoke | None = None
+
+
+class Dependency(Model):
+    """An external service the app relies on, checked from the machine running the runbook."""
+
+    name: Name
+    role: Literal["api", "auth", "queue", "storage", "cache", "load_balancer", "monitoring"]
+    kind: Literal["http", "redis", "amqp", "storage"]
+    url: Url | None = None
+    path: str | None = None
+    expect_status: int = 200
+    timeout: float = Field(5, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _target(self) -> "Dependency":
+        if self.kind == "storage" and not self.path:
+            raise ValueError("a storage dependency needs `path` (a folder on the app hosts)")
+        if self.kind != "storage" and not self.url:
+            raise ValueError(f"a {self.kind} dependency needs `url`")
+        return self
+
+
+class TlsEndpoint(Model):
+    host: str
+    port: int = Field(443, ge=1, le=65535)
+    server_name: str | None = None
+    ca_file: Path | None = None
+    """Trust this CA bundle instead of the system's (for internal or test CAs)."""
+
+
+class RequiredFile(Model):
+    path: str
+    owner: str | None = None
+    group: str | None = None
+    mode: Mode
+    roles: list[Name] = ["app"]
+
+
+class Thresholds(Model):
+    disk_free_percent: float = Field(20, ge=0, le=100)
+    mounts: list[str] = ["/"]
+    min_cpus: int = Field(1, ge=1)
+    min_memory_mb: int = Field(512, ge=1)
+    tls_min_days: int = Field(14, ge=0)
+
+
+class Waiver(Model):
+    """A known failing check accepted for a while: reported as waived instead of blocking, until it expires."""
+
+    scenario: str
+    """The scenario's name as the feature file says it, e.g. "Step 1 - Required resources are allocated"."""
+    reason: str
+    approved_by: str
+    expires: date
+
+
+class Attestations(Model):
+    """Manual checklist items, attested by a person in a YAML file."""
+
+    file: Path | None = None
+    required: bool = True
+    """True: a missing attestation fails the gate. False (local): it is reported and skipped."""

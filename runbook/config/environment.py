@@ -1,0 +1,129 @@
+"""An environment file as one model: its sections, the checks that look across them, and lookups over them."""
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from runbook import ROOT
+from runbook.config.app import App, Database, Local, Service, Supervisor
+from runbook.config.base import Model, Name, _key
+from runbook.config.checks import Attestations, Dependency, Endpoints, RequiredFile, Thresholds, TlsEndpoint, Waiver
+from runbook.config.governance import Approval, Notification, Signing
+from runbook.config.hosts import Host, Ssh
+from runbook.config.observation import Performance, Watch
+from runbook.config.rollout import Rollback, Rollout
+from runbook.errors import ConfigError
+from runbook.hosts import inventory
+from runbook.secrets import references
+
+
+class Environment(Model):
+    name: Name
+    description: str = ""
+    inventory: Path | None = None
+    """An Ansible inventory (INI or YAML) naming the hosts, instead of `hosts`; see `runbook/hosts/inventory.py`."""
+    ssh: Ssh = Ssh()
+    hosts: list[Host] = Field(default_factory=list, validate_default=True)
+    app: App
+    services: list[Service] = []
+    supervisor: Supervisor | None = None
+    database: Database
+    endpoints: Endpoints
+    dependencies: list[Dependency] = []
+    tls: list[TlsEndpoint] = []
+    files: list[RequiredFile] = []
+    thresholds: Thresholds = Thresholds()
+    attestations: Attestations = Attestations()
+    waivers: list[Waiver] = []
+    rollback: Rollback = Rollback()
+    signing: Signing | None = None
+    notifications: list[Notification] = []
+    approval: Approval = Approval()
+    local: Local | None = None
+    watch: Watch = Watch()
+    performance: Performance | None = None
+    rollout: Rollout = Rollout()
+    source: Path = Field(ROOT, exclude=True)
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: Any, info: ValidationInfo) -> Any:
+        """The hosts given inline or read from the inventory, each with the environment's ssh settings."""
+        if "inventory" not in info.data or "ssh" not in info.data:
+            return value  # the key that is wrong is reported by itself
+        path, ssh = info.data["inventory"], info.data["ssh"]
+        defaults = {"ssh": ssh} | ({"connect_timeout": ssh.connect_timeout} if ssh.connect_timeout else {})
+        if path is not None:
+            if value:
+                raise ValueError("give the hosts either inline or as `inventory`, not both")
+            found = inventory.read(path, ssh.user or getpass.getuser())
+            return [_inventory_host(path, defaults | host) for host in found]
+        if not value:
+            raise ValueError("give at least one host, inline or as `inventory: <an Ansible inventory file>`")
+        if not isinstance(value, list):
+            return value
+        return [defaults | host if isinstance(host, dict) else host for host in value]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Environment":
+        names = [h.name for h in self.hosts]
+        if len(set(names)) != len(names):
+            raise ValueError(f"hosts: names must be unique, got {names}")
+        if not self.hosts_with("app"):
+            raise ValueError("hosts: at least one host needs the `app` role")
+        if self.database.url is None and (self.local is None or self.local.postgres_port is None):
+            raise ValueError("database.url is required unless `local.postgres_port` runs a local cluster")
+        if self.database.backup_host and self.database.backup_host not in names:
+            raise ValueError(f"database.backup_host {self.database.backup_host!r} is not one of the hosts {names}")
+        if any(s.manager == "supervisord" for s in self.services) and not (self.supervisor or self.local):
+            raise ValueError("services managed by supervisord need a `supervisor` section")
+        measured = self.performance and self.performance.service
+        if measured and measured not in {s.name for s in self.services}:
+            raise ValueError(f"performance.service {measured!r} is not one of the services "
+                             f"{[s.name for s in self.services]}")
+        if self.performance and not self.services:
+            raise ValueError("performance needs a service whose processes it measures")
+        return self
+
+    @property
+    def python(self) -> str:
+        if self.app.python:
+            return self.app.python
+        return sys.executable if self.local else "python3"
+
+    def hosts_with(self, role: str) -> list[Host]:
+        return [h for h in self.hosts if role in h.roles]
+
+    def hosts_with_any(self, roles: list[str]) -> list[Host]:
+        return [h for h in self.hosts if set(roles) & set(h.roles)]
+
+    @property
+    def backup_host(self) -> Host:
+        return next(h for h in self.hosts if h.name == (self.database.backup_host or self.hosts[0].name))
+
+    def secret_values(self) -> Iterator[tuple[str, str]]:
+        """Every (key, template) in this environment that holds a secret reference."""
+        yield from _walk(self.model_dump(), ())
+
+
+def _walk(data: Any, path: tuple) -> Iterator[tuple[str, str]]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _walk(value, path + (key,))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _walk(value, path + (i,))
+    elif isinstance(data, str) and references(data):
+        yield _key(path), data
+
+
+def _inventory_host(path: Path, data: dict[str, Any]) -> Host:
+    """A host of the inventory; `ConfigError` naming the inventory and the host when it does not fit."""
+    try:
+        return Host(**data)
+    except ValidationError as e:
+        problems = "; ".join(f"{_key(tuple(item['loc']))}: {item['msg']}" for item in e.errors())
+        raise ConfigError(f"{path}: host {data['name']}: {problems}") from None

@@ -1,0 +1,55 @@
+"""SIGTERM and Ctrl-C during a deploy or rollback are a failure of the running phase, not an exit:
+the phase fails, and what its failure leads to (abandon, roll back) still happens. Further signals
+are ignored until the run has ended, so a rollback is never cut short by a second Ctrl-C."""
+
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class Interrupted(BaseException):
+    """The run was told to stop (SIGTERM or SIGINT). A BaseException, so that no `except Exception` in
+    an action swallows it before the phase sees it."""
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant of `pid`, from /proc (a command the phase runs here, its own children)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _stop(signum: int, frame) -> None:
+    for each in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(each, signal.SIG_IGN)
+    for child in _children(os.getpid()):  # a command left running would go on changing the environment
+        try:
+            os.kill(child, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    print(f"runbook: {signal.Signals(signum).name} received: the running phase fails and its rollback, if any, "
+          "runs to the end; further signals are ignored until then", flush=True)
+    raise Interrupted(f"interrupted by {signal.Signals(signum).name}")
+
+
+@contextmanager
+def as_failures() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT raise `Interrupted` once, then are ignored."""
+    before = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for each, handler in before.items():
+            signal.signal(each, handler)

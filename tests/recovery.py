@@ -1,0 +1,39 @@
+"""What the recovery tests share: an app on 1.0.0 with customer rows, runs killed for real (SIGKILL to
+the whole session) at a phase, and the checks that the environment is back where it was."""
+
+import json
+import os
+import signal
+from pathlib import Path
+
+from . import apps
+
+NOTES = "-- migrate:up\nALTER TABLE items ADD COLUMN notes text;\n-- migrate:down\nALTER TABLE items DROP COLUMN notes;\n"
+"""1.1.0's migration: the schema goes from 0001 to 0002."""
+
+
+def kill_at(app: apps.App, reports: Path, phase: str, *task: str, kind: str = "deploy", sequence: str = "deploy",
+            version: str | None = None) -> None:
+    """Start `task`, SIGKILL its whole session as soon as its journal says `phase` of `sequence` started."""
+    running = apps.start_task(reports, *task)
+    apps.wait_for_phase(reports, running, version, phase, kind=kind, sequence=sequence)
+    os.killpg(running.pid, signal.SIGKILL)
+    running.wait(timeout=60)
+
+
+def lock_file(app: apps.App) -> Path:
+    return app.folder / "app" / "runbook.lock"
+
+
+def snapshot(app: apps.App) -> dict:
+    """What a read-only command must leave alone: the lock, the state, the links, the release folders."""
+    root = app.folder / "app"
+    files = {p: p.read_bytes() for p in (root / "runbook.lock", root / "runbook-state.json") if p.exists()}
+    return {"files": files, "current": os.readlink(root / "current") if (root / "current").is_symlink() else None,
+            "releases": sorted(p.name for p in (root / "releases").iterdir())}
+
+
+def last_record(reports: Path, kind: str) -> dict:
+    """The record of the newest `kind` run in `reports`."""
+    newest = sorted(reports.glob(f"*-{kind}-*"))[-1]
+    return json.loads((newest / "record.json").read_text())

@@ -1,0 +1,86 @@
+"""A deploy killed with SIGKILL at each phase: `invoke status` tells the truth and changes nothing, the
+next deploy is refused naming the killed run, and `rollback --break-lock` (twice) ends on the release
+that served before, on its schema, with every customer row unchanged."""
+
+import pytest
+
+from . import apps
+from .recovery import NOTES, kill_at, last_record, lock_file, snapshot
+
+PHASES = ["announce", "backup", "prepare", "configure", "stop", "switch", "migrate", "start", "indexes",
+          "verify-deploy", "bake"]
+"""From the first phase after the lock to the last before `finish`; a kill in `finish` is the window test's
+(the run may already have recorded its release as live)."""
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    """The demo app on 1.0.0 with customer rows; every test leaves it there again."""
+    folder = tmp_path_factory.mktemp("killed-deploys")
+    with apps.deployable(folder) as app:
+        apps.build(folder, "1.0.0")
+        apps.build(folder, "1.1.0", {"0002_notes.sql": NOTES})
+        first = apps.invoke(folder / "reports-first", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
+        assert first.code == 0, first.output
+        app.write_items(3)
+        yield app
+
+
+def _recovers(live: apps.App, reports, rows) -> None:
+    before = snapshot(live)
+    status = apps.invoke(reports, "status", "--env", str(live.env_file))
+    assert status.code == 0 and "UNFINISHED:  deploy 1.1.0" in status.output, status.output
+    assert "stale: its process is gone" in status.output
+    assert snapshot(live) == before, "invoke status changed the environment"
+
+    again = apps.invoke(reports, "deploy", "--env", str(live.env_file), "--version", "1.1.0")
+    assert again.code == 2 and "is locked by run" in again.output and "--break-lock" in again.output, again.output
+
+    recovered = apps.invoke(reports, "rollback", "--env", str(live.env_file), "--break-lock")
+    assert recovered.code == 0, recovered.output
+    assert live.status()["version"] == "1.0.0" and live.schema() == "0001"
+    assert live.rows() == rows
+    assert not lock_file(live).exists()
+    assert last_record(reports, "rollback")["crashed_run"]["description"].startswith("run ")
+
+    twice = apps.invoke(reports, "rollback", "--env", str(live.env_file), "--break-lock")
+    assert twice.code == 0 and "nothing to recover" in twice.output, twice.output
+    assert live.status()["version"] == "1.0.0" and live.schema() == "0001" and live.rows() == rows
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_deploy_killed_at_a_phase_is_recovered_to_the_release_before(live, tmp_path, phase):
+    rows = live.rows()
+    kill_at(live, tmp_path, phase, "deploy", "--env", str(live.env_file), "--version", "1.1.0", version="1.1.0")
+    assert lock_file(live).exists()
+    _recovers(live, tmp_path, rows)
+
+
+def test_deploy_killed_after_recording_its_end_but_before_unlocking_keeps_its_release(live, tmp_path):
+    """The window between the last state write and the unlock, recreated exactly: the lock as the
+    finishing run held it, left behind by a run that then recorded its release as live."""
+    rows = live.rows()
+    running = apps.start_deploy(tmp_path, live.env_file, "1.1.0")
+    apps.wait_for_phase(tmp_path, running, "1.1.0", "finish")
+    held = lock_file(live).read_bytes()
+    output, _ = running.communicate(timeout=300)
+    assert running.returncode == 0, output
+    lock_file(live).write_bytes(held)
+
+    recovered = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file), "--break-lock")
+    assert recovered.code == 0 and "only its lock was left" in recovered.output, recovered.output
+    assert live.status()["version"] == "1.1.0" and live.schema() == "0002" and live.rows() == rows
+    assert not lock_file(live).exists()
+    back = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file))
+    assert back.code == 0, back.output
+    assert live.status()["version"] == "1.0.0" and live.schema() == "0001" and live.rows() == rows
+
+
+def test_break_lock_with_no_crashed_run_stops_and_switches_nothing(live, tmp_path):
+    before, serving = snapshot(live), live.status()
+    for _ in range(2):
+        result = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file), "--break-lock")
+        assert result.code == 0 and "nothing to recover" in result.output, result.output
+        outcomes = {p["name"]: p["outcome"] for p in last_record(tmp_path, "rollback")["phases"]}
+        assert outcomes["stop"] == outcomes["switch-back"] == outcomes["database"] == "skipped", outcomes
+    assert snapshot(live) == before and live.status() == serving

@@ -1,6 +1,7 @@
 """What the recovery tests share: an app on 1.0.0 with customer rows, runs killed for real (SIGKILL to
 the whole session) at a phase, and the checks that the environment is back where it was."""
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,20 @@ from . import apps
 
 NOTES = "-- migrate:up\nALTER TABLE items ADD COLUMN notes text;\n-- migrate:down\nALTER TABLE items DROP COLUMN notes;\n"
 """1.1.0's migration: the schema goes from 0001 to 0002."""
+
+
+@contextlib.contextmanager
+def on_1_0_0(folder: Path):
+    """The demo app on 1.0.0 with customer rows, and packages of a healthy 1.1.0 (schema 0002) and a
+    1.2.0 whose health check fails after the same migration."""
+    with apps.deployable(folder) as app:
+        apps.build(folder, "1.0.0")
+        apps.build(folder, "1.1.0", {"0002_notes.sql": NOTES})
+        apps.build(folder, "1.2.0", {"0002_notes.sql": NOTES}, edit=apps.broken_health)
+        first = apps.invoke(folder / "reports-first", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
+        assert first.code == 0, first.output
+        app.write_items(3)
+        yield app
 
 
 def kill_at(app: apps.App, reports: Path, phase: str, *task: str, kind: str = "deploy", sequence: str = "deploy",
@@ -37,3 +52,9 @@ def last_record(reports: Path, kind: str) -> dict:
     """The record of the newest `kind` run in `reports`."""
     newest = sorted(reports.glob(f"*-{kind}-*"))[-1]
     return json.loads((newest / "record.json").read_text())
+
+
+def rows_kept(app: apps.App, before: list[tuple]) -> bool:
+    """Every customer row there before is there now, unchanged (the smoke tests of a verified release
+    add rows of their own, with higher ids)."""
+    return app.rows()[:len(before)] == before

@@ -50,7 +50,7 @@ def _take_over(d: Deployment, me: lock.Holder, crashed: lock.Lock) -> list[str]:
     last = state.load(env).last_run
     if last is not None and last.run_id == crashed.holder.run_id:
         d.nothing_to_do = f"{description}, after it had recorded how it ended ({last.outcome}): only its lock was left"
-    elif intent.kind == "rollback" and intent.phase in ("lock", "plan"):
+    elif intent.kind == "rollback" and intent.release is None and intent.return_to is None:
         d.nothing_to_do = f"{description}, before it had chosen a release: it changed nothing"
     return [f"lock of {env.name} taken over by {me}", description, *([d.nothing_to_do] if d.nothing_to_do else [])]
 

@@ -164,6 +164,33 @@ def test_migration_without_down_part_fails_the_gate(make_env, invoke, packaged, 
     assert "migration 0099_no_way_back: has no down part" in message
 
 
+@pytest.mark.parametrize("migration, why", [
+    ("-- migrate:up\nCREATE TABLE t (id int);\nCOMMIT;\nCREATE TABLE u (id int);\n-- migrate:down\nDROP TABLE u, t;\n",
+     "ends its own transaction"),
+    ("-- migrate:up\nCREATE INDEX CONCURRENTLY items_name ON items (name);\n-- migrate:down\nDROP INDEX items_name;\n",
+     "builds or drops an index concurrently, which cannot run in a transaction"),
+])
+def test_migration_that_cannot_be_undone_whole_fails_the_gate(make_env, invoke, packaged, tmp_path, migration, why):
+    source = tmp_path / "demo"
+    shutil.copytree(DEMO, source)
+    (source / "migrations" / "0099_half.sql").write_text(migration)
+    packaged("1.1.0", source)
+    result = invoke("preflight", "--env", str(make_env()), "--version", "1.1.0")
+    message = failing(result, "Step 2 - Database schema changes are prepared")
+    assert f"migration 0099_half: {why}" in message
+
+
+def test_migration_declared_outside_a_transaction_with_a_down_part_passes_the_gate(make_env, invoke, packaged, tmp_path):
+    source = tmp_path / "demo"
+    shutil.copytree(DEMO, source)
+    (source / "migrations" / "0099_index.sql").write_text(
+        "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY items_name ON items (name);\n"
+        "-- migrate:down\nDROP INDEX items_name;\n")
+    packaged("1.1.0", source)
+    result = invoke("preflight", "--env", str(make_env()), "--version", "1.1.0")
+    assert result.scenario("Step 2 - Database schema changes are prepared")["outcome"] == "passed", result.output
+
+
 def test_secret_never_appears_in_reports_or_terminal(make_env, invoke, packaged, secret):
     packaged("1.0.0")
     result = invoke("preflight", "--env", str(make_env()), "--version", "1.0.0")

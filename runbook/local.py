@@ -247,9 +247,15 @@ def down(env: Environment) -> list[str]:
         supervisorctl(p, "shutdown")
         done.append("stopped supervisord and its programs")
     if env.database.url is None and _postgres_running(p):
-        _run(_as_postgres([_bin("pg_ctl"), "stop", "-D", str(p.pgdata), "-m", "fast", "-w", "-t", "60"]), "stopping PostgreSQL")
-        done.append("stopped PostgreSQL")
+        done.append(stop_postgres(env))
     return done
+
+
+def stop_postgres(env: Environment) -> str:
+    """Stop the private PostgreSQL cluster (fast shutdown: sessions are ended, nothing is lost)."""
+    _run(_as_postgres([_bin("pg_ctl"), "stop", "-D", str(paths(env).pgdata), "-m", "fast", "-w", "-t", "60"]),
+         "stopping PostgreSQL")
+    return "stopped PostgreSQL"
 
 
 def is_up(env: Environment) -> bool:

@@ -1,0 +1,51 @@
+"""The database going away in the middle of a deploy (a real PostgreSQL cluster of the test's own,
+stopped after the backup): the run ends in the contract, with a record, and is recovered once the
+database is back."""
+
+import pytest
+
+from runbook import config, local
+
+from . import apps
+from .recovery import NOTES, lock_file, rows_kept
+
+
+@pytest.fixture
+def on_own_cluster(tmp_path):
+    """The demo app on 1.0.0, its database in a PostgreSQL cluster that only this test uses."""
+    port = apps.free_port()
+    with apps.deployable(tmp_path, {"database": {"url": None}, "local": {"postgres_port": port}}) as app:
+        app.database = f"postgresql://postgres@127.0.0.1:{port}/demo"
+        apps.build(tmp_path, "1.0.0")
+        apps.build(tmp_path, "1.1.0", {"0002_notes.sql": NOTES})
+        first = apps.invoke(tmp_path / "reports-first", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
+        assert first.code == 0, first.output
+        app.write_items(2)
+        yield app
+
+
+def test_database_stopped_after_the_backup_ends_in_the_contract_and_is_recovered(on_own_cluster, tmp_path):
+    app = on_own_cluster
+    rows = app.rows()
+    reports = tmp_path / "reports"
+    running = apps.start_deploy(reports, app.env_file, "1.1.0")
+    apps.wait_for_phase(reports, running, "1.1.0", "prepare")
+    local.stop_postgres(config.load_environment(str(app.env_file)))
+    output, _ = running.communicate(timeout=300)
+    assert running.returncode == 3, output
+    assert "Traceback" not in output
+    assert "A HUMAN IS NEEDED" in output and "database schema: unknown" in output, output
+    (folder,) = [p for p in reports.iterdir() if "-deploy-" in p.name]
+    assert (folder / "record.json").exists()
+    assert lock_file(app).exists()
+
+    status = apps.invoke(reports, "status", "--env", str(app.env_file))
+    assert status.code == 2 and "is down: start it with `invoke local.up" in status.output, status.output
+    assert "Traceback" not in status.output
+
+    back = apps.invoke(reports, "local.up", "--env", str(app.env_file))
+    assert back.code == 0 and "started PostgreSQL" in back.output and "started the app" not in back.output, back.output
+    recovered = apps.invoke(reports, "rollback", "--env", str(app.env_file), "--break-lock")
+    assert recovered.code == 0, recovered.output
+    assert app.status()["version"] == "1.0.0" and app.schema() == "0001" and rows_kept(app, rows)
+    assert not lock_file(app).exists()

@@ -259,3 +259,26 @@ def test_a_second_deploy_while_one_runs_is_refused_naming_the_holder(app, hosts,
         assert app.served_version(host) == "1.0.0", host.name
     assert app.schema() == "0002"
     assert not (hosts[0].root / "app" / "runbook.lock").exists()
+
+
+def test_a_host_lost_mid_phase_ends_in_the_contract_with_the_state_of_each_host(app, hosts, invoke, build, tmp_path):
+    """ssh to host3 fails (exit 255) from the middle of the deploy on: every such failure is a phase's,
+    never a traceback; the rollback cannot reach host3 either, so a human is told each host's state."""
+    build("1.0.0", {"0002_slow.sql": apps.SLOW_MIGRATION.format(seconds=6)})
+    reports = tmp_path / "reports"
+    running = apps.start_deploy(reports, app.env_file, "1.0.0")
+    apps.wait_for_phase(reports, running, "1.0.0", "migrate", timeout=240)
+    hosts.unreachable(hosts[2])
+    output, _ = running.communicate(timeout=400)
+    assert running.returncode == 3, output
+    assert "Traceback" not in output
+    human = output[output.index("A HUMAN IS NEEDED"):]
+    assert "host3: unknown" in human and "host1: current" in human, human
+    assert (next(reports.glob("*-deploy-*")) / "record.json").exists()
+
+    hosts.reachable(hosts[2])
+    recovered = invoke("rollback", "--env", str(app.env_file), "--break-lock")
+    assert recovered.code == 0, recovered.output
+    assert all(app.served_version(host) is None for host in hosts)
+    assert app.schema() is None
+    assert not (hosts[0].root / "app" / "runbook.lock").exists()

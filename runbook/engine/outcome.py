@@ -12,12 +12,12 @@ from runbook.engine.actions.release import remove_prepared
 from runbook.engine.deployment import Deployment
 from runbook.engine.phase import ABANDON, REPORT
 from runbook.engine.run import Run
-from runbook.times import utc_now
 from runbook.engine.sequences import rollback_sequence
 from runbook.engine.walk import Failure, walk
 from runbook.errors import RunbookError
 from runbook.record import history, incident, report, signing
 from runbook.secrets import redact
+from runbook.times import utc_now
 
 
 def abandon(d: Deployment) -> None:
@@ -57,7 +57,7 @@ def after_failure(d: Deployment, sequence: str, failure: Failure) -> int:
         failed = failure[1]
     d.needs_human = (f"the rollback failed during '{failed.title}': {failed.cause}. State now: "
                      f"{where(d.env)}. The lock is kept with the run's intent; after fixing the cause run: "
-                     f"invoke rollback --env {d.env.name} --break-lock")
+                     f"invoke rollback --env {d.run.env_arg} --break-lock")
     return errors.NEEDS_HUMAN
 
 

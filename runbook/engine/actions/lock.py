@@ -19,8 +19,7 @@ def take_lock(d: Deployment) -> list[str]:
         d.previous_schema = queries.schema_version(env)
         d.release = releases.name(run.version, run.started)
         d.target, d.target_schema = d.previous, d.previous_schema
-    me = lock.Holder(run_id=run.id, operator=run.operator, runner=run.runner, pid=run.pid,
-                     since=stamp(run.started))
+    me = _holder(d)
     crashed = lock.read(env) if d.break_lock else None
     if crashed is None:
         lock.acquire(env, lock.Lock(holder=me, intent=d.intent("lock", run.kind)))
@@ -58,9 +57,12 @@ def _take_over(d: Deployment, me: lock.Holder, crashed: lock.Lock) -> list[str]:
 def progress(d: Deployment, phase: str, sequence: str) -> None:
     """Rewrite the lock with this run's intent before `phase` acts, so a kill leaves the truth behind."""
     if d.locked:
-        me = lock.Holder(run_id=d.run.id, operator=d.run.operator, runner=d.run.runner, pid=d.run.pid,
-                         since=stamp(d.run.started))
-        lock.update(d.env, lock.Lock(holder=me, intent=d.intent(phase, sequence)))
+        lock.update(d.env, lock.Lock(holder=_holder(d), intent=d.intent(phase, sequence)))
+
+
+def _holder(d: Deployment) -> lock.Holder:
+    run = d.run
+    return lock.Holder(run_id=run.id, operator=run.operator, runner=run.runner, pid=run.pid, since=stamp(run.started))
 
 
 def last_run(d: Deployment, outcome: str) -> state.LastRun:

@@ -1,5 +1,5 @@
 """Performance verification (runbook Steps 11 and 20) against the demo app deployed by `invoke deploy` under
-a real supervisord and gunicorn: the feature run as a deploy runs its phase (`run.verify`: a pytest child
+a real supervisord and gunicorn: the feature run as a deploy runs its phase (`verify.phase`: a pytest child
 with `--context` carrying the pre-deploy baseline), the load's bounds, and the pure judging functions.
 
 The baseline is measured as the deploy measures it (`windows.baseline` with the environment's prober).
@@ -17,7 +17,8 @@ import yaml
 from runbook import ROOT, config
 from runbook.watch import metrics, windows
 from runbook.checks import performance, traffic, usage
-from runbook.engine import run, state
+from runbook.engine import run, state, verify as verifying
+from runbook.engine.context import RunContext
 from runbook.findings import Finding
 
 from . import apps
@@ -79,9 +80,9 @@ def verify(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("RUNBOOK_REPORTS", str(tmp_path / "verify-reports"))
     monkeypatch.setenv("RUNBOOK_TEST_SECRET", apps.SECRET)
 
-    def phase(env_file: Path, context: dict, version: str = "1.0.0") -> Phase:
+    def phase(env_file: Path, context: RunContext, version: str = "1.0.0") -> Phase:
         started = run.start(str(env_file), version, "deploy")
-        result = run.verify(started, "performance", TITLE, "deploy", "performance", version, context)
+        result = verifying.phase(started, "performance", TITLE, "deploy", "performance", version, context)
         shown = capsys.readouterr().out + "".join(p.read_text() for p in started.folder.iterdir() if p.is_file())
         assert apps.SECRET not in shown
         assert result.scenarios, f"the feature did not run: {result.error}\n{shown}"
@@ -102,11 +103,10 @@ def deployed(tmp_path_factory):
         yield app, deploy
 
 
-def context(env_file: Path, baseline: dict | None, target: str | None) -> dict:
+def context(env_file: Path, baseline: dict | None, target: str | None) -> RunContext:
     """What a deploy passes to its verifying phases: the release in place, the one before it, the baseline."""
     live = state.load(config.load_environment(str(env_file))).live
-    return {"release": live.release, "version": live.version, "target": target, "target_schema": None,
-            "snapshot": None, "baseline": baseline}
+    return RunContext(release=live.release, version=live.version, target=target, baseline=baseline)
 
 
 def test_first_deploy_runs_the_performance_phase_and_says_it_had_no_baseline(deployed):

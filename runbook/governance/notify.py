@@ -106,6 +106,11 @@ def payload(kind: str, message: Message) -> tuple[str, dict[str, Any]]:
 
 def deliver(notification: Notification, message: Message) -> Delivery:
     """Send one notification, retried on no answer or a 5xx; the outcome, whatever happened."""
+    started = time.monotonic()
+    try:
+        url = expand(notification.url)  # first: its secrets are then known to the mask of the body
+    except ConfigError as e:
+        return _outcome(notification, message, 0, None, f"its URL cannot be resolved: {e}", started)
     method, body = payload(notification.kind, message)
     retrying = Retrying(
         stop=stop_after_attempt(notification.attempts),
@@ -113,11 +118,6 @@ def deliver(notification: Notification, message: Message) -> Delivery:
         retry=retry_if_exception(lambda e: isinstance(e, _Failed) and e.transient),
         reraise=True,
     )
-    started = time.monotonic()
-    try:
-        url = expand(notification.url)
-    except ConfigError as e:
-        return _outcome(notification, message, 0, None, f"its URL cannot be resolved: {e}", started)
     try:
         status, error = retrying(_attempt, method, url, body, notification.timeout), ""
     except _Failed as e:

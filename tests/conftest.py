@@ -38,7 +38,9 @@ def make_env(tmp_path, database_url):
         path = tmp_path / name
         path.write_text(yaml.safe_dump(apps.merge(base, changes or {}), sort_keys=False))
         with contextlib.suppress(ConfigError):  # a test of a bad file expects the task itself to refuse it
-            environments.start(config.load_environment(str(path)))
+            env = config.load_environment(str(path))
+            if all(h.spec.startswith("local://") for h in env.hosts):  # remote hosts may be made not to answer
+                environments.start(env)
         return path
 
     return write

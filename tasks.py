@@ -10,12 +10,14 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from runbook import ROOT, config, environments, local as local_env
+from runbook import ROOT, config, environments, local as local_env, usage
 from runbook.release import package as packages
 from runbook.engine import entry, status as status_
 from runbook.record import signing
 from runbook.errors import NEEDS_HUMAN, RunbookError
 from runbook.secrets import redact
+
+usage.exit_2_on_usage_errors()
 
 ENV = {"env": "environment name or file (default: local)"}
 

@@ -1,6 +1,7 @@
 """SIGTERM and Ctrl-C during a deploy or rollback are a failure of the running phase, not an exit:
-the phase fails, and what its failure leads to (abandon, roll back) still happens. Further signals
-are ignored until the run has ended, so a rollback is never cut short by a second Ctrl-C."""
+the phase fails, and what its failure leads to (abandon, roll back) still happens. A signal that comes
+between phases fails the next phase (none left: the run ends as it would have). Further signals are
+ignored until the run has ended, so a rollback is never cut short by a second Ctrl-C."""
 
 import os
 import signal
@@ -12,6 +13,13 @@ from pathlib import Path
 class Interrupted(BaseException):
     """The run was told to stop (SIGTERM or SIGINT). A BaseException, so that no `except Exception` in
     an action swallows it before the phase sees it."""
+
+
+class _Signals:
+    """Whether a phase is running (a signal then raises at once), and a signal that came between phases."""
+
+    in_phase = False
+    pending: Interrupted | None = None
 
 
 def _children(pid: int) -> list[int]:
@@ -41,7 +49,24 @@ def _stop(signum: int, frame) -> None:
             pass
     print(f"runbook: {signal.Signals(signum).name} received: the running phase fails and its rollback, if any, "
           "runs to the end; further signals are ignored until then", flush=True)
-    raise Interrupted(f"interrupted by {signal.Signals(signum).name}")
+    interrupted = Interrupted(f"interrupted by {signal.Signals(signum).name}")
+    if not _Signals.in_phase:  # raised here it would escape the phase's handling: the next phase fails instead
+        _Signals.pending = interrupted
+        return
+    raise interrupted
+
+
+@contextmanager
+def in_phase() -> Iterator[None]:
+    """The body of a phase: a signal raises `Interrupted` in it; one that came before it raises at its start."""
+    _Signals.in_phase = True
+    try:
+        pending, _Signals.pending = _Signals.pending, None
+        if pending is not None:
+            raise pending
+        yield
+    finally:
+        _Signals.in_phase = False
 
 
 @contextmanager
@@ -51,5 +76,6 @@ def as_failures() -> Iterator[None]:
     try:
         yield
     finally:
+        _Signals.pending = None
         for each, handler in before.items():
             signal.signal(each, handler)

@@ -4,13 +4,12 @@ rollout; the first phase that did not pass stops the walk."""
 import traceback
 from dataclasses import replace
 
-from runbook.engine import sequences, verify
+from runbook.engine import sequences, signals, verify
 from runbook.engine.actions.lock import progress
 from runbook.engine.deployment import Deployment
 from runbook.engine.phase import Phase
 from runbook import errors
 from runbook.engine.run import PhaseResult, summary
-from runbook.engine.signals import Interrupted
 from runbook.times import utc_now
 from runbook.errors import ActionFailed, CheckFailed, RunbookError
 from runbook.record import report
@@ -27,21 +26,22 @@ def run_phase(d: Deployment, sequence: str, phase: Phase) -> PhaseResult:
     started = utc_now()
     result = PhaseResult(phase.name, phase.title, sequence, started, started, "passed")
     try:
-        if phase is not sequences.LOCK:
-            progress(d, phase.name, sequence)
-        run.event("phase started", sequence=sequence, phase=phase.name)
-        if not phase.applies(d):
-            result.outcome, result.evidence = "skipped", [phase.skip]
-        elif phase.feature:
-            result = verify.phase(run, phase.name, phase.title, sequence, phase.feature, d.verifying_version,
-                                  d.context())
-        else:
-            result.evidence = [redact(line) for line in phase.action(d)]
+        with signals.in_phase():
+            if phase is not sequences.LOCK:
+                progress(d, phase.name, sequence)
+            run.event("phase started", sequence=sequence, phase=phase.name)
+            if not phase.applies(d):
+                result.outcome, result.evidence = "skipped", [phase.skip]
+            elif phase.feature:
+                result = verify.phase(run, phase.name, phase.title, sequence, phase.feature, d.verifying_version,
+                                      d.context())
+            else:
+                result.evidence = [redact(line) for line in phase.action(d)]
     except (ActionFailed, CheckFailed) as e:
         result.outcome, result.error = "failed", redact(str(e))
     except RunbookError as e:  # a refusal: exit 2 when nothing changed yet
         result.outcome, result.error, result.refused = "failed", redact(str(e)), e.exit_code == errors.REFUSED
-    except (Exception, KeyboardInterrupt, Interrupted) as e:  # any other fault is still this phase's failure
+    except (Exception, KeyboardInterrupt, signals.Interrupted) as e:  # any other fault is still this phase's failure
         result.outcome, result.error = "failed", redact(f"{type(e).__name__}: {e}")
         result.evidence.append(redact(traceback.format_exc()))
     result.finished = utc_now()

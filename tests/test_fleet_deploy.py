@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from . import apps
-from . import fleet as fleets
+from . import fleet as fleets, prerequisites
 from .fleet import COMMON
 from .fleet_app import fleet_app
 
@@ -25,9 +25,7 @@ MIGRATED_ON = COMMON / "migrated-on"
 
 @pytest.fixture(scope="module")
 def can_make_namespaces():
-    reason = fleets.can_make_namespaces()
-    if reason:
-        pytest.skip(reason)
+    prerequisites.require(fleets.can_make_namespaces())
 
 
 @pytest.fixture

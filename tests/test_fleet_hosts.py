@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from . import fleet as fleets
+from . import fleet as fleets, prerequisites
 from .fleet import COMMON
 
 TIMEOUT = 30
@@ -29,9 +29,7 @@ def remote(hosts: fleets.Fleet, host: fleets.FleetHost, ssh_config=None):
 
 @pytest.fixture(scope="module")
 def can_make_namespaces():
-    reason = fleets.can_make_namespaces()
-    if reason:
-        pytest.skip(reason)
+    prerequisites.require(fleets.can_make_namespaces())
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from runbook import config
 from runbook.hosts import connection, survey, ssh
 from runbook.errors import ActionFailed, RunbookError
 
-from . import fleet as fleets
+from . import fleet as fleets, prerequisites
 from .fleet import COMMON
 
 TIMEOUT = 30
@@ -25,9 +25,7 @@ TIMEOUT = 30
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    reason = fleets.can_make_namespaces()
-    if reason:
-        pytest.skip(reason)
+    prerequisites.require(fleets.can_make_namespaces())
     with fleets.fleet(3, tmp_path_factory.mktemp("fleet")) as made:
         yield made
 

@@ -33,6 +33,10 @@ Feature: Post-deployment verification
   Scenario: Step 11 - API endpoints refuse requests without a login
     Then every request that needs a login is refused without one
 
+  @critical
+  Scenario: Step 11 - The data from before the deploy is intact
+    Then every protected table that no migration of the release names has the rows it had before the deploy
+
   # Step 12: User acceptance testing, items only a person can judge
 
   @critical @manual

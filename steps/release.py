@@ -54,6 +54,11 @@ def schema_restored(environment, deployment, evidence):
     evidence.require(inplace.schema_at(environment, deployment.target_schema))
 
 
+@then("every protected table that no migration of the release names has the rows it had before the deploy")
+def data_kept(environment, deployment, evidence):
+    evidence.require(inplace.rows_kept_by_the_release(environment, deployment))
+
+
 @then("every protected table has the rows it had before the deploy")
 def data_intact(environment, deployment, evidence):
     evidence.require(inplace.rows_unchanged(environment, deployment))

@@ -2,13 +2,13 @@
 after a rollback the schema and the protected rows."""
 
 from runbook.config import Environment
-from runbook.database import queries
+from runbook.database import migrations, queries
 from runbook.engine import state
 from runbook.engine.context import RunContext
 from runbook.errors import ActionFailed, CheckFailed
 from runbook.findings import Finding, NotConfigured
 from runbook.hosts import connection
-from runbook.release import releases, services
+from runbook.release import package, releases, services
 
 
 def deployed(context: RunContext) -> str:
@@ -53,6 +53,21 @@ def services_running(env: Environment, release: str | None) -> list[Finding]:
 def schema_at(env: Environment, expected: str | None) -> list[Finding]:
     now = queries.schema_version(env)
     return [Finding("database", now == expected, f"schema at {now or 'none'} (expected {expected or 'none'})")]
+
+
+def rows_kept_by_the_release(env: Environment, context: RunContext) -> list[Finding]:
+    """After a deploy's verification: the protected tables that no migration of the release names have
+    every row of the snapshot taken before it, unchanged; a table a migration names is shown, not compared."""
+    if not context.snapshot or not context.version:
+        raise NotConfigured("no snapshot was taken before a deploy in this run: nothing to compare")
+    shipped = package.read(env.app.package_dir / package.file_name(env.app.name, context.version)).files
+    before = int(context.target_schema or 0)
+    new = [m for m in migrations.in_package(shipped, env.app.migrations.dir) if int(m.version) > before]
+    named = migrations.tables_named(new, list(context.snapshot))
+    kept = {table: rows for table, rows in context.snapshot.items() if table not in named}
+    found = queries.unchanged(kept, queries.snapshot(env, list(kept))) if kept else []
+    return found + [Finding(f"table {t}", True, f"changed on purpose by {', '.join(m)}: not compared")
+                    for t, m in named.items()]
 
 
 def rows_unchanged(env: Environment, context: RunContext) -> list[Finding]:

@@ -94,6 +94,18 @@ def cannot_be_undone(migration: Migration) -> list[str]:
     return why
 
 
+def tables_named(migrations: list[Migration], tables: list[str]) -> dict[str, list[str]]:
+    """The tables (of `tables`) each up part names, with the migrations that name them: the rows a
+    release may change on purpose. A schema-qualified table matches by its name alone too."""
+    named: dict[str, list[str]] = {}
+    for migration in migrations:
+        sql = re.sub(r"--[^\n]*", "", migration.up)
+        for table in tables:
+            if re.search(rf"(?<![\w.]){re.escape(table.split('.')[-1])}(?!\w)", sql, re.IGNORECASE):
+                named.setdefault(table, []).append(migration.label)
+    return named
+
+
 def pending(migrations: list[Migration], applied: set[str]) -> list[Migration]:
     return [m for m in migrations if m.version not in applied]
 

@@ -109,6 +109,8 @@ def plan_rollback(d: Deployment) -> list[str]:
     if d.recovering is None:
         _choose_target(d)
     _check_target(d)
+    if d.snapshot is None:  # kept with the intent: the rows check after the rollback compares with it
+        d.snapshot = queries.snapshot(d.env, d.env.rollback.protected_tables)
     if d.recovering is not None:
         d.undo = undo.decide(undo.read_facts(d.env), d.target, d.target_schema)
         if not d.undo.anything:

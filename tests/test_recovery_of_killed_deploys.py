@@ -48,6 +48,7 @@ def test_deploy_killed_at_a_phase_is_recovered_to_the_release_before(live, tmp_p
     kill_at(live, tmp_path, phase, "deploy", "--env", str(live.env_file), "--version", "1.1.0", version="1.1.0")
     assert lock_file(live).exists()
     _recovers(live, tmp_path, rows)
+    assert f"killed in {phase}, recovered by" in (tmp_path / "index.html").read_text()
 
 
 def test_deploy_killed_after_recording_its_end_but_before_unlocking_keeps_its_release(live, tmp_path):

@@ -20,6 +20,8 @@ class Step:
     message: str = ""
     evidence: list[dict] = field(default_factory=list)
     started: float = 0.0
+    line: int = 0
+    """Its line in the feature file (for Cucumber JSON)."""
 
 
 @dataclass
@@ -29,6 +31,9 @@ class Scenario:
     tags: list[str]
     steps: list[Step]
     current: Step | None = None
+    uri: str = ""
+    """The feature file, from the project folder, and the scenario's line in it (for Cucumber JSON)."""
+    line: int = 0
 
 
 class Evidence:

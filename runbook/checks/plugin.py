@@ -21,12 +21,16 @@ from runbook.environments import open_environment
 from runbook.engine import run, state
 from runbook.engine.context import RunContext
 from runbook.errors import CheckFailed, RunbookError
+from runbook.checks import cucumber, outcomes
 from runbook.checks.evidence import STEPS, Evidence, Scenario, Step
 from runbook.findings import NotConfigured
 from runbook.secrets import redact
 from runbook.times import seconds, utc_now
 
 RESULTS = pytest.StashKey[list]()
+CUCUMBER = pytest.StashKey[list]()
+DECLARED = pytest.StashKey[str]()
+"""Why the environment declares a scenario not applicable."""
 ENVIRONMENT = pytest.StashKey[config.Environment]()
 STEP_TABLE = jinja2.Environment(loader=jinja2.PackageLoader("runbook.checks", "templates"), autoescape=True)
 
@@ -36,13 +40,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--env", default="local", help="environment name or file (default: local)")
     group.addoption("--release-version", default=None, help="the version being released")
     group.addoption("--results", default=None, help="write each scenario's steps and evidence as JSON here")
+    group.addoption("--cucumber", default=None, help="write Cucumber JSON here, each step with its real status")
     group.addoption("--run-id", default=None, help="the run this phase belongs to")
     group.addoption("--context", default=None, help="JSON file: what the deploy or rollback being verified knows")
     group.addoption("--operator", default=None, help="who runs it (default: $RUNBOOK_OPERATOR or the login name)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[RESULTS] = []
+    config.stash[RESULTS], config.stash[CUCUMBER] = [], []
     metadata = config.stash.get(metadata_key, None)
     if metadata is not None:
         metadata.clear()
@@ -98,8 +103,14 @@ def pytest_bdd_before_scenario(request, feature, scenario) -> None:
         feature=feature.name,
         name=scenario.name,
         tags=sorted(scenario.tags | feature.tags),
-        steps=[Step(s.keyword, s.name) for s in scenario.steps],
+        steps=[Step(s.keyword, s.name, line=s.line_number) for s in scenario.steps],
+        uri=f"features/{feature.rel_filename}",
+        line=scenario.line_number,
     )
+    declared = outcomes.not_applicable(request.getfixturevalue("environment"), scenario.name)
+    if declared is not None:
+        request.node.stash[DECLARED] = declared
+        pytest.skip(f"not applicable: {declared}")
 
 
 def _next_step(request) -> Step:
@@ -160,9 +171,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             step.duration = time.monotonic() - step.started
             step.status = "skipped" if report.skipped else "failed"
             step.message = redact(_skip_reason(report)) if report.skipped else step.message
+    env = item.config.stash.get(ENVIRONMENT, None)
+    verdict = outcomes.judge(env, record.name, record.tags, report.outcome, _outcome_message(report, record),
+                             "attested" in {s.status for s in record.steps}, item.stash.get(DECLARED, None))
+    outcomes.carry(report, (str(item.path), item.location[1] or 0), verdict)
     report.extras = [*getattr(report, "extras", []), _html_extra(record)]
     report.scenario_title = f"{record.name} ({' '.join('@' + t for t in record.tags)})"
-    item.config.stash[RESULTS].append(_result(item, report, record))
+    item.config.stash[RESULTS].append(_result(item, report, record, verdict))
+    item.config.stash[CUCUMBER].append((record, cucumber.element(record, verdict.outcome, verdict.message)))
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
@@ -180,40 +196,17 @@ def _outcome_message(report: pytest.TestReport, record: Scenario) -> str:
     return ""
 
 
-def _waiver(item: pytest.Item, name: str) -> tuple[config.Waiver | None, str]:
-    """The waiver in force for a scenario, and a note on one that has expired."""
-    env = item.config.stash.get(ENVIRONMENT, None)
-    for waiver in env.waivers if env else []:
-        if waiver.scenario == name:
-            if waiver.expires < utc_now().date():
-                return None, f" (its waiver expired on {waiver.expires})"
-            return waiver, ""
-    return None, ""
-
-
-def _result(item: pytest.Item, report: pytest.TestReport, record: Scenario) -> dict:
-    statuses = {s.status for s in record.steps}
-    outcome, message = report.outcome, _outcome_message(report, record)
-    if report.skipped:
-        outcome = "skipped"
-    elif outcome == "passed" and "attested" in statuses:
-        outcome = "attested"
-    elif outcome == "failed":
-        waiver, note = _waiver(item, record.name)
-        message += note
-        if waiver:
-            outcome = "waived"
-            message += (f" (waived by {waiver.approved_by} until {waiver.expires}: {waiver.reason})")
+def _result(item: pytest.Item, report: pytest.TestReport, record: Scenario, verdict: outcomes.Verdict) -> dict:
     return {
         "nodeid": item.nodeid,
         "feature": record.feature,
         "scenario": record.name,
         "tags": record.tags,
-        "outcome": outcome,
+        "outcome": verdict.outcome,
         "duration": seconds(report.duration),
-        "message": redact(message),
+        "message": redact(verdict.message),
         "steps": [
-            {k: v for k, v in asdict(s).items() if k != "started"} | {"duration": seconds(s.duration)}
+            {k: v for k, v in asdict(s).items() if k not in ("started", "line")} | {"duration": seconds(s.duration)}
             for s in record.steps
         ],
     }
@@ -234,6 +227,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     results = config.getoption("results")
     if results:
         Path(results).write_text(json.dumps(config.stash[RESULTS], indent=2))
+    if config.getoption("cucumber"):
+        cucumber.write(Path(config.getoption("cucumber")), config.stash[CUCUMBER])
 
 
 def pytest_html_results_table_row(report, cells: list[str]) -> None:

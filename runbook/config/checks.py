@@ -83,6 +83,14 @@ class Waiver(Model):
     expires: date
 
 
+class NotApplicable(Model):
+    """A check that does not apply to this environment, and why: reported as not applicable, never run."""
+
+    scenario: str
+    """The scenario's name as the feature file says it, e.g. "Step 5 - TLS certificates are valid"."""
+    reason: str = Field(min_length=1)
+
+
 class Attestations(Model):
     """Manual checklist items, attested by a person in a YAML file."""
 

@@ -8,9 +8,11 @@ from typing import Any, Iterator
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from runbook import ROOT
+from runbook.checks import scenarios
 from runbook.config.app import App, Database, Local, Service, Supervisor
 from runbook.config.base import Model, Name, _key
-from runbook.config.checks import Attestations, Dependency, Endpoints, RequiredFile, Thresholds, TlsEndpoint, Waiver
+from runbook.config.checks import (Attestations, Dependency, Endpoints, NotApplicable, RequiredFile, Thresholds,
+                                   TlsEndpoint, Waiver)
 from runbook.config.governance import Approval, Notification, Signing
 from runbook.config.hosts import Host, Ssh
 from runbook.config.observation import Performance, Watch
@@ -38,6 +40,10 @@ class Environment(Model):
     thresholds: Thresholds = Thresholds()
     attestations: Attestations = Attestations()
     waivers: list[Waiver] = []
+    not_applicable: list[NotApplicable] = []
+    strict: bool | None = None
+    """A `@critical` check that cannot run (nothing configured, no version named) fails instead of being
+    skipped, unless `not_applicable` declares it. Default: strict everywhere but a local environment."""
     rollback: Rollback = Rollback()
     signing: Signing | None = None
     notifications: list[Notification] = []
@@ -67,6 +73,15 @@ class Environment(Model):
             return value
         return [defaults | host if isinstance(host, dict) else host for host in value]
 
+    @field_validator("waivers", "not_applicable")
+    @classmethod
+    def _known_scenarios(cls, value: list) -> list:
+        """A waiver or declaration must name a scenario the features define, as they spell it."""
+        for entry in value:
+            if entry.scenario not in scenarios.names():
+                raise ValueError(f"no scenario is named {entry.scenario!r} (see the Scenario lines in features/)")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> "Environment":
         names = [h.name for h in self.hosts]
@@ -93,6 +108,10 @@ class Environment(Model):
         if self.app.python:
             return self.app.python
         return sys.executable if self.local else "python3"
+
+    @property
+    def is_strict(self) -> bool:
+        return self.strict if self.strict is not None else self.local is None
 
     def hosts_with(self, role: str) -> list[Host]:
         return [h for h in self.hosts if role in h.roles]

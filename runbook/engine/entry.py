@@ -46,23 +46,27 @@ def rollback(env_arg: str, to: str | None = None, restore_db: bool = False, brea
         return conclude(d, errors.OK if broken is None else after_failure(d, "rollback", broken))
 
 
-def _alone(env_arg: str, kind: str, version: str | None, sequence: str, phases: list[Phase]) -> int:
+def _alone(d: Deployment, sequence: str, phases: list[Phase]) -> int:
     """A sequence of its own that changes nothing it must undo: exit 1 when a phase did not pass."""
-    d = Deployment(start(env_arg, version, kind))
     failed = walk(d, sequence, phases)
     return conclude(d, errors.OK if failed is None else errors.FAILED)
 
 
 def gate(env_arg: str, version: str | None) -> int:
-    """`invoke preflight`: the release gate alone; 0 when every blocking check passed."""
-    return _alone(env_arg, "preflight", version, "gate", sequences.GATE)
+    """`invoke preflight`: the release gate alone; 0 when every blocking check passed. A strict
+    environment refuses a gate without a version (exit 2): its package checks could not run."""
+    d = Deployment(start(env_arg, version, "preflight"))
+    if version is None and d.env.is_strict:
+        return refused(d, RunbookError(f"name the version to gate: `invoke preflight --env {env_arg} --version V` "
+                                       f"({d.env.name} is a strict environment)"))
+    return _alone(d, "gate", sequences.GATE)
 
 
 def watch(env_arg: str) -> int:
     """`invoke watch`: the bake window against what is deployed now; exit 1 when a trigger fired."""
-    return _alone(env_arg, "watch", None, "watch", sequences.WATCH)
+    return _alone(Deployment(start(env_arg, None, "watch")), "watch", sequences.WATCH)
 
 
 def backup(env_arg: str) -> int:
     """`invoke backup`: Step 3 on its own."""
-    return _alone(env_arg, "backup", None, "backup", [sequences.BACKUP])
+    return _alone(Deployment(start(env_arg, None, "backup")), "backup", [sequences.BACKUP])

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from runbook import ROOT
 from runbook.environments import open_environment
+from runbook.checks import outcomes
 from runbook.config import Environment
 
 from runbook.release.package import validate_version
@@ -51,7 +52,7 @@ class PhaseResult:
     started: datetime
     finished: datetime
     outcome: str
-    """passed, failed, error (could not run) or skipped."""
+    """passed, failed, error (could not run), skipped (did not apply) or not run (an earlier phase failed)."""
     scenarios: list[dict] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)
     error: str = ""
@@ -119,7 +120,8 @@ def start(env_arg: str, version: str | None, kind: str) -> Run:
     folder = reports_root() / run_id
     folder.mkdir(parents=True)
     run = Run(env=env, env_arg=env_arg, kind=kind, version=version, id=run_id, folder=folder, started=now)
-    run.event("run started", kind=kind, version=version, operator=run.operator, runner=run.runner, pid=run.pid)
+    run.event("run started", kind=kind, version=version, environment=env.name, operator=run.operator,
+              runner=run.runner, pid=run.pid)
     return run
 
 
@@ -128,10 +130,7 @@ def summary(result: PhaseResult) -> str:
     lines = [f"{'BLOCKING' if s in result.blocking else 'WARNING'}: {s['scenario']}: {s['message']}"
              for s in result.blocking + result.warnings]
     if result.scenarios:
-        counts: dict[str, int] = {}
-        for s in result.scenarios:
-            counts[s["outcome"]] = counts.get(s["outcome"], 0) + 1
-        tally = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+        tally = outcomes.tally([s["outcome"] for s in result.scenarios])
     else:
         tally = result.error or (result.evidence[-1].splitlines()[0] if result.evidence else "done")
     lines.append(f"[{result.sequence}] {result.name}: {result.outcome} ({tally})")

@@ -1,16 +1,21 @@
 """A verifying phase: the features tagged for it run in a child pytest process, so its report and
 results stand alone; the child's output is streamed to the terminal through the redactor."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path
+
+from pydantic import TypeAdapter
 
 from runbook import ROOT
 from runbook.engine.context import RunContext
 from runbook.engine.run import PhaseResult, Run
 from runbook.times import utc_now
+from runbook.record.model import Scenario
 from runbook.secrets import redact
+
+SCENARIOS = TypeAdapter(list[Scenario])
+"""The child's results file, read as the record's own model: what crosses the process boundary is typed."""
 
 
 def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str | None,
@@ -25,7 +30,7 @@ def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str
         "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
         "-m", tag, "--env", run.env_arg, "--context", str(context_file),
         f"--html={stem}.html", "--self-contained-html", f"--junitxml={stem}.xml", f"--results={results}",
-        f"--cucumberjson={stem}.cucumber.json",
+        f"--cucumber={stem}.cucumber.json",
         "--run-id", run.id, "--operator", run.operator, "-o", "generate_report_on_test=true",
         "-q", "-rfE", "--tb=line", "-p", "no:cacheprovider",
     ]
@@ -39,7 +44,7 @@ def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str
         except BaseException:  # the run was interrupted: its checks stop with it
             child.kill()
             raise
-    result.scenarios = json.loads(results.read_text()) if results.exists() else []
+    result.scenarios = [s.model_dump() for s in SCENARIOS.validate_json(results.read_text())] if results.exists() else []
     result.finished = utc_now()
     if child.returncode not in (0, 1) or not result.scenarios:
         result.outcome, result.error = "error", f"the checks could not run (pytest exit code {child.returncode})"

@@ -55,38 +55,49 @@ def run_phase(d: Deployment, sequence: str, phase: Phase) -> PhaseResult:
 
 def walk(d: Deployment, sequence: str, phases: list[Phase]) -> Failure | None:
     """Run the phases in order; consecutive per-batch phases run once for each batch of the rollout.
-    The first phase that did not pass, or None."""
-    index = 0
-    while index < len(phases):
-        group = [phases[index]]
-        while group[-1].per_batch and index + len(group) < len(phases) and phases[index + len(group)].per_batch:
-            group.append(phases[index + len(group)])
-        index += len(group)
-        failed = _walk_batches(d, sequence, group) if group[0].per_batch else _walk_phase(d, sequence, group[0])
-        if failed:
-            return failed
+    The first phase that did not pass, or None; every phase after it is recorded as not run."""
+    steps = _batched(d, phases)
+    outside = d.batch
+    try:
+        for index, (phase, batch) in enumerate(steps):
+            d.batch = batch if phase.per_batch else outside
+            result = run_phase(d, sequence, phase)
+            if result.outcome not in ("passed", "skipped"):
+                for later, _ in steps[index + 1:]:
+                    _not_run(d, sequence, later, f"not run: '{result.title}' {result.outcome} before it")
+                return phase, result
+    finally:
+        d.batch = outside
     return None
 
 
-def _walk_phase(d: Deployment, sequence: str, phase: Phase) -> Failure | None:
-    result = run_phase(d, sequence, phase)
-    return None if result.outcome in ("passed", "skipped") else (phase, result)
-
-
-def _walk_batches(d: Deployment, sequence: str, group: list[Phase]) -> Failure | None:
-    """The group of phases for each batch in turn; with several batches each phase's name and title say
-    which batch it is (`stop-2`, "... (batch 2 of 3: web2, web3)")."""
-    batches = rollout.plan(d.env)
-    try:
+def _batched(d: Deployment, phases: list[Phase]) -> list[tuple[Phase, list | None]]:
+    """The phases as they run, each with its batch: consecutive per-batch phases once for each batch of
+    the rollout, named for it when there are several (`stop-2`, "... (batch 2 of 3: web2, web3)")."""
+    steps: list[tuple[Phase, list | None]] = []
+    index = 0
+    while index < len(phases):
+        if not phases[index].per_batch:
+            steps.append((phases[index], None))
+            index += 1
+            continue
+        group = [phases[index]]
+        while index + len(group) < len(phases) and phases[index + len(group)].per_batch:
+            group.append(phases[index + len(group)])
+        index += len(group)
+        batches = rollout.plan(d.env)
         for number, batch in enumerate(batches, 1):
-            d.batch = batch
             for phase in group:
                 if len(batches) > 1:
                     phase = replace(phase, name=f"{phase.name}-{number}", title=f"{phase.title} (batch {number} of "
                                     f"{len(batches)}: {', '.join(h.name for h in batch)})")
-                failed = _walk_phase(d, sequence, phase)
-                if failed:
-                    return failed
-    finally:
-        d.batch = None
-    return None
+                steps.append((phase, batch))
+    return steps
+
+
+def _not_run(d: Deployment, sequence: str, phase: Phase, reason: str) -> None:
+    """A phase the run did not reach: in the record and with a short page of its own, saying why."""
+    now = utc_now()
+    result = PhaseResult(phase.name, phase.title, sequence, now, now, "not run", error=reason)
+    report.phase_report(d.run, result)
+    d.run.phases.append(result)

@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 from statistics import median
 
+from runbook.record import killed
 from runbook.record.report import TEMPLATES
 from runbook.times import parse
 from runbook.watch import charts
 
-FAILED = ("failed", "needs a human")
+FAILED = ("failed", "needs a human", "killed")
 
 
 def _seconds(start: str, end: str) -> float:
@@ -19,7 +20,10 @@ def _seconds(start: str, end: str) -> float:
 
 
 def restore_seconds(record: dict) -> float | None:
-    """From the phase whose failure triggered the rollback to the end of the rollback."""
+    """From the phase whose failure triggered the rollback to the end of the rollback; for a killed run,
+    from its last event to the end of the recovery."""
+    if record["outcome"] == "killed":
+        return _seconds(record["finished"], record["restored"]) if "restored" in record else None
     phases = record["phases"]
     rollback = [p for p in phases if p["sequence"] == "rollback"]
     failed = [p for p in phases if p["sequence"] == "deploy" and p["outcome"] in ("failed", "error")]
@@ -35,7 +39,7 @@ def metrics(records: list[dict]) -> dict[str, dict]:
         deploys = sorted((r for r in records if r["environment"] == env and r.get("kind") == "deploy"
                           and r["outcome"] != "refused"), key=lambda r: r["started"])
         manual = [r for r in records if r["environment"] == env and r.get("kind") == "rollback" and r["outcome"] == "passed"]
-        rolled_back = [r for r in deploys if "rollback" in r]
+        rolled_back = [r for r in deploys if "rollback" in r or "recovered_by" in r]
         restores = [s for s in map(restore_seconds, rolled_back) if s is not None]
         passed = [r["duration_seconds"] for r in deploys if r["outcome"] == "passed"]
         count = len(deploys)
@@ -65,12 +69,16 @@ def chart(deploys: list[dict]) -> str:
 
 
 def write(reports: Path) -> None:
-    """Rewrite `reports/index.html` from every readable `record.json` under `reports/`."""
+    """Rewrite `reports/index.html` from every readable `record.json` under `reports/`, and every run
+    killed before it wrote one (from its journal)."""
     records = []
-    for path in sorted(reports.glob("*/record.json"), reverse=True):
+    for path in sorted(reports.glob("*/record.json")):
         try:
             records.append(json.loads(path.read_text()))
         except (OSError, ValueError):
             continue
+    unfinished = [f for f in sorted(reports.glob("*/journal.jsonl")) if not (f.parent / "record.json").exists()]
+    records += [s for s in (killed.summary(f.parent, records) for f in unfinished) if s is not None]
+    records.sort(key=lambda r: r["run_id"], reverse=True)
     page = TEMPLATES.get_template("history.html").render(runs=records, metrics=metrics(records))
     (reports / "index.html").write_text(page)

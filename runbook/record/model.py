@@ -53,8 +53,10 @@ class Scenario(Part):
     """The scenario's name."""
     tags: list[str]
     """Its Gherkin tags; `advisory` ones warn rather than block."""
-    outcome: Literal["passed", "failed", "skipped", "attested", "waived"]
-    """waived: failed, but a waiver in force allows the release."""
+    outcome: Literal["passed", "attested", "waived", "not applicable", "skipped", "failed"]
+    """waived: failed, but a waiver in force allows the release; not applicable: declared so in the
+    environment file, with a reason (the message), and not run; skipped: it could not run (the message
+    says why). Only passed, attested, waived and not applicable count toward success."""
     duration: float
     """Seconds the scenario took."""
     message: str
@@ -72,8 +74,9 @@ class PhaseRecord(Part):
     """What the phase is, with the runbook steps it carries out."""
     sequence: Literal["gate", "deploy", "rollback", "backup", "watch"]
     """The sequence it belongs to."""
-    outcome: Literal["passed", "failed", "error", "skipped"]
-    """error: its checks could not run; skipped: it did not apply (the evidence says why)."""
+    outcome: Literal["passed", "failed", "error", "skipped", "not run"]
+    """error: its checks could not run; skipped: it did not apply (the evidence says why); not run: an
+    earlier phase failed (its error says which)."""
     started: Stamp
     """When it started (UTC)."""
     finished: Stamp

@@ -1,0 +1,77 @@
+"""How a scenario ends, as InSpec has it, and which outcomes count toward success.
+
+passed; attested (a person's statement, counted as passed); waived (failed, with a waiver in force:
+reason, approver, expiry); not applicable (declared in the environment file with a reason, never
+run); skipped (could not run, with its cause); failed. In a strict environment a `@critical` check
+that cannot run fails instead of being skipped. pytest's own report (and so JUnit XML and the HTML
+report) carries the same outcome: passed, failed, or skipped with the outcome and its reason.
+"""
+
+from dataclasses import dataclass
+
+import pytest
+
+from runbook.config import Environment, Waiver
+from runbook.times import utc_now
+
+OUTCOMES = ("passed", "attested", "waived", "not applicable", "skipped", "failed")
+"""Every outcome, in the order the verdict line counts them."""
+SUCCESS = frozenset({"passed", "attested", "waived", "not applicable"})
+"""The outcomes that count toward success; `skipped` and `failed` do not."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str
+    message: str
+
+
+def not_applicable(env: Environment | None, scenario: str) -> str | None:
+    """The reason the environment declares the scenario not applicable, or None."""
+    return next((n.reason for n in env.not_applicable if n.scenario == scenario), None) if env else None
+
+
+def _waiver(env: Environment | None, scenario: str) -> tuple[Waiver | None, str]:
+    """The waiver in force for a scenario, and a note on one that has expired."""
+    for waiver in env.waivers if env else []:
+        if waiver.scenario == scenario:
+            if waiver.expires < utc_now().date():
+                return None, f" (its waiver expired on {waiver.expires})"
+            return waiver, ""
+    return None, ""
+
+
+def judge(env: Environment | None, scenario: str, tags: list[str], pytest_outcome: str, message: str,
+          attested: bool, declared: str | None) -> Verdict:
+    """The scenario's outcome from what pytest saw and what the environment declares."""
+    if declared is not None:
+        return Verdict("not applicable", declared)
+    if pytest_outcome == "skipped":
+        if env is not None and env.is_strict and "critical" in tags:
+            return Verdict("failed", f"a critical check that could not run, in a strict environment: {message} "
+                                     f"(configure what it needs, or declare it under `not_applicable` with a reason)")
+        return Verdict("skipped", message)
+    if pytest_outcome == "passed":
+        return Verdict("attested" if attested else "passed", message)
+    waiver, note = _waiver(env, scenario)
+    if waiver is not None:
+        return Verdict("waived", f"{message}{note} (waived by {waiver.approved_by} until {waiver.expires}: "
+                                 f"{waiver.reason})")
+    return Verdict("failed", message + note)
+
+
+def carry(report: pytest.TestReport, location: tuple[str, int], verdict: Verdict) -> None:
+    """Make pytest's report say the verdict: JUnit XML and the HTML report read it from there."""
+    if verdict.outcome in ("passed", "attested"):
+        return
+    if verdict.outcome == "failed":
+        if report.skipped:
+            report.outcome, report.longrepr = "failed", verdict.message
+        return
+    label = "" if verdict.outcome == "skipped" else f"{verdict.outcome}: "
+    report.outcome, report.longrepr = "skipped", (*location, f"Skipped: {label}{verdict.message}")
+
+
+def tally(outcomes: list[str]) -> str:
+    """The verdict line's counts, every outcome named: "12 passed, 0 attested, ..., 1 failed"."""
+    return ", ".join(f"{outcomes.count(o)} {o}" for o in OUTCOMES)

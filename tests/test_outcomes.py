@@ -97,3 +97,20 @@ def test_a_killed_deploy_counts_as_a_failed_change_restored_when_its_recovery_en
     figures = history.metrics([passed, killed_])["prod"]
     assert figures["deploys"] == 2 and figures["change_failure_rate"] == 0.5
     assert figures["rollbacks"] == 1 and figures["time_to_restore_seconds"] == 270.0
+
+
+def test_a_release_losing_rows_of_a_table_its_migrations_do_not_name_fails_and_the_backup_restores_them(
+        app_env, build, invoke):
+    build("1.0.0")
+    hidden = ("-- migrate:up\nCREATE TABLE audit (id int);\n"
+              "DO $$ BEGIN EXECUTE 'DELETE FROM ' || 'it' || 'ems'; END $$;\n"
+              "-- migrate:down\nDROP TABLE audit;\n")
+    build("1.1.0", {"0002_audit.sql": hidden})
+    assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
+    app_env.write_items(3)
+    rows = app_env.rows()
+    result = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0", "--restore-db")
+    assert result.code == 1, result.output
+    found = result.scenario("Step 11 - The data from before the deploy is intact")
+    assert found["outcome"] == "failed" and f"table items: {len(rows)} of its {len(rows)} rows" in found["message"]
+    assert app_env.status()["version"] == "1.0.0" and app_env.rows() == rows

@@ -13,7 +13,7 @@ from invoke import Collection, Exit, task
 from runbook import ROOT, config, environments, local as local_env, usage
 from runbook.release import package as packages
 from runbook.engine import entry, status as status_
-from runbook.record import signing
+from runbook.record import trust
 from runbook.errors import NEEDS_HUMAN, RunbookError
 from runbook.secrets import redact
 
@@ -117,11 +117,12 @@ def local_down(c, env="local"):
 
 
 @task(name="verify", help={"folder": "a run's folder, e.g. reports/<run-id>",
-                           "env": "the environment whose key signed it (default: the one the record names)"})
+                           "env": "the environment the run was of: its file pins the trusted key (required without --key)",
+                           "key": "a PEM public key file to trust instead of the environment's"})
 @exits
-def record_verify(c, folder, env=None):
-    """Check a run's record is untouched: every file against the signed manifest (exit 1 names each change)."""
-    problems, summary = signing.verify_run(Path(folder), env)
+def record_verify(c, folder, env=None, key=None):
+    """Check a run's record against its signed manifest under a pinned key: 0 untouched, 1 each difference named."""
+    problems, summary = trust.verify_run(Path(folder), env, Path(key) if key else None)
     for problem in problems:
         print(problem)
     print(summary)

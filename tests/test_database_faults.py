@@ -1,7 +1,10 @@
 """The database going away in the middle of a deploy (a real PostgreSQL cluster of the test's own,
 stopped after the backup): the run ends in the contract, with a record, and is recovered once the
-database is back."""
+database is back; a backup that fills its disk leaves no partial dump on it."""
 
+import subprocess
+
+import psycopg
 import pytest
 
 from runbook import config, local
@@ -49,3 +52,31 @@ def test_database_stopped_after_the_backup_ends_in_the_contract_and_is_recovered
     assert recovered.code == 0, recovered.output
     assert app.status()["version"] == "1.0.0" and app.schema() == "0001" and rows_kept(app, rows)
     assert not lock_file(app).exists()
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB tmpfs: the backup folder of a test environment, too small for its dump."""
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+                             capture_output=True, text=True, timeout=30)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (needs root): {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True, timeout=30)
+
+
+def test_a_backup_that_fills_the_disk_removes_its_partial_dump(make_env, invoke, full_disk):
+    with apps.fresh_database() as url:
+        with psycopg.connect(url, autocommit=True) as conn:  # random text: the dump cannot compress it below 64 KiB
+            conn.execute("CREATE TABLE bulk AS SELECT i, md5(random()::text) || md5(random()::text) AS junk"
+                         " FROM generate_series(1, 20000) AS i")
+        env = make_env({"database": {"url": url, "backup_dir": str(full_disk)}})
+        result = invoke("backup", "--env", str(env))
+    assert result.code == 1, result.output
+    assert "pg_dump into" in result.output and "No space left on device" in result.output, result.output
+    assert "the partial backup" in result.output and "was removed" in result.output
+    assert list(full_disk.iterdir()) == []

@@ -1,9 +1,12 @@
 """Environment files: validated before anything runs; each mistake named by file, key and line."""
 
+import time
+
 import pytest
 
 from runbook import config
-from runbook.errors import ConfigError
+from runbook.checks import attestations
+from runbook.errors import CheckFailed, ConfigError
 
 
 @pytest.mark.parametrize("name", ["local", "staging", "prod"])
@@ -85,3 +88,46 @@ def test_bad_environment_ends_preflight_with_exit_2_and_no_traceback(invoke, tmp
     assert result.code == 2
     assert result.output.startswith("runbook: ") and "Traceback" not in result.output
     assert not result.reports.exists() or not any(result.reports.iterdir())
+
+
+def _laughs(levels: int) -> str:
+    """The billion laughs: each level an anchored list of nine aliases of the level below."""
+    lines = ["name: laughs", 'l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_nested_aliases_are_refused_fast_with_exit_2(invoke, tmp_path):
+    path = tmp_path / "laughs.yaml"
+    path.write_text(_laughs(9))
+    result = invoke("preflight", "--env", str(path))
+    assert result.code == 2 and "Traceback" not in result.output
+    assert f"{path}: refused YAML" in result.output and "aliases are expanded" in result.output
+    started = time.monotonic()
+    _error(path)
+    assert time.monotonic() - started < 0.5
+
+
+def test_too_many_aliases_and_recursive_ones_are_refused(tmp_path):
+    many = tmp_path / "many.yaml"
+    many.write_text("name: many\nx: &x 1\nitems: [" + ", ".join(["*x"] * 101) + "]\n")
+    assert "more than 100 aliases" in _error(many)
+    recursive = tmp_path / "recursive.yaml"
+    recursive.write_text("name: loop\nx: &x [*x]\n")
+    assert "an alias refers to the node that holds it" in _error(recursive)
+
+
+def test_oversized_environment_file_is_refused_with_exit_2(invoke, tmp_path):
+    path = tmp_path / "huge.yaml"
+    path.write_text("name: huge\n" + "# padding\n" * 110_000)
+    assert f"{path}: refused: larger than 1048576 bytes" in _error(path)
+    result = invoke("preflight", "--env", str(path))
+    assert result.code == 2 and "larger than 1048576 bytes" in result.output
+
+
+def test_attestation_file_with_nested_aliases_fails_its_check(tmp_path):
+    file = tmp_path / "attestations.yaml"
+    file.write_text(_laughs(9))
+    with pytest.raises(CheckFailed) as error:
+        attestations.find(file, "firewall-reviewed")
+    assert str(error.value).startswith(f"attestation file {file}: refused YAML")

@@ -145,6 +145,13 @@ def test_a_host_the_runbook_cannot_take_is_named_with_its_inventory(make_env, tm
     assert "host app1: ansible_connection 'winrm' is not supported (ssh or local)" in _error(env)
 
 
+def test_a_yaml_inventory_of_nested_aliases_is_refused_before_ansible_reads_it(make_env, tmp_path):
+    levels = ["all:", "  vars:", '    l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"    l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 10)]
+    env = inventory_env(make_env, tmp_path, "\n".join(levels) + "\n  hosts:\n    web1:\n", "laughs.yaml")
+    assert f"{tmp_path / 'laughs.yaml'}: refused YAML, line " in _error(env)
+
+
 def test_ansible_says_nothing_on_the_terminal(make_env, tmp_path, capfd):
     # An unknown key: ansible warns about it and finds no host.
     env = inventory_env(make_env, tmp_path, "all:\n  children:\n    web:\n      hostz:\n        web1:\n", "typo.yaml")

@@ -32,11 +32,23 @@ def test_package_holds_the_app_its_version_and_a_manifest_sha256sum_accepts(invo
     assert (unpacked / "bin" / "migrate").stat().st_mode & 0o111, "executables stay executable"
 
 
-@pytest.mark.parametrize("version", ["1.0/../../etc", "..", "1.0 beta", "1.0;rm -rf /", "$(id)", ""])
+@pytest.mark.parametrize("version", ["1.0/../../etc", "..", "1.0 beta", "1.0;rm -rf /", "$(id)", "", "9.9.9\n",
+                                     "9.9.9\n\n", "\n9.9.9"])
 def test_unsafe_version_is_refused_before_anything_is_written(invoke, tmp_path, version):
     result = invoke("package", "--version", version, "--dest", str(tmp_path / "dist"))
-    assert result.code == 2 and "is not valid" in result.output, result.output
+    assert result.code == 2 and f"version {version!r} is not valid" in result.output, result.output
     assert not (tmp_path / "dist").exists()
+
+
+def test_a_trailing_newline_is_refused_in_deploy_versions_and_rollback_targets(invoke, tmp_path):
+    # The environment does not exist: the value is refused before anything opens it.
+    absent = str(tmp_path / "absent.yaml")
+    deploy = invoke("deploy", "--env", absent, "--version", "9.9.9\n")
+    assert deploy.code == 2 and "version '9.9.9\\n' is not valid" in deploy.output, deploy.output
+    rollback = invoke("rollback", "--env", absent, "--to", "20261128T090000Z-1.1.0\n")
+    assert rollback.code == 2, rollback.output
+    assert "release '20261128T090000Z-1.1.0\\n' is not valid" in rollback.output
+    assert not (tmp_path / "reports").exists()
 
 
 def test_missing_source_folder_is_refused(invoke, tmp_path):

@@ -86,7 +86,7 @@ def test_record_json_follows_its_documented_schema(runs, run):
 
 @pytest.mark.parametrize("run", ["good", "bad"])
 def test_untouched_record_verifies(runs, run):
-    result = verify(runs, runs[run].folder)
+    result = verify(runs, runs[run].folder, "--env", str(runs["app"].env_file))
     assert result.code == 0, result.output
     assert "untouched" in result.output and runs[run].record["signing"]["fingerprint"] in result.output
 

@@ -1,6 +1,8 @@
-"""A run folder's signed manifest: untouched it verifies, and any edit, addition, removal or re-signing shows."""
+"""A run folder's signed manifest: untouched it verifies, and any edit, addition (empty folders too), removal
+or re-signing shows; `invoke record.verify` trusts only the key pinned outside the folder."""
 
 import hashlib
+import json
 import stat
 import subprocess
 
@@ -155,3 +157,103 @@ def test_the_fingerprint_is_stable_and_starts_with_sha256(trusted_key, attacker_
     assert signing.fingerprint(public) == "SHA256:" + hashlib.sha256(raw).hexdigest()
     assert signing.fingerprint(public).startswith("SHA256:") and len(signing.fingerprint(public)) == 7 + 64
     assert signing.fingerprint(public) != signing.fingerprint(_public(attacker_key))
+
+
+def test_an_added_empty_folder_is_reported_as_added(run, trusted_key):
+    (run / "empty" / "deeper").mkdir(parents=True)
+    (run / "assets" / "nothing").mkdir()
+    assert signing.verify(run, _public(trusted_key)) == [
+        "added: assets/nothing/ (a folder with no files)", "added: empty/ (a folder with no files)"]
+
+
+@pytest.fixture
+def pinned_env(make_env, tmp_path, trusted_key):
+    """An environment file in the repository whose signing key is the trusted one."""
+    return make_env({"signing": {"private_key": f"${{file:{tmp_path / 'keys' / 'trusted.pem'}}}"}})
+
+
+@pytest.fixture
+def signed_run(run, pinned_env, trusted_key):
+    """The run folder with the record a run of `pinned_env` writes: its environment and signing key named."""
+    record = {"outcome": "done", "version": "1.4.0", "environment": "test", "environment_file": str(pinned_env),
+              "signing": signing.identity(trusted_key)}
+    (run / "record.json").write_text(json.dumps(record) + "\n")
+    signing.sign(run, trusted_key)
+    return run
+
+
+def test_record_verify_trusts_the_environment_given_and_exits_0_when_untouched(signed_run, pinned_env, invoke,
+                                                                               trusted_key):
+    result = invoke("record.verify", str(signed_run), "--env", str(pinned_env))
+    assert result.code == 0, result.output
+    assert f"untouched, 6 files as signed by key {signing.fingerprint(_public(trusted_key))}" in result.output
+
+
+def test_an_attacker_who_names_their_own_environment_and_key_and_re_signs_is_refused(
+        signed_run, pinned_env, invoke, tmp_path, trusted_key, attacker_key):
+    evil = tmp_path / "attacker" / "evil.yaml"
+    evil.write_text(pinned_env.read_text().replace("trusted.pem", "../attacker/attacker.pem").replace(
+        "name: test", "name: evil"))
+    record = json.loads((signed_run / "record.json").read_text())
+    record |= {"version": "1.3.9", "environment": "evil", "environment_file": str(evil),
+               "signing": signing.identity(attacker_key)}
+    (signed_run / "record.json").write_text(json.dumps(record) + "\n")
+    signing.sign(signed_run, attacker_key)
+    theirs, ours = signing.fingerprint(_public(attacker_key)), signing.fingerprint(_public(trusted_key))
+    result = invoke("record.verify", str(signed_run), "--env", str(pinned_env))
+    assert result.code == 1, result.output
+    assert f"signer: the record names key {theirs}, the trusted key is {ours}" in result.output
+    assert f"signature does not match the manifest for key {ours}" in result.output
+    assert "environment: the record names 'evil', verified as 'test'" in result.output
+    assert "untouched" not in result.output
+    alone = invoke("record.verify", str(signed_run))
+    assert alone.code == 2 and "give --env NAME" in alone.output, alone.output
+
+
+def test_an_added_empty_folder_fails_record_verify(signed_run, pinned_env, invoke):
+    (signed_run / "later").mkdir()
+    result = invoke("record.verify", str(signed_run), "--env", str(pinned_env))
+    assert result.code == 1 and "added: later/ (a folder with no files)" in result.output, result.output
+
+
+def test_a_missing_record_json_is_a_difference_named(signed_run, pinned_env, invoke):
+    (signed_run / "record.json").unlink()
+    result = invoke("record.verify", str(signed_run), "--env", str(pinned_env))
+    assert result.code == 1 and "record.json is missing" in result.output, result.output
+
+
+def test_a_missing_environment_file_is_a_usage_error(signed_run, invoke, tmp_path):
+    result = invoke("record.verify", str(signed_run), "--env", str(tmp_path / "absent.yaml"))
+    assert result.code == 2 and "the environment file does not exist" in result.output, result.output
+
+
+def test_key_file_given_on_the_command_line_is_the_one_trusted(signed_run, invoke, tmp_path, trusted_key, attacker_key):
+    (tmp_path / "trusted.pub").write_bytes(_public(trusted_key))
+    (tmp_path / "attacker.pub").write_bytes(_public(attacker_key))
+    right = invoke("record.verify", str(signed_run), "--key", str(tmp_path / "trusted.pub"))
+    assert right.code == 0 and "untouched" in right.output, right.output
+    wrong = invoke("record.verify", str(signed_run), "--key", str(tmp_path / "attacker.pub"))
+    assert wrong.code == 1 and "signer: the record names key" in wrong.output, wrong.output
+
+
+@pytest.mark.parametrize("pin", ["public_key", "fingerprint"])
+def test_a_verifier_pins_the_public_key_or_its_fingerprint_without_the_private_key(
+        signed_run, make_env, invoke, tmp_path, trusted_key, attacker_key, pin):
+    (tmp_path / "trusted.pub").write_bytes(_public(trusted_key))
+    value = str(tmp_path / "trusted.pub") if pin == "public_key" else signing.fingerprint(_public(trusted_key))
+    verifier = make_env({"signing": {pin: value}}, name="verifier.yaml")
+    assert invoke("record.verify", str(signed_run), "--env", str(verifier)).code == 0
+    record = json.loads((signed_run / "record.json").read_text()) | {"signing": signing.identity(attacker_key)}
+    (signed_run / "record.json").write_text(json.dumps(record) + "\n")
+    signing.sign(signed_run, attacker_key)
+    result = invoke("record.verify", str(signed_run), "--env", str(verifier))
+    assert result.code == 1 and "signer: the record names key" in result.output, result.output
+
+
+def test_a_pinned_fingerprint_that_is_not_the_pinned_public_keys_is_a_usage_error(
+        signed_run, make_env, invoke, tmp_path, trusted_key, attacker_key):
+    (tmp_path / "trusted.pub").write_bytes(_public(trusted_key))
+    verifier = make_env({"signing": {"public_key": str(tmp_path / "trusted.pub"),
+                                     "fingerprint": signing.fingerprint(_public(attacker_key))}}, name="both.yaml")
+    result = invoke("record.verify", str(signed_run), "--env", str(verifier))
+    assert result.code == 2 and "is not the fingerprint of signing.public_key" in result.output, result.output

@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from runbook.config import Environment
-from runbook.errors import CheckFailed
+from runbook.config import Environment, yamlfile
+from runbook.errors import CheckFailed, ConfigError
 from runbook.findings import NotConfigured
 
 
@@ -34,9 +34,11 @@ def find(file: Path | None, item: str) -> Attestation | None:
     if file is None or not file.exists():
         return None
     try:
-        data = yaml.safe_load(file.read_text()) or {}
+        data = yamlfile.data(file) or {}
     except yaml.YAMLError as e:
         raise CheckFailed(f"attestation file {file} is malformed YAML: {e}") from None
+    except ConfigError as e:
+        raise CheckFailed(f"attestation file {e}") from None
     if not isinstance(data, dict):
         raise CheckFailed(f"attestation file {file} must map item names to attestations")
     if item not in data:

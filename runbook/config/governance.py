@@ -10,12 +10,25 @@ from runbook.config.base import Model, Name, Secretable, Url
 
 
 class Signing(Model):
-    """The Ed25519 key that signs each run's manifest, making the record tamper-evident."""
+    """The Ed25519 key that signs each run's manifest, and the key `record.verify` trusts.
 
-    private_key: Secretable
-    """A reference to the PEM private key, e.g. `${file:/etc/runbook/prod-signing.pem}`."""
+    The trusted key is pinned here, in the repository, never taken from a run folder: `public_key`, else
+    `fingerprint`, else the public half of `private_key`.
+    """
+
+    private_key: Secretable | None = None
+    """A reference to the PEM private key, e.g. `${file:/etc/runbook/prod-signing.pem}`; none: runs are not
+    signed here (a verifier's copy of the environment)."""
     public_key: Path | None = None
-    """The trusted PEM public key `record.verify` checks against (default: derived from the private key)."""
+    """The trusted PEM public key file (relative to the project folder)."""
+    fingerprint: str | None = Field(None, pattern=r"^SHA256:[0-9a-f]{64}$")
+    """The trusted key's fingerprint, `SHA256:<64 hex digits>` as records print it."""
+
+    @model_validator(mode="after")
+    def _some_key(self) -> "Signing":
+        if not (self.private_key or self.public_key or self.fingerprint):
+            raise ValueError("give `private_key`, `public_key` or `fingerprint`")
+        return self
 
 
 class Notification(Model):

@@ -40,6 +40,7 @@ LOCAL_PATHS = (
     ("database", "backup_dir"),
     ("local", "state_dir"),
     ("attestations", "file"),
+    ("signing", "public_key"),
     ("files", "*", "path"),
     ("dependencies", "*", "path"),
 )

@@ -77,14 +77,36 @@ def take(env: Environment, label: str) -> Backup:
     fmt, suffix = ("directory", "dir") if jobs > 1 else ("custom", "dump")
     path = str(env.database.backup_dir / f"{label}.{suffix}")
     expected = tables(env)
-    with _login(env) as (dbname, password_file):
-        runner.must(env.backup_host, commands.dump(env.database.pg_dump, path, jobs, dbname, password_file),
-                    what=f"pg_dump into {path}")
-    missing = sorted(set(expected) - listed_tables(env, path))
-    if missing:
-        raise ActionFailed(f"backup {path} does not list these tables: {', '.join(missing)}")
-    size, digest = runner.must(env.backup_host, commands.measure(path), what=f"measuring backup {path}").split()
+    with _removed_unless_verified(env, path):
+        with _login(env) as (dbname, password_file):
+            runner.must(env.backup_host, commands.dump(env.database.pg_dump, path, jobs, dbname, password_file),
+                        what=f"pg_dump into {path}")
+        missing = sorted(set(expected) - listed_tables(env, path))
+        if missing:
+            raise ActionFailed(f"backup {path} does not list these tables: {', '.join(missing)}")
+        size, digest = runner.must(env.backup_host, commands.measure(path), what=f"measuring backup {path}").split()
     return Backup(path, fmt, int(size), digest, expected, env.backup_host.name)
+
+
+@contextlib.contextmanager
+def _removed_unless_verified(env: Environment, path: str) -> Iterator[None]:
+    """A dump that failed, or failed its verification, is removed from the backup host (a partial one on a
+    full disk would keep it full); the error says whether it was."""
+    try:
+        yield
+    except BaseException as e:
+        left = _remove(env, path)
+        if isinstance(e, ActionFailed):
+            raise ActionFailed(f"{e}; the partial backup {path} was {left}", e.exit_code) from None
+        raise
+
+
+def _remove(env: Environment, path: str) -> str:
+    try:
+        result = runner.run(env.backup_host, host_commands.remove_trees(path))
+    except Exception as e:  # the host is not answering: the first error is the one to tell
+        return f"NOT removed ({type(e).__name__}: {e})"
+    return "removed" if result.rc == 0 else f"NOT removed ({result.stderr.strip() or f'exit {result.rc}'})"
 
 
 def restore(env: Environment, backup: dict) -> None:

@@ -9,7 +9,7 @@ from runbook.engine.run import start
 from runbook.engine.walk import walk
 from runbook.errors import RunbookError
 from runbook.governance import approval
-from runbook.release import package
+from runbook.release import package, releases
 
 
 def deploy(env_arg: str, version: str, restore_db: bool = False, change: str | None = None,
@@ -39,6 +39,8 @@ def deploy(env_arg: str, version: str, restore_db: bool = False, change: str | N
 
 def rollback(env_arg: str, to: str | None = None, restore_db: bool = False, break_lock: bool = False) -> int:
     """`invoke rollback`: back to the previous live release (or `to`), with the same sequence as a deploy's."""
+    if to is not None:
+        releases.validate_name(to)
     run = start(env_arg, None, "rollback")
     d = Deployment(run, restore_db=restore_db, break_lock=break_lock, requested_target=to)
     with signals.as_failures():

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from runbook.config import yamlfile
 from runbook.errors import ConfigError
 
 NOT_ROLES = frozenset({"all", "ungrouped"})
@@ -28,6 +29,8 @@ def read(path: Path, default_user: str) -> list[dict[str, Any]]:
     """
     if not path.is_file():
         raise ConfigError(f"{path}: the inventory file does not exist")
+    if path.suffix in YAML_SUFFIXES:
+        yamlfile.check(path)
     # ansible tells what it cannot parse, and more, as warnings on the terminal: none of it reaches the
     # user's (the reason a file is refused is asked of its format's plugin below). Imported in here,
     # ansible also leaves the process's own stdout and stderr as they are.

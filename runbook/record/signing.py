@@ -2,9 +2,10 @@
 
 `sign` writes `MANIFEST.sha256`, one `<sha256>  <relative/path>` line per file as `sha256sum` writes
 it (so `sha256sum -c MANIFEST.sha256` run inside the folder checks it by hand), and `MANIFEST.sig`,
-the base64 Ed25519 signature of the manifest's bytes. `verify` recomputes the manifest and checks the
-signature against a public key the caller trusts (from the environment's `signing` section), never
-one read from the folder: files replaced and re-signed with another key are reported, not accepted.
+the base64 Ed25519 signature of the manifest's bytes. `verify` recomputes the manifest, refuses files
+and folders it does not list, and checks the signature against a public key the caller trusts
+(`runbook.record.trust` pins it outside the folder): files replaced and re-signed with another key are
+reported, not accepted.
 
 A key is named by its fingerprint, `SHA256:` followed by the 64 lowercase hex digits of the SHA-256
 of the raw 32-byte Ed25519 public key, e.g. `SHA256:3b1f...9c0a`.
@@ -12,7 +13,6 @@ of the raw 32-byte Ed25519 public key, e.g. `SHA256:3b1f...9c0a`.
 
 import base64
 import binascii
-import json
 import errno
 import hashlib
 import os
@@ -24,7 +24,6 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from runbook import config
 from runbook.config import Environment
 from runbook.errors import ActionFailed, ConfigError
 from runbook.secrets import expand
@@ -101,8 +100,30 @@ def _files(folder: Path) -> list[str]:
     return found
 
 
-def _listed(folder: Path) -> list[str]:
+def listed(folder: Path) -> list[str]:
+    """The files a manifest of `folder` lists (all but the manifest and its signature)."""
     return sorted(name for name in _files(folder) if name not in (MANIFEST, SIGNATURE))
+
+
+def _folders(folder: Path, prefix: str = "") -> list[str]:
+    """Every readable folder under `folder` (symlinks never followed), as `relative/path/`."""
+    found = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                name = f"{prefix}{entry.name}/"
+                try:
+                    found += [name, *_folders(Path(entry.path), name)]
+                except OSError:
+                    pass  # an unreadable folder is listed by `_files` as an entry of its own
+    return found
+
+
+def _unlisted_folders(folder: Path, names: set[str]) -> list[str]:
+    """The outermost folders that hold none of `names` (the files signed or present): empty ones, added."""
+    implied = {name[:i + 1] for name in names for i, char in enumerate(name) if char == "/"}
+    extra = [name for name in _folders(folder) if name not in implied]
+    return sorted(name for name in extra if not any(name != other and name.startswith(other) for other in extra))
 
 
 def _digest(path: Path) -> str:
@@ -121,7 +142,7 @@ def sign(folder: Path, private_key_pem: bytes) -> dict:
     """Write `MANIFEST.sha256` and `MANIFEST.sig` in `folder`; the public key (PEM text) and its fingerprint."""
     key = load_private_key(private_key_pem)
     lines = []
-    for name in _listed(folder):
+    for name in listed(folder):
         if ESCAPED.search(name):
             raise ActionFailed(f"cannot sign {folder}: the file name {name!r} holds a newline, carriage return or backslash")
         try:
@@ -148,17 +169,17 @@ def _read(path: Path) -> bytes | None:
 
 def _parse(manifest: bytes) -> tuple[dict[str, str], list[str]]:
     """The digests a manifest lists by path, and the problems of its malformed lines."""
-    listed, problems = {}, []
+    digests, problems = {}, []
     lines = manifest.decode("utf-8", "surrogateescape").split("\n")
     if lines[-1] == "":
         lines.pop()
     for number, line in enumerate(lines, 1):
         match = LINE.fullmatch(line)
         if match:
-            listed[match.group(2)] = match.group(1)
+            digests[match.group(2)] = match.group(1)
         else:
             problems.append(f"{MANIFEST} line {number} is malformed: {line[:80]!r}")
-    return listed, problems
+    return digests, problems
 
 
 def _signature_problems(
@@ -179,75 +200,51 @@ def _signature_problems(
     return []
 
 
-def _file_problems(folder: Path, listed: dict[str, str]) -> list[str]:
+def _file_problems(folder: Path, digests: dict[str, str]) -> list[str]:
     problems = []
-    present = set(_listed(folder))
-    for name in sorted(present | set(listed)):
+    present = set(listed(folder))
+    for name in sorted(present | set(digests)):
         if name not in present:
             problems.append(f"removed: {_shown(name)}")
-        elif name not in listed:
+        elif name not in digests:
             problems.append(f"added: {_shown(name)}")
         else:
             try:
-                if _digest(folder / name) != listed[name]:
+                if _digest(folder / name) != digests[name]:
                     problems.append(f"changed: {_shown(name)}")
             except OSError as e:
                 problems.append(f"changed: {_shown(name)} ({e.strerror})")
-    return problems
+    extra = _unlisted_folders(folder, present | set(digests))
+    return problems + [f"added: {_shown(name)} (a folder with no files)" for name in extra]
 
 
-def verify(folder: Path, public_key_pem: bytes) -> list[str]:
+def verify(folder: Path, public_key_pem: bytes | None) -> list[str]:
     """What differs from what was signed, under the trusted public key; empty when the folder is untouched.
 
-    Never raises for a tampered folder; `ConfigError` only when `public_key_pem` is not an Ed25519 PEM public key.
+    Without a public key (only its fingerprint is trusted and the folder offers no key with it), the
+    signature cannot be checked, which is itself a problem. Never raises for a tampered folder;
+    `ConfigError` only when `public_key_pem` is not an Ed25519 PEM public key.
     """
-    public_key = _load_public_key(public_key_pem)
-    key_name = fingerprint(public_key_pem)
+    public_key = _load_public_key(public_key_pem) if public_key_pem is not None else None
     if not folder.is_dir():
         return [f"{folder} is not a folder"]
     manifest, signature = _read(folder / MANIFEST), _read(folder / SIGNATURE)
     if manifest is None:
         return [f"{MANIFEST} is missing"] + ([f"{SIGNATURE} is missing"] if signature is None else [])
-    listed, problems = _parse(manifest)
-    problems += _signature_problems(manifest, signature, public_key, key_name)
-    return problems + _file_problems(folder, listed)
+    digests, problems = _parse(manifest)
+    if public_key is None:
+        problems.append(f"{SIGNATURE} cannot be checked: no public key with the trusted fingerprint")
+    else:
+        problems += _signature_problems(manifest, signature, public_key, fingerprint(public_key_pem))
+    return problems + _file_problems(folder, digests)
 
 
 def private_key(env: Environment) -> bytes | None:
     """The environment's signing key (PEM), resolved from its reference; None when it signs nothing."""
-    return expand(env.signing.private_key).encode() if env.signing else None
+    return expand(env.signing.private_key).encode() if env.signing and env.signing.private_key else None
 
 
 def identity(private_key_pem: bytes) -> dict:
     """The public key and fingerprint a record shows, so a reader knows which key vouches for it."""
     public = public_pem(load_private_key(private_key_pem))
     return {"public_key": public.decode(), "fingerprint": fingerprint(public)}
-
-
-def trusted_key(env: Environment) -> bytes:
-    """The key to verify against: the configured public key file, else the one of the private key."""
-    if env.signing is None:
-        raise ConfigError(f"{env.source}: environment {env.name!r} has no `signing` key: its records are not signed")
-    if env.signing.public_key:
-        return env.signing.public_key.read_bytes()
-    return public_pem(load_private_key(private_key(env)))
-
-
-def verify_run(folder: Path, env_arg: str | None) -> tuple[list[str], str]:
-    """`invoke record.verify`: the problems of a run folder and a one-line verdict.
-
-    The environment (and so the trusted key) is the one given, else the one the record names.
-    """
-    if not folder.is_dir():
-        raise ConfigError(f"{folder} is not a run folder")
-    if env_arg is None:
-        try:
-            env_arg = json.loads((folder / "record.json").read_text())["environment_file"]
-        except (OSError, ValueError, KeyError):
-            raise ConfigError(f"{folder}/record.json cannot be read to find its environment: give --env") from None
-    key = trusted_key(config.load_environment(env_arg))
-    problems = verify(folder, key)
-    files = len(_listed(folder)) if (folder / MANIFEST).exists() else 0
-    if problems:
-        return problems, f"{folder}: NOT as signed ({len(problems)} problems) for key {fingerprint(key)}"
-    return problems, f"{folder}: untouched, {files} files as signed by key {fingerprint(key)}"

@@ -24,13 +24,14 @@ from runbook.release import commands
 
 MANIFEST = "MANIFEST.sha256"
 VERSION = "VERSION"
-VERSION_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$")
+VERSION_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z._+-]{0,63}")
+"""A whole version (always `fullmatch`: `$` would let a trailing newline through)."""
 SKIPPED = {"__pycache__", ".env", ".git", "uploads", VERSION, MANIFEST}
 
 
 def validate_version(version: str) -> str:
     """The version if it is safe in file names and commands; `ConfigError` naming what is wrong."""
-    if not VERSION_PATTERN.match(version) or ".." in version:
+    if not VERSION_PATTERN.fullmatch(version) or ".." in version:
         raise ConfigError(
             f"version {version!r} is not valid: use letters, digits and '.', '_', '+', '-' "
             "(starting with a letter or digit, no '..', at most 64 characters)"

@@ -5,24 +5,37 @@ atomically, configuration kept per release in `shared/config/<release>/`, old re
     current -> releases/20261128T090000Z-1.1.0
 """
 
+import re
 from datetime import datetime
 from pathlib import PurePosixPath
 
 from runbook.config import Environment, Host
 from runbook.database import migrations
-from runbook.errors import ActionFailed
+from runbook.errors import ActionFailed, ConfigError
 from runbook.findings import Finding
 from runbook.hosts import commands as host_commands
 from runbook.hosts import connection, runner
 from runbook.release import commands, configfiles
-from runbook.release.package import MANIFEST
+from runbook.release.package import MANIFEST, VERSION_PATTERN
 
 UNFINISHED = ".runbook-unfinished"
 """Marks a release folder whose unpacking has not completed; the next run removes it."""
 
 
+NAME_PATTERN = re.compile(rf"[0-9]{{8}}T[0-9]{{6}}Z-{VERSION_PATTERN.pattern}")
+"""A whole release name, `<UTC time>-<version>` (always `fullmatch`)."""
+
+
 def name(version: str, moment: datetime) -> str:
     return f"{moment:%Y%m%dT%H%M%SZ}-{version}"
+
+
+def validate_name(release: str) -> str:
+    """The release name if it is one, whole; `ConfigError` (exit 2) naming the value otherwise."""
+    if not NAME_PATTERN.fullmatch(release) or ".." in release:
+        raise ConfigError(f"release {release!r} is not valid: expected <UTC time>-<version>, "
+                          "e.g. 20261128T090000Z-1.1.0")
+    return release
 
 
 def version_of(release: str) -> str:

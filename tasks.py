@@ -30,7 +30,7 @@ def exits(body):
         try:
             code = body(c, *args, **kwargs)
         except RunbookError as e:
-            raise Exit(f"runbook: {e}", code=e.exit_code) from None
+            raise Exit(redact(f"runbook: {e}"), code=e.exit_code) from None
         except Exception as e:  # outside any phase: the environment's state is not known from here
             raise Exit(redact(f"runbook: unexpected {type(e).__name__}: {e}; run `invoke status` to see the "
                               f"environment's state"), code=NEEDS_HUMAN) from None

@@ -42,6 +42,7 @@ DATABASE_URL = settings.database_url()
 SECRET_KEY = settings.get("APP_SECRET_KEY")
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = settings.get("APP_ADMIN_PASSWORD")
+BANNER = settings.get("APP_BANNER")
 UPLOAD_DIR = settings.APP_DIR / (settings.get("APP_UPLOAD_DIR") or "uploads")
 UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
 VERSION_FILE = settings.APP_DIR / "VERSION"
@@ -222,7 +223,8 @@ def _schema_version(conn: psycopg.Connection) -> str | None:
 def status(request: Request) -> Response:
     with settings.connect(DATABASE_URL) as conn:
         schema_version = _schema_version(conn)
-    return json_response(HTTPStatus.OK, {"app": "demo", "version": VERSION, "schema_version": schema_version})
+    answer = {"app": "demo", "version": VERSION, "schema_version": schema_version}
+    return json_response(HTTPStatus.OK, answer | ({"banner": BANNER} if BANNER else {}))
 
 
 def metrics(request: Request) -> Response:

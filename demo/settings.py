@@ -1,7 +1,8 @@
 """Configuration shared by the demo app and its migration tool.
 
 Values come from the process environment. A ``.env`` file in the app directory
-(the directory of this module) fills in keys the environment does not set.
+(the directory of this module) fills in keys the environment does not set; it is
+read with python-dotenv, without ``$`` interpolation, exactly as the runbook writes it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import psycopg
+from dotenv.parser import parse_stream
 from psycopg.conninfo import conninfo_to_dict
 
 APP_DIR = Path(__file__).resolve().parent
@@ -23,24 +25,15 @@ class ConfigError(Exception):
 
 
 def load_env_file(path: Path = APP_DIR / ".env") -> None:
-    """Copy ``KEY=VALUE`` lines of ``path`` into ``os.environ`` for keys not yet set."""
+    """Copy the values of the dotenv file ``path`` into ``os.environ`` for keys not yet set."""
     if not path.is_file():
         return
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, separator, value = line.partition("=")
-        key = key.strip()
-        if not separator or not key:
-            raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
-        os.environ.setdefault(key, _unquote(value.strip()))
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    return value
+    with path.open(encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            if binding.error:
+                raise ConfigError(f"{path}:{binding.original.line}: not a dotenv KEY=VALUE line")
+            if binding.key is not None and binding.value is not None:
+                os.environ.setdefault(binding.key, binding.value)
 
 
 def get(name: str) -> str | None:

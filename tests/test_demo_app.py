@@ -29,7 +29,7 @@ from psycopg import sql
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 SERVER_URL = "postgresql://postgres@127.0.0.1:5432"
-APP_VARIABLES = ("DATABASE_URL", "APP_UPLOAD_DIR", "APP_SECRET_KEY", "APP_ADMIN_PASSWORD")
+APP_VARIABLES = ("DATABASE_URL", "APP_UPLOAD_DIR", "APP_SECRET_KEY", "APP_ADMIN_PASSWORD", "APP_BANNER")
 ADMIN_PASSWORD = "correct horse"
 DB_PASSWORD = "never-show-this-password"
 HTTP_TIMEOUT = 10

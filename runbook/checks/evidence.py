@@ -37,7 +37,8 @@ class Scenario:
 
 
 class Evidence:
-    """What a step shows as proof: text (command output, diffs) and findings, all redacted.
+    """What a step shows as proof: text (command output, diffs) and findings, all redacted: titles and
+    subjects as well as bodies and details.
 
         >>> evidence.findings(findings)
         >>> evidence.text("pending migrations", "0002_add_index")
@@ -50,14 +51,14 @@ class Evidence:
         return self._item.stash[STEPS].current
 
     def text(self, title: str, body: str) -> None:
-        self._step().evidence.append({"title": title, "text": redact(body)})
+        self._step().evidence.append({"title": redact(title), "text": redact(body)})
 
     def texts(self, bodies: dict[str, str]) -> None:
         for title, body in bodies.items():
             self.text(title, body)
 
     def findings(self, findings: list[Finding]) -> list[Finding]:
-        rows = [{"subject": f.subject, "ok": f.ok, "detail": redact(f.detail)} for f in findings]
+        rows = [{"subject": redact(f.subject), "ok": f.ok, "detail": redact(f.detail)} for f in findings]
         self._step().evidence.append({"title": "findings", "findings": rows})
         return findings
 

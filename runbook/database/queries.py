@@ -10,13 +10,16 @@ from runbook.database import commands
 from runbook.errors import CheckFailed
 from runbook.findings import Finding
 from runbook.hosts import runner, survey
-from runbook.secrets import expand
+from runbook.secrets import expand, redact
 
 
 def url(env: Environment) -> str:
-    """The database URL with secrets resolved; the local cluster's when none is configured."""
+    """The database URL with secrets resolved (its password known to the redactor); the local cluster's
+    when none is configured."""
     if env.database.url is not None:
-        return expand(env.database.url)
+        resolved = expand(env.database.url)
+        redact.register_url(resolved)
+        return resolved
     return f"postgresql://postgres@127.0.0.1:{env.local.postgres_port}/{env.app.name}"
 
 

@@ -16,7 +16,7 @@ from runbook.engine.sequences import rollback_sequence
 from runbook.engine.walk import Failure, walk
 from runbook.errors import RunbookError
 from runbook.record import history, incident, report, signing
-from runbook.secrets import redact
+from runbook.secrets import redact, redact_files
 from runbook.times import utc_now
 
 
@@ -71,7 +71,8 @@ def _outcome_event(d: Deployment, code: int) -> str:
 
 
 def conclude(d: Deployment, code: int) -> int:
-    """Write the record (and the incident record after a failure), sign the run folder, update the history."""
+    """Write the record (and the incident record after a failure), pass every file of the run folder
+    through the redactor, sign the folder, update the history."""
     run: Run = d.run
     if run.kind in ("deploy", "rollback") and d.refused is None and not d.nothing_to_do and run.phases:
         tell(d, _outcome_event(d, code), d.reason or "")
@@ -87,6 +88,7 @@ def conclude(d: Deployment, code: int) -> int:
     data = report.write(run, code, utc_now())
     if "incident" in data:
         incident.write(run.folder, data, run.journal.events())
+    redact_files(run.folder)
     if key is not None:
         signing.sign(run.folder, key)
     history.write(run.folder.parent)

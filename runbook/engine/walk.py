@@ -11,6 +11,7 @@ from runbook.engine.phase import Phase
 from runbook import errors
 from runbook.engine.run import PhaseResult, summary
 from runbook.engine.signals import Interrupted
+from runbook.hosts.connection import in_phase
 from runbook.times import utc_now
 from runbook.errors import ActionFailed, CheckFailed, RunbookError
 from runbook.record import report
@@ -30,13 +31,14 @@ def run_phase(d: Deployment, sequence: str, phase: Phase) -> PhaseResult:
         if phase is not sequences.LOCK:
             progress(d, phase.name, sequence)
         run.event("phase started", sequence=sequence, phase=phase.name)
-        if not phase.applies(d):
-            result.outcome, result.evidence = "skipped", [phase.skip]
-        elif phase.feature:
-            result = verify.phase(run, phase.name, phase.title, sequence, phase.feature, d.verifying_version,
-                                  d.context())
-        else:
-            result.evidence = [redact(line) for line in phase.action(d)]
+        with in_phase(phase.name):
+            if not phase.applies(d):
+                result.outcome, result.evidence = "skipped", [phase.skip]
+            elif phase.feature:
+                result = verify.phase(run, phase.name, phase.title, sequence, phase.feature, d.verifying_version,
+                                      d.context())
+            else:
+                result.evidence = [redact(line) for line in phase.action(d)]
     except (ActionFailed, CheckFailed) as e:
         result.outcome, result.error = "failed", redact(str(e))
     except RunbookError as e:  # a refusal: exit 2 when nothing changed yet

@@ -96,8 +96,9 @@ def each(items: list[I], check: Callable[[I], T]) -> list[T]:
     """Run `check` on every host (or host and service, ...) concurrently, results in order."""
     if not items:
         return []
-    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:  # each in the caller's phase
-        return list(pool.map(lambda item: contextvars.copy_context().run(check, item), items))
+    contexts = [contextvars.copy_context() for _ in items]  # each in the caller's phase (a copy per thread)
+    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+        return list(pool.map(lambda context, item: context.run(check, item), contexts, items))
 
 
 class Unreachable(Exception):

@@ -32,3 +32,8 @@ class ActionFailed(RunbookError):
     """An action on the environment failed (a command, a copy, a switch); the pipeline decides what follows."""
 
     exit_code = FAILED
+
+
+class DeadlineExceeded(ActionFailed):
+    """Something the run waited for (a command on a host, the checks, a statement) outlived its deadline
+    and was stopped; the message names where, what and the deadline."""

@@ -120,7 +120,11 @@ def _run(argv: list[str], what: str, timeout: float = 120) -> str:
 def _postgres_running(p: Paths) -> bool:
     if not (p.pgdata / "PG_VERSION").exists():
         return False
-    return subprocess.run(_as_postgres([_bin("pg_ctl"), "status", "-D", str(p.pgdata)]), capture_output=True).returncode == 0
+    argv = _as_postgres([_bin("pg_ctl"), "status", "-D", str(p.pgdata)])
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=30).returncode == 0
+    except subprocess.TimeoutExpired:
+        raise RunbookError(f"pg_ctl status -D {p.pgdata}: no answer within 30 s") from None
 
 
 def _postgres_up(env: Environment, p: Paths) -> list[str]:

@@ -199,3 +199,13 @@ def test_systemd_commands_are_systemctls():
         ["systemctl", "start", "web"], ["systemctl", "stop", "web"], ["systemctl", "reload", "web"]]
     assert chosen.pid_command() == ["systemctl", "show", "-p", "MainPID", "--value", "web"]
     assert not chosen.already("stop", "") and chosen.refused(1, "") and not chosen.refused(0, "")
+
+
+def test_a_command_under_a_deadline_is_run_by_gnu_timeout_killed_soon_after():
+    assert commands.bounded(30, ["pg_dump", "--file=/b/x.dump"]) == [
+        "timeout", "--kill-after=5", "30s", "pg_dump", "--file=/b/x.dump"]
+    assert commands.without_env(["env", "-u", "PGPASSWORD", "PGPASSFILE=/p", "pg_dump", "-x"]) == ["pg_dump", "-x"]
+    assert commands.without_env(["python3", "bin/migrate"]) == ["python3", "bin/migrate"]
+    assert database_commands.session_limits(["python3", "bin/migrate", "up"], 60, 5) == [
+        "env", "PGOPTIONS=-c statement_timeout=60s -c lock_timeout=5s", "python3", "bin/migrate", "up"]
+    assert "--lock-wait-timeout=30s" in database_commands.dump("pg_dump", "/b/R.dump", 1, "dbname=app", lock_wait=30)

@@ -4,12 +4,12 @@ from urllib.parse import urlsplit
 
 import pika
 import redis
-import requests
 
 from runbook.hosts import survey
 from runbook.config import Dependency, Environment
 from runbook.findings import Finding
 from runbook.secrets import expand, redact
+from runbook import http
 
 
 def probe(env: Environment, dep: Dependency) -> list[Finding]:
@@ -39,7 +39,7 @@ def address(dep: Dependency) -> tuple[str, int] | None:
 
 
 def _http(url: str, dep: Dependency) -> tuple[bool, str]:
-    response = requests.get(url, timeout=dep.timeout, allow_redirects=False)
+    response = http.request("GET", url, timeout=dep.timeout, allow_redirects=False)
     return response.status_code == dep.expect_status, (
         f"answered HTTP {response.status_code} (expected {dep.expect_status})"
     )

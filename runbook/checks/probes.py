@@ -18,6 +18,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop
 
 from runbook.config import Environment
 from runbook.errors import CheckFailed
+from runbook import http
 
 Judge = Callable[[requests.Response], str | None]
 """What is wrong with an answer (e.g. "answered 503 (expected 200)"), or None when it is the one expected."""
@@ -99,7 +100,7 @@ def _settle(env: Environment, url: str, judge: Judge) -> Answer:
 
 def _attempt(url: str, timeout: float, judge: Judge) -> requests.Response:
     try:
-        response = requests.get(url, timeout=timeout, allow_redirects=False)
+        response = http.request("GET", url, timeout=timeout, allow_redirects=False)
     except requests.RequestException as e:
         raise _NotYet(f"did not answer: {request_error(e, timeout)}") from None
     wrong = judge(response)

@@ -19,6 +19,7 @@ from runbook.errors import CheckFailed
 from runbook.findings import Finding
 from runbook.checks.probes import request_error, unexpected_status
 from runbook.secrets import expand, redact
+from runbook import http
 
 UPLOAD_BYTES = 64 * 1024
 PROTECTED = [
@@ -46,7 +47,7 @@ class Client:
         """The app's answer, whatever its status; no answer at all is a `CheckFailed`."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            return requests.request(method, self.base + path, headers=headers, timeout=self.timeout,
+            return http.request(method, self.base + path, headers=headers, timeout=self.timeout,
                                     allow_redirects=False, **kwargs)
         except requests.RequestException as e:
             raise CheckFailed(f"{method} {self.base}{path} did not answer: {request_error(e, self.timeout)}") from None

@@ -14,6 +14,7 @@ import requests
 from runbook.checks.probes import request_error
 from runbook.config import Environment
 from runbook.watch.metrics import milliseconds, percent, percentile
+from runbook import http
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def load(env: Environment) -> LoadResult:
 
     def connection() -> list[Answer]:
         answers = []
-        with requests.Session() as session:
+        with http.session() as session:
             while (n := budget.take()) is not None:
                 answers.append(_get(session, base, perf.paths[n % len(perf.paths)], timeout))
         return answers
@@ -131,7 +132,7 @@ def load(env: Environment) -> LoadResult:
 def _get(session: requests.Session, base: str, path: str, timeout: float) -> Answer:
     started = time.perf_counter()
     try:
-        status = session.get(base + path, timeout=timeout, allow_redirects=False).status_code
+        status = http.request("GET", base + path, timeout=timeout, using=session, allow_redirects=False).status_code
     except requests.RequestException as e:
         return Answer(path, None, time.perf_counter() - started, request_error(e, timeout))
     return Answer(path, status, time.perf_counter() - started)

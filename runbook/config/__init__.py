@@ -6,6 +6,7 @@ is wrong. Secrets are references (`${NAME}`, `${file:path}`), resolved by `resol
 
 from runbook.config.app import ConfigFile, Service
 from runbook.config.checks import Dependency, RequiredFile, Smoke, TlsEndpoint, Waiver
+from runbook.config.deadlines import Deadlines
 from runbook.config.environment import Environment
 from runbook.config.governance import Notification
 from runbook.config.hosts import Host, Ssh
@@ -17,6 +18,7 @@ __all__ = [
     "ENVIRONMENTS",
     "Batch",
     "ConfigFile",
+    "Deadlines",
     "Dependency",
     "Environment",
     "Host",

@@ -13,6 +13,7 @@ from runbook.config.app import App, Database, Local, Service, Supervisor
 from runbook.config.base import Model, Name, _key
 from runbook.config.checks import (Attestations, Dependency, Endpoints, NotApplicable, RequiredFile, Thresholds,
                                    TlsEndpoint, Waiver)
+from runbook.config.deadlines import Deadlines
 from runbook.config.governance import Approval, Notification, Signing
 from runbook.config.hosts import Host, Ssh
 from runbook.config.observation import Performance, Watch
@@ -28,6 +29,7 @@ class Environment(Model):
     inventory: Path | None = None
     """An Ansible inventory (INI or YAML) naming the hosts, instead of `hosts`; see `runbook/hosts/inventory.py`."""
     ssh: Ssh = Ssh()
+    deadlines: Deadlines = Deadlines()
     hosts: list[Host] = Field(default_factory=list, validate_default=True)
     app: App
     services: list[Service] = []
@@ -58,10 +60,10 @@ class Environment(Model):
     @classmethod
     def _hosts(cls, value: Any, info: ValidationInfo) -> Any:
         """The hosts given inline or read from the inventory, each with the environment's ssh settings."""
-        if "inventory" not in info.data or "ssh" not in info.data:
+        if any(key not in info.data for key in ("inventory", "ssh", "deadlines")):
             return value  # the key that is wrong is reported by itself
         path, ssh = info.data["inventory"], info.data["ssh"]
-        defaults = {"ssh": ssh} | ({"connect_timeout": ssh.connect_timeout} if ssh.connect_timeout else {})
+        defaults = {"ssh": ssh, "deadlines": info.data["deadlines"]} | ({"connect_timeout": ssh.connect_timeout} if ssh.connect_timeout else {})
         if path is not None:
             if value:
                 raise ValueError("give the hosts either inline or as `inventory`, not both")

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field
 
 from runbook.config.base import Model, Name
+from runbook.config.deadlines import Deadlines
 
 
 def _ssh_path(value: Path) -> Path:
@@ -44,6 +45,8 @@ class Host(Model):
     connect_timeout: int = Field(5, ge=1, le=120)
     ssh: Ssh = Field(default_factory=Ssh, exclude=True)
     """The environment's `ssh` section, given to each of its hosts that has no `ssh` of its own."""
+    deadlines: Deadlines = Field(default_factory=Deadlines, exclude=True)
+    """The environment's `deadlines`: how long a command on this host may take."""
     vars: dict[str, Any] = {}
     """The host's own variables (from an inventory): placeholders in `rollout` commands and URLs."""
 

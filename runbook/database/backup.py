@@ -67,7 +67,7 @@ def _login(env: Environment) -> Iterator[tuple[str, str | None]]:
 def listed_tables(env: Environment, path: str) -> set[str]:
     """Tables whose data the dump holds, from `pg_restore --list`."""
     toc = runner.must(env.backup_host, commands.table_of_contents(env.database.pg_restore, path),
-                      what=f"listing backup {path}")
+                      what=f"listing backup {path}", kind="backup")
     return {f"{m.group(1)}.{m.group(2)}" for m in re.finditer(r"TABLE DATA (\S+) (\S+) ", toc)}
 
 
@@ -79,12 +79,13 @@ def take(env: Environment, label: str) -> Backup:
     expected = tables(env)
     with _removed_unless_verified(env, path):
         with _login(env) as (dbname, password_file):
-            runner.must(env.backup_host, commands.dump(env.database.pg_dump, path, jobs, dbname, password_file),
-                        what=f"pg_dump into {path}")
+            argv = commands.dump(env.database.pg_dump, path, jobs, dbname, password_file, env.deadlines.lock)
+            runner.must(env.backup_host, argv, what=f"pg_dump into {path}", kind="backup")
         missing = sorted(set(expected) - listed_tables(env, path))
         if missing:
             raise ActionFailed(f"backup {path} does not list these tables: {', '.join(missing)}")
-        size, digest = runner.must(env.backup_host, commands.measure(path), what=f"measuring backup {path}").split()
+        size, digest = runner.must(env.backup_host, commands.measure(path), what=f"measuring backup {path}",
+                                   kind="backup").split()
     return Backup(path, fmt, int(size), digest, expected, env.backup_host.name)
 
 
@@ -119,4 +120,4 @@ def restore(env: Environment, backup: dict) -> None:
     with _login(env) as (dbname, password_file):
         argv = commands.restore(env.database.pg_restore, backup["path"], backup["format"] == "directory",
                                 env.database.dump_jobs, dbname, password_file)
-        runner.must(env.backup_host, argv, what=f"restoring backup {backup['path']}")
+        runner.must(env.backup_host, argv, what=f"restoring backup {backup['path']}", kind="backup")

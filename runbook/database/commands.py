@@ -27,10 +27,13 @@ def _client(tool: str, args: list[str], dbname: str, password_file: str | None) 
     return [*prefix, tool, *args, f"--dbname={dbname}"]
 
 
-def dump(pg_dump: str, path: str, jobs: int, dbname: str, password_file: str | None = None) -> list[str]:
-    """pg_dump in custom format into the file `path`, or, with more than one job, into the folder `path`."""
+def dump(pg_dump: str, path: str, jobs: int, dbname: str, password_file: str | None = None,
+         lock_wait: int | None = None) -> list[str]:
+    """pg_dump in custom format into the file `path`, or, with more than one job, into the folder `path`;
+    `lock_wait`: seconds it may wait for a table another session has locked, then it fails."""
     formats = ["--format=directory", f"--jobs={jobs}"] if jobs > 1 else ["--format=custom"]
-    return _client(pg_dump, [*formats, f"--file={path}"], dbname, password_file)
+    waits = [f"--lock-wait-timeout={lock_wait}s"] if lock_wait else []
+    return _client(pg_dump, [*formats, *waits, f"--file={path}"], dbname, password_file)
 
 
 def restore(pg_restore: str, path: str, directory: bool, jobs: int, dbname: str,
@@ -39,6 +42,12 @@ def restore(pg_restore: str, path: str, directory: bool, jobs: int, dbname: str,
     a folder dump (those cannot share one)."""
     mode = [f"--jobs={jobs}"] if directory else ["--single-transaction"]
     return _client(pg_restore, ["--clean", "--if-exists", "--no-owner", *mode, path], dbname, password_file)
+
+
+def session_limits(argv: list[str], statement: int, lock: int) -> list[str]:
+    """`argv` whose PostgreSQL sessions (libpq's `PGOPTIONS`) give up a statement after `statement` seconds
+    and a wait for a lock another session holds after `lock` seconds."""
+    return ["env", f"PGOPTIONS=-c statement_timeout={statement}s -c lock_timeout={lock}s", *argv]
 
 
 def version(tool: str) -> list[str]:

@@ -1,13 +1,15 @@
 """The environment's PostgreSQL database: connection, versions, size, applied migrations."""
 
+import contextlib
 import re
+from typing import Iterator
 
 import psycopg
 from psycopg import errors, sql
 
 from runbook.config import Environment
 from runbook.database import commands
-from runbook.errors import CheckFailed
+from runbook.errors import CheckFailed, DeadlineExceeded
 from runbook.findings import Finding
 from runbook.hosts import runner, survey
 from runbook.secrets import expand, redact
@@ -23,12 +25,29 @@ def url(env: Environment) -> str:
     return f"postgresql://postgres@127.0.0.1:{env.local.postgres_port}/{env.app.name}"
 
 
-def connect(env: Environment) -> psycopg.Connection:
+@contextlib.contextmanager
+def connect(env: Environment) -> Iterator[psycopg.Connection]:
+    """A session whose statements end after `deadlines.statement` and whose waits for a lock another
+    session holds end after `deadlines.lock`, each then a `DeadlineExceeded` naming the deadline."""
+    limits = env.deadlines
+    options = f"-c statement_timeout={limits.statement}s -c lock_timeout={limits.lock}s"
     try:
-        return psycopg.connect(url(env), connect_timeout=env.database.connect_timeout, autocommit=True)
+        conn = psycopg.connect(url(env), connect_timeout=env.database.connect_timeout, autocommit=True,
+                               options=options)
     except psycopg.OperationalError as e:
         reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         raise CheckFailed(f"database {endpoint(env)} does not answer: {reason}") from None
+    with conn:
+        try:
+            yield conn
+        except errors.LockNotAvailable:
+            raise DeadlineExceeded(f"database {endpoint(env)}: a statement waited {limits.lock} s for a lock another "
+                                   "session holds (deadline lock); it was given up") from None
+        except errors.QueryCanceled as e:
+            if "statement timeout" not in str(e):  # cancelled by someone, not by the deadline
+                raise
+            raise DeadlineExceeded(f"database {endpoint(env)}: a statement did not finish within {limits.statement} s "
+                                   "(deadline statement); it was cancelled") from None
 
 
 def endpoint(env: Environment) -> str:

@@ -1,8 +1,13 @@
 """A verifying phase: the features tagged for it run in a child pytest process, so its report and
-results stand alone; the child's output is streamed to the terminal through the redactor."""
+results stand alone; the child's output is streamed to the terminal through the redactor. The child
+runs under the phase's deadline (`deadlines.checks` or its own); at the deadline its whole process group
+is killed and the phase fails naming the deadline."""
 
+import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from pydantic import TypeAdapter
@@ -36,18 +41,36 @@ def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str
     ]
     if version:
         argv += ["--release-version", version]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT) as child:
+    deadline, seconds = run.env.deadlines.for_checks(name)
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                          start_new_session=True) as child:
+        expired = threading.Event()
+        timer = threading.Timer(seconds, lambda: (expired.set(), _kill(child)))
+        timer.start()
         try:
             for line in child.stdout:
                 sys.stdout.write(redact(line))
             child.wait()
         except BaseException:  # the run was interrupted: its checks stop with it
-            child.kill()
+            _kill(child)
             raise
+        finally:
+            timer.cancel()
     result.scenarios = [s.model_dump() for s in SCENARIOS.validate_json(results.read_text())] if results.exists() else []
     result.finished = utc_now()
-    if child.returncode not in (0, 1) or not result.scenarios:
+    if expired.is_set():
+        result.outcome = "failed"
+        result.error = f"the checks did not finish within {seconds} s (deadline {deadline}); they were stopped"
+    elif child.returncode not in (0, 1) or not result.scenarios:
         result.outcome, result.error = "error", f"the checks could not run (pytest exit code {child.returncode})"
     elif result.blocking:
         result.outcome = "failed"
     return result
+
+
+def _kill(child: subprocess.Popen) -> None:
+    """Kill the child and every process it started (its session's process group)."""
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:  # it has ended already
+        pass

@@ -22,6 +22,7 @@ from runbook.errors import ConfigError
 from runbook.checks.probes import request_error
 from runbook.secrets import expand, redact
 from runbook.times import seconds
+from runbook import http
 
 Event = Literal["started", "succeeded", "aborted", "rolled_back", "failed"]
 """aborted: the deploy stopped before changing anything; failed: it failed and could not be put back."""
@@ -144,7 +145,7 @@ class _Failed(Exception):
 
 def _attempt(method: str, url: str, body: dict[str, Any], timeout: float) -> int:
     try:
-        response = requests.request(method, url, json=body, timeout=timeout, allow_redirects=False)
+        response = http.request(method, url, json=body, timeout=timeout, allow_redirects=False)
     except (requests.ConnectionError, requests.Timeout) as e:
         raise _Failed(f"did not answer: {request_error(e, timeout)}") from None
     except requests.RequestException as e:

@@ -51,3 +51,25 @@ def read_link(path: str) -> list[str]:
 
 def list_folder(path: str) -> list[str]:
     return ["ls", "-1", "--", path]
+
+
+KILL_AFTER = 5
+"""Seconds a command stopped at its deadline (SIGTERM) has to end before it is killed (SIGKILL)."""
+EXPIRED = (124, 137)
+"""GNU timeout's exit codes for a command it stopped: ended by SIGTERM, or killed after it."""
+
+
+def without_env(argv: list[str]) -> list[str]:
+    """`argv` without a leading `env [-u NAME] NAME=value ...`: the command as a person knows it."""
+    if argv[:1] != ["env"]:
+        return argv
+    rest = argv[1:]
+    while rest and (rest[0] == "-u" or "=" in rest[0]):
+        rest = rest[2:] if rest[0] == "-u" else rest[1:]
+    return rest
+
+
+def bounded(seconds: int, argv: list[str]) -> list[str]:
+    """`argv` under a deadline on the host itself: GNU timeout runs it in a process group of its own and,
+    after `seconds`, stops the whole group (children included), killing it `KILL_AFTER` s later."""
+    return ["timeout", f"--kill-after={KILL_AFTER}", f"{seconds}s", *argv]

@@ -5,26 +5,44 @@
     2
 """
 
+import contextlib
+import contextvars
 import os
 import shlex
 import shutil
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import testinfra
 from testinfra.backend.base import CommandResult
 
 from runbook.hosts import commands, ssh
 from runbook.config import Host
-from runbook.errors import ActionFailed, RunbookError
+from runbook.config.deadlines import Kind
+from runbook.errors import ActionFailed, DeadlineExceeded, RunbookError
+from runbook.secrets import redact
 
 T = TypeVar("T")
 I = TypeVar("I")
 
 TRANSFER_TIMEOUT = 60
 """Seconds a file sent to a host may make no progress before the transfer is given up."""
+
+PHASE: contextvars.ContextVar[str | None] = contextvars.ContextVar("phase", default=None)
+"""The phase whose commands run now: its deadline (`deadlines.phases`) applies to them."""
+
+
+@contextlib.contextmanager
+def in_phase(name: str) -> Iterator[None]:
+    """Commands run inside are the phase `name`'s."""
+    token = PHASE.set(name)
+    try:
+        yield
+    finally:
+        PHASE.reset(token)
 
 
 def connect(host: Host):
@@ -51,9 +69,22 @@ def _ssh(host: Host) -> tuple[list[str], str]:
     return argv, spec.name
 
 
-def run(host: Host, *argv: str):
-    """Run an argument list on the host; every argument is quoted."""
-    return connect(host).run(" ".join(shlex.quote(a) for a in argv))
+def run(host: Host, *argv: str, kind: Kind | None = None, shown: list[str] | None = None):
+    """Run an argument list on the host, every argument quoted, under its deadline: that of its `kind`,
+    else the phase's, else `deadlines.command`. At the deadline the command is stopped on the host itself
+    and `DeadlineExceeded` names the host, the command (`shown`, else `argv`) and the deadline."""
+    name, seconds = host.deadlines.for_command(kind, PHASE.get())
+    started = time.monotonic()
+    result = connect(host).run(shlex.join(commands.bounded(seconds, list(argv))))
+    if result.rc in commands.EXPIRED and time.monotonic() - started >= seconds:
+        raise DeadlineExceeded(f"host {host.name}: `{_first_words(shown or list(argv))}` did not finish within "
+                               f"{seconds} s (deadline {name}); it was stopped")
+    return result
+
+
+def _first_words(argv: list[str], count: int = 6) -> str:
+    argv = commands.without_env(argv)
+    return redact(shlex.join(argv[:count])) + (" ..." if len(argv) > count else "")
 
 
 def script(host: Host, text: str, *args: str):
@@ -65,8 +96,9 @@ def each(items: list[I], check: Callable[[I], T]) -> list[T]:
     """Run `check` on every host (or host and service, ...) concurrently, results in order."""
     if not items:
         return []
+    contexts = [contextvars.copy_context() for _ in items]  # each in the caller's phase (a copy per thread)
     with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
-        return list(pool.map(check, items))
+        return list(pool.map(lambda context, item: context.run(check, item), contexts, items))
 
 
 class Unreachable(Exception):
@@ -169,11 +201,16 @@ def copy(host: Host, source: Path, destination: str) -> None:
     folder = str(PurePosixPath(destination).parent)
     succeeded(host, run(host, *commands.make_folders(folder)), what=f"creating {folder}")
     argv, name = _ssh(host)
-    result = subprocess.run(
-        ["rsync", "--times", f"--timeout={TRANSFER_TIMEOUT}", "-e", shlex.join(argv), "--", str(source),
-         f"{name}:{destination}"],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL,
-    )
+    seconds = host.deadlines.transfer
+    try:
+        result = subprocess.run(
+            ["rsync", "--times", f"--timeout={TRANSFER_TIMEOUT}", "-e", shlex.join(argv), "--", str(source),
+             f"{name}:{destination}"],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=seconds,
+        )
+    except subprocess.TimeoutExpired:
+        raise DeadlineExceeded(f"host {host.name}: copying {source} to {destination} did not finish within "
+                               f"{seconds} s (deadline transfer); it was stopped") from None
     if result.returncode != 0:  # rsync's first line says why, its last one only its exit code
         reason = result.stderr.strip().splitlines() or [f"rsync exit code {result.returncode}"]
         raise ActionFailed(f"host {host.name}: copying {source} to {destination} failed: {reason[0]}")

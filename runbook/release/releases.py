@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import PurePosixPath
 
 from runbook.config import Environment, Host
+from runbook.config.deadlines import Kind
 from runbook.database import migrations
 from runbook.errors import ActionFailed, ConfigError
 from runbook.findings import Finding
@@ -141,9 +142,11 @@ def remove_old_packages(env: Environment, host: Host, packages_dir: str, keep: s
     runner.must(host, commands.remove_old_packages(packages_dir, keep), what="removing the packages of earlier deploys")
 
 
-def run_in(env: Environment, host: Host, release_folder: str, argv: list[str]) -> str:
-    """Run an app command (a migration, say) in a release folder; what it wrote, error output included."""
-    return runner.must(host, argv, cwd=release_folder, combined=True, what=" ".join(argv))
+def run_in(env: Environment, host: Host, release_folder: str, argv: list[str], kind: Kind | None = None) -> str:
+    """Run an app command (a migration, say) in a release folder, under the deadline of its `kind`; what
+    it wrote, error output included."""
+    return runner.must(host, argv, cwd=release_folder, combined=True,
+                       what=" ".join(host_commands.without_env(argv)), kind=kind)
 
 
 def verify_files(env: Environment, host: Host, release: str) -> str:

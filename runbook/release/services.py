@@ -126,7 +126,7 @@ def reload(env: Environment, host: Host, service: Service) -> str:
 def _order(env: Environment, host: Host, service: Service, action: str) -> str:
     """Have the manager carry out `action`; what it said, or `ActionFailed` with its words."""
     chosen = manager(env, service)
-    result = runner.run(host, chosen.command(action), combined=True)
+    result = runner.run(host, chosen.command(action), combined=True, kind="services")
     said = result.stdout.strip()
     if chosen.already(action, said):
         return f"{service.name} was already {'stopped' if action == 'stop' else 'running'}"

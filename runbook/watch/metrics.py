@@ -35,6 +35,7 @@ from runbook.secrets import expand, redact
 from runbook.times import stamp_ms, utc_now
 from runbook.watch import exposition
 from runbook.watch.exposition import Labels
+from runbook import http
 
 
 
@@ -106,7 +107,7 @@ class Source:
     def get(self, url: str, **params: str) -> tuple[requests.Response | None, str | None]:
         """GET a configured URL (its secret references resolved): the answer, or why there is none."""
         try:
-            return requests.get(expand(url), params=params, timeout=self.timeout, allow_redirects=False), None
+            return http.request("GET", expand(url), params=params, timeout=self.timeout, allow_redirects=False), None
         except requests.RequestException as e:
             return None, redact(f"{url} did not answer: {request_error(e, self.timeout)}")
 

@@ -1,6 +1,7 @@
 """Step 3's backup, Step 8's migrations and Step 15's database rollback."""
 
-from runbook.database import backup, migrations, queries
+from runbook.database import backup, commands, migrations, queries
+from runbook.hosts.commands import KILL_AFTER
 from runbook.engine import state
 from runbook.engine.deployment import Deployment
 from runbook.errors import ActionFailed
@@ -20,8 +21,13 @@ def take_backup(d: Deployment) -> list[str]:
 
 
 def in_release(d: Deployment, folder: str, template: list[str], version: str = "") -> str:
-    """Run one of the app's migration commands inside a release folder on the migrate host."""
-    return releases.run_in(d.env, state.primary(d.env), folder, migrations.command(template, d.env.python, version))
+    """Run one of the app's migration commands inside a release folder on the migrate host, under the
+    `migrate` deadline: its sessions wait `deadlines.lock` at most for a lock another session holds, and a
+    statement it leaves behind when stopped ends soon after it on the server."""
+    limits = d.env.deadlines
+    argv = commands.session_limits(migrations.command(template, d.env.python, version),
+                                   limits.migrate + 2 * KILL_AFTER, limits.lock)
+    return releases.run_in(d.env, state.primary(d.env), folder, argv, kind="migrate")
 
 
 def migrate(d: Deployment) -> list[str]:

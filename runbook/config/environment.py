@@ -23,6 +23,8 @@ from runbook.secrets import references
 class Environment(Model):
     name: Name
     description: str = ""
+    strict: bool | None = None
+    """Held to the strict rules (e.g. attestations expire); default: every environment but a local one."""
     inventory: Path | None = None
     """An Ansible inventory (INI or YAML) naming the hosts, instead of `hosts`; see `runbook/hosts/inventory.py`."""
     ssh: Ssh = Ssh()
@@ -47,6 +49,13 @@ class Environment(Model):
     performance: Performance | None = None
     rollout: Rollout = Rollout()
     source: Path = Field(ROOT, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("strict") is None:
+            return data | {"strict": data.get("local") is None and data.get("name") != "local"}
+        return data
 
     @field_validator("hosts", mode="before")
     @classmethod

@@ -40,6 +40,7 @@ LOCAL_PATHS = (
     ("database", "backup_dir"),
     ("local", "state_dir"),
     ("attestations", "file"),
+    ("attestations", "attesters", "*"),
     ("files", "*", "path"),
     ("dependencies", "*", "path"),
 )

@@ -84,6 +84,11 @@ class Attestation(BaseModel):
         return f"attested by {self.by} on {stamp(self.date)} for {self.covers}{ref}"
 
 
+def _problems(e: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'entry'}: {err['msg'].removeprefix('Value error, ')}"
+                     for err in e.errors())
+
+
 def _entries(data: list, file: Path) -> list[Attestation]:
     found = []
     for number, entry in enumerate(data, 1):
@@ -94,8 +99,7 @@ def _entries(data: list, file: Path) -> list[Attestation]:
         try:
             found.append(Attestation(**entry))
         except ValidationError as e:
-            problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'entry'}: {err['msg'].removeprefix('Value error, ')}" for err in e.errors())
-            raise CheckFailed(f"{where}: {problems}") from None
+            raise CheckFailed(f"{where}: {_problems(e)}") from None
     return found
 
 
@@ -125,6 +129,8 @@ def sign(entry: Attestation, private_key_pem: bytes) -> Attestation:
 def append(file: Path, key_file: Path, item: str, by: str, version: str | None, change: str | None) -> Attestation:
     """`invoke attest`: add a signed entry to `file`, atomically (the old file stays whole until the new one
     replaces it); `ConfigError` (exit 2) with nothing written when the key or the file is unusable."""
+    if (version is None) == (change is None):
+        raise ConfigError("give either --version or --change: what the attestation covers")
     try:
         pem = key_file.read_bytes()
     except OSError as e:
@@ -133,7 +139,7 @@ def append(file: Path, key_file: Path, item: str, by: str, version: str | None, 
         entry = sign(Attestation(item=item, by=by, date=stamp(utc_now()), version=version, change=change), pem)
         read(file)  # never append to a file the check would refuse
     except ValidationError as e:
-        raise ConfigError("; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())) from None
+        raise ConfigError(_problems(e)) from None
     except ConfigError as e:
         raise ConfigError(f"key file {key_file}: {e}") from None
     except CheckFailed as e:

@@ -122,7 +122,7 @@ def read(file: Path | None) -> list[Attestation]:
 def sign(entry: Attestation, private_key_pem: bytes) -> Attestation:
     """`entry` with the fingerprint of the key and its signature."""
     key = signing.load_private_key(private_key_pem)
-    named = entry.model_copy(update={"key": signing.fingerprint(signing.public_pem(key)), "signature": None})
+    named = entry.model_copy(update={"key": signing.fingerprint(signing.public_pem(key))})
     return named.model_copy(update={"signature": base64.b64encode(key.sign(named.content())).decode()})
 
 
@@ -146,7 +146,12 @@ def append(file: Path, key_file: Path, item: str, by: str, version: str | None, 
         raise ConfigError(str(e)) from None
     old = file.read_text() if file.exists() else ""
     text = old + ("\n" if old and not old.endswith("\n") else "")
-    text += yaml.safe_dump([entry.model_dump(mode="json", exclude_none=True)], sort_keys=False)
+    _replace(file, text + yaml.safe_dump([entry.model_dump(mode="json", exclude_none=True)], sort_keys=False))
+    return entry
+
+
+def _replace(file: Path, text: str) -> None:
+    """Write `text` beside `file`, flushed, then rename it over `file`: a reader sees the old file or the new."""
     file.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
     try:
@@ -159,4 +164,3 @@ def append(file: Path, key_file: Path, item: str, by: str, version: str | None, 
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    return entry

@@ -120,9 +120,9 @@ def test_a_change_ticket_attestation_counts_for_the_run_approved_under_it(make_e
     env = make_env({"attestations": {"file": str(file)}})
     context = RunContext(version="1.0.0", change="CHG-7").write(tmp_path / "context.json")
     results = tmp_path / "results.json"
-    subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "features"), "-m", "preflight", "-k", "Data and protection and requirements",
-                    "--env", str(env), "--release-version", "1.0.0", "--context", str(context),
-                    f"--results={results}", "-q", "-p", "no:cacheprovider"],
+    subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "features"), "-m", "preflight",
+                    "-k", "Data and protection and requirements", "--env", str(env), "--release-version", "1.0.0",
+                    "--context", str(context), f"--results={results}", "-q", "-p", "no:cacheprovider"],
                    cwd=ROOT, capture_output=True, timeout=300, env=os.environ | {"RUNBOOK_TEST_SECRET": secret})
     (scenario,) = json.loads(results.read_text())
     assert scenario["outcome"] == "attested", scenario

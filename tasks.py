@@ -12,7 +12,8 @@ from invoke import Collection, Exit, task
 
 from runbook import ROOT, config, environments, local as local_env, usage
 from runbook.release import package as packages
-from runbook.engine import entry, status as status_
+from runbook.engine import entry, run, status as status_
+from runbook.governance import attestation
 from runbook.record import trust
 from runbook.errors import NEEDS_HUMAN, RunbookError
 from runbook.secrets import redact
@@ -129,8 +130,22 @@ def record_verify(c, folder, env=None, key=None):
     return 1 if problems else 0
 
 
+@task(positional=["item"], help=ENV | {"item": "the checklist item, e.g. vulnerability-scans-completed",
+                  "version": "the version it covers", "change": "or the change ticket it covers, e.g. CHG-123",
+                  "key": "your Ed25519 private key (PEM) that signs it",
+                  "by": "who attests (default: $RUNBOOK_OPERATOR or the login name)"})
+@exits
+def attest(c, item, key, version=None, change=None, env="local", by=None):
+    """Sign off a checklist item: append a signed entry to the environment's attestation file."""
+    rules = config.load_environment(env).attestations
+    if rules.file is None:
+        raise RunbookError(f"environment {env!r} has no `attestations.file` to write to")
+    entry = attestation.append(rules.file, Path(key), item, by or run.operator(), version, change)
+    print(f"{rules.file}: {item} {entry}, signed by key {entry.key}")
+
+
 namespace = Collection(
-    preflight, deploy, rollback, watch, backup, status, package,
+    preflight, deploy, rollback, watch, backup, status, package, attest,
     Collection("local", local_up, local_down),
     Collection("record", record_verify),
 )

@@ -11,5 +11,6 @@ def certificates_valid(environment, evidence):
 
 
 @then(parsers.parse('a person has attested "{item}"'))
-def attested(environment, item, evidence):
-    evidence.attested(attestations.attest(environment, item))
+def attested(environment, item, pytestconfig, run_context, operator, evidence):
+    gate = attestations.Gate(pytestconfig.getoption("release_version"), run_context and run_context.change, operator)
+    evidence.attested(attestations.attest(environment, item, gate))

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from runbook import config
-from runbook.checks import attestations
+from runbook.governance import attestation
 from runbook.errors import CheckFailed, ConfigError
 
 
@@ -129,5 +129,5 @@ def test_attestation_file_with_nested_aliases_fails_its_check(tmp_path):
     file = tmp_path / "attestations.yaml"
     file.write_text(_laughs(9))
     with pytest.raises(CheckFailed) as error:
-        attestations.find(file, "firewall-reviewed")
+        attestation.read(file)
     assert str(error.value).startswith(f"attestation file {file}: refused YAML")

@@ -42,7 +42,7 @@ def test_every_field_the_steps_and_checks_read_exists_on_the_context():
     for path in readers:
         for node in ast.walk(ast.parse(path.read_text())):
             if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                    and node.value.id in ("deployment", "context")):
+                    and node.value.id in ("deployment", "context", "run_context")):
                 read.add(node.attr)
     assert read, "no step reads the run context"
     assert read <= fields | {"write", "read"}, read - fields

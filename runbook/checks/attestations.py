@@ -1,65 +1,104 @@
-"""Manual attestations: checklist items only a person can judge, signed off in a YAML file.
-
-    vulnerability-scans-completed:
-      by: Dana Reviewer
-      date: 2026-11-20
-      reference: SEC-4411
+"""Manual attestations: checklist items only a person can judge, signed off in the environment's
+attestation file (see `runbook/governance/attestation.py`). An item passes on an entry that covers the
+version being gated (or the run's change ticket), is no older than the environment allows and not in the
+future, is signed by one of the environment's attesters where it lists them, and is not by the operator
+of the run where approvals are required.
 """
 
-import datetime
-from pathlib import Path
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from runbook.config import Environment, yamlfile
+from runbook.config import Environment
 from runbook.errors import CheckFailed, ConfigError
 from runbook.findings import NotConfigured
+from runbook.governance.attestation import Attestation, read
+from runbook.record import signing
+from runbook.times import stamp, utc_now
+
+SKEW = timedelta(minutes=5)
+"""How far in the future an entry's date may be: the attester's clock and this machine's may differ."""
 
 
-class Attestation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@dataclass(frozen=True)
+class Gate:
+    """What an attestation must cover in this run, and who runs it."""
 
-    by: str
-    date: datetime.date
-    reference: str | None = None
-
-    def __str__(self) -> str:
-        ref = f", reference {self.reference}" if self.reference else ""
-        return f"attested by {self.by} on {self.date.isoformat()}{ref}"
+    version: str | None
+    change: str | None
+    operator: str
 
 
-def find(file: Path | None, item: str) -> Attestation | None:
-    """The attestation of `item`, None when there is none; `CheckFailed` when the file is unusable."""
-    if file is None or not file.exists():
-        return None
-    try:
-        data = yamlfile.data(file) or {}
-    except yaml.YAMLError as e:
-        raise CheckFailed(f"attestation file {file} is malformed YAML: {e}") from None
-    except ConfigError as e:
-        raise CheckFailed(f"attestation file {e}") from None
-    if not isinstance(data, dict):
-        raise CheckFailed(f"attestation file {file} must map item names to attestations")
-    if item not in data:
-        return None
-    if not isinstance(data[item], dict):
-        raise CheckFailed(f"attestation file {file}: {item}: expected `by`, `date` and optionally `reference`")
-    try:
-        return Attestation(**data[item])
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-        raise CheckFailed(f"attestation file {file}: {item}: {problems}") from None
+def attesters(env: Environment) -> dict[str, Ed25519PublicKey]:
+    """The environment's attesters' public keys by fingerprint; `CheckFailed` naming a key file that is unusable."""
+    keys = {}
+    for path in env.attestations.attesters:
+        try:
+            pem = path.read_bytes()
+            keys[signing.fingerprint(pem)] = signing.load_public_key(pem)
+        except OSError as e:
+            raise CheckFailed(f"attester key {path}: {e.strerror}") from None
+        except ConfigError as e:
+            raise CheckFailed(f"attester key {path}: {e}") from None
+    return keys
 
 
-def attest(env: Environment, item: str) -> str:
-    """The statement of the attestation of `item`; `CheckFailed` when it is missing and required,
-    `NotConfigured` when it is missing and the environment does not require it."""
+def _coverage(entry: Attestation, gate: Gate) -> list[str]:
+    if entry.version is not None and entry.version != gate.version:
+        gated = f"version {gate.version} is" if gate.version else "no version is (give --version)"
+        return [f"it covers version {entry.version}, but {gated} being gated"]
+    if entry.change is not None and entry.change != gate.change:
+        given = f"change {gate.change}" if gate.change else "no change ticket"
+        return [f"it covers change {entry.change}, but this run names {given}"]
+    return []
+
+
+def _age(entry: Attestation, max_age_days: int | None, now: datetime) -> list[str]:
+    if entry.date > now + SKEW:
+        return [f"it is dated {stamp(entry.date)}, in the future (it is {stamp(now)})"]
+    if max_age_days is not None and now - entry.date > timedelta(days=max_age_days):
+        return [f"it is {(now - entry.date).days} days old: older than the {max_age_days} days allowed"]
+    return []
+
+
+def _signature(entry: Attestation, keys: dict[str, Ed25519PublicKey]) -> list[str]:
+    if not keys:
+        return []
+    if entry.signature is None:
+        return ["it is not signed, and only entries signed by one of the attesters count"]
+    if entry.key is not None and entry.key not in keys:
+        return [f"it is signed by key {entry.key}, which is not one of the attesters"]
+    candidates = [keys[entry.key]] if entry.key is not None else keys.values()
+    if not any(entry.signed_by(key) for key in candidates):
+        return ["its signature does not match its content (changed after it was signed?)"]
+    return []
+
+
+def problems(entry: Attestation, env: Environment, gate: Gate, keys: dict[str, Ed25519PublicKey],
+             now: datetime) -> list[str]:
+    """Every rule `entry` breaks in this run; empty when it proves its item."""
+    found = _coverage(entry, gate) + _age(entry, env.attestations.max_age(env.strict), now)
+    found += _signature(entry, keys)
+    if env.approval.change_ticket and entry.by.strip().lower() == gate.operator.strip().lower():
+        found.append(f"self-attestation refused: {entry.by!r} is the operator of this run")
+    return found
+
+
+def attest(env: Environment, item: str, gate: Gate) -> str:
+    """The statement of the attestation that proves `item`; `CheckFailed` naming each entry's broken rules
+    (or the missing entry where required), `NotConfigured` when there is none and none is required."""
     rules = env.attestations
-    found = find(rules.file, item)
-    if found is not None:
-        return f"{item}: {found}"
-    missing = f"{item!r} is not attested in {rules.file or '(no attestation file configured)'}"
-    if rules.required:
-        raise CheckFailed(missing)
-    raise NotConfigured(f"{missing}; not required in {env.name}")
+    entries = [e for e in read(rules.file) if e.item == item]
+    if not entries:
+        missing = f"{item!r} is not attested in {rules.file or '(no attestation file configured)'}"
+        if rules.required:
+            raise CheckFailed(missing)
+        raise NotConfigured(f"{missing}; not required in {env.name}")
+    keys, now, refused = attesters(env), utc_now(), []
+    for entry in entries:
+        broken = problems(entry, env, gate, keys, now)
+        if not broken:
+            return f"{item}: {entry}" + (f", signed by key {entry.key or 'of an attester'}" if keys else "")
+        refused.append(f"{entry}: " + "; ".join(broken))
+    raise CheckFailed(f"{item} is not attested for this run: " + " | ".join(refused))

@@ -47,7 +47,7 @@ def judge(env: Environment | None, scenario: str, tags: list[str], pytest_outcom
     if declared is not None:
         return Verdict("not applicable", declared)
     if pytest_outcome == "skipped":
-        if env is not None and env.is_strict and "critical" in tags:
+        if env is not None and env.strict and "critical" in tags:
             return Verdict("failed", f"a critical check that could not run, in a strict environment: {message} "
                                      f"(configure what it needs, or declare it under `not_applicable` with a reason)")
         return Verdict("skipped", message)

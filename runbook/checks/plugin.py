@@ -76,17 +76,29 @@ def evidence(request: pytest.FixtureRequest) -> Evidence:
 
 
 @pytest.fixture(scope="session")
-def deployment(pytestconfig: pytest.Config, environment: config.Environment) -> RunContext:
+def run_context(pytestconfig: pytest.Config) -> RunContext | None:
+    """What the run being verified knows (`--context`); None in a direct pytest run."""
+    path = pytestconfig.getoption("context")
+    return RunContext.read(Path(path)) if path else None
+
+
+@pytest.fixture(scope="session")
+def deployment(run_context: RunContext | None, environment: config.Environment) -> RunContext:
     """What the run being verified knows (release, target, expected schema, data snapshot).
 
     Without `--context` (a direct pytest run) it is read from the environment: its live release.
     """
-    path = pytestconfig.getoption("context")
-    if path:
-        return RunContext.read(Path(path))
+    if run_context is not None:
+        return run_context
     live = state.load(environment).live
     return RunContext(from_run=False, release=live and live.release, version=live and live.version,
                       target=live and live.release, target_schema=live and live.schema_version)
+
+
+@pytest.fixture(scope="session")
+def operator(pytestconfig: pytest.Config) -> str:
+    """Who runs these checks: `--operator`, else `$RUNBOOK_OPERATOR` or the login name."""
+    return pytestconfig.getoption("operator") or run.operator()
 
 
 @pytest.fixture

@@ -91,9 +91,20 @@ class NotApplicable(Model):
     reason: str = Field(min_length=1)
 
 
+STRICT_MAX_AGE_DAYS = 30
+"""How old an attestation may be in a strict environment that sets no `max_age_days`."""
+
+
 class Attestations(Model):
     """Manual checklist items, attested by a person in a YAML file."""
 
     file: Path | None = None
     required: bool = True
     """True: a missing attestation fails the gate. False (local): it is reported and skipped."""
+    max_age_days: int | None = Field(None, ge=1)
+    """An older attestation fails (default: 30 days in a strict environment, no limit otherwise)."""
+    attesters: list[Path] = []
+    """PEM public keys (Ed25519) of the people who may attest: when listed, an entry needs a valid signature."""
+
+    def max_age(self, strict: bool) -> int | None:
+        return self.max_age_days or (STRICT_MAX_AGE_DAYS if strict else None)

@@ -26,6 +26,10 @@ from runbook.secrets import references
 class Environment(Model):
     name: Name
     description: str = ""
+    strict: bool = True
+    """Held to the strict rules: a `@critical` check that cannot run (nothing configured, no version named)
+    fails unless `not_applicable` declares it, and attestations expire. Default: every environment but a
+    local one."""
     inventory: Path | None = None
     """An Ansible inventory (INI or YAML) naming the hosts, instead of `hosts`; see `runbook/hosts/inventory.py`."""
     ssh: Ssh = Ssh()
@@ -43,9 +47,6 @@ class Environment(Model):
     attestations: Attestations = Attestations()
     waivers: list[Waiver] = []
     not_applicable: list[NotApplicable] = []
-    strict: bool | None = None
-    """A `@critical` check that cannot run (nothing configured, no version named) fails instead of being
-    skipped, unless `not_applicable` declares it. Default: strict everywhere but a local environment."""
     rollback: Rollback = Rollback()
     signing: Signing | None = None
     notifications: list[Notification] = []
@@ -55,6 +56,13 @@ class Environment(Model):
     performance: Performance | None = None
     rollout: Rollout = Rollout()
     source: Path = Field(ROOT, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("strict") is None:
+            return data | {"strict": data.get("local") is None and data.get("name") != "local"}
+        return data
 
     @field_validator("hosts", mode="before")
     @classmethod
@@ -110,10 +118,6 @@ class Environment(Model):
         if self.app.python:
             return self.app.python
         return sys.executable if self.local else "python3"
-
-    @property
-    def is_strict(self) -> bool:
-        return self.strict if self.strict is not None else self.local is None
 
     def hosts_with(self, role: str) -> list[Host]:
         return [h for h in self.hosts if role in h.roles]

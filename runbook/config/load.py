@@ -41,6 +41,7 @@ LOCAL_PATHS = (
     ("local", "state_dir"),
     ("attestations", "file"),
     ("signing", "public_key"),
+    ("attestations", "attesters", "*"),
     ("files", "*", "path"),
     ("dependencies", "*", "path"),
 )

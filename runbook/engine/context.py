@@ -29,6 +29,8 @@ class RunContext(BaseModel):
     release: str | None = None
     """The release this run put in place (a deploy) or left (a rollback)."""
     version: str | None = None
+    change: str | None = None
+    """The change ticket the run was approved under (`--change`)."""
     target: str | None = None
     """The release that serves after a rollback, and the one to return to during a deploy."""
     target_schema: str | None = None

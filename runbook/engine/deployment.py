@@ -100,5 +100,6 @@ class Deployment:
         """What the verifying features need to know about this run."""
         baseline = self.baseline and BaselineFigures(p95_seconds=self.baseline.p95_seconds,
                                                       error_rate=self.baseline.error_rate)
-        return RunContext(release=self.release, version=self.run.version, target=self.target,
+        change = self.run.facts.get("approval", {}).get("change")
+        return RunContext(release=self.release, version=self.run.version, change=change, target=self.target,
                           target_schema=self.target_schema, snapshot=self.snapshot, baseline=baseline)

@@ -58,7 +58,7 @@ def gate(env_arg: str, version: str | None) -> int:
     """`invoke preflight`: the release gate alone; 0 when every blocking check passed. A strict
     environment refuses a gate without a version (exit 2): its package checks could not run."""
     d = Deployment(start(env_arg, version, "preflight"))
-    if version is None and d.env.is_strict:
+    if version is None and d.env.strict:
         return refused(d, RunbookError(f"name the version to gate: `invoke preflight --env {env_arg} --version V` "
                                        f"({d.env.name} is a strict environment)"))
     return _alone(d, "gate", sequences.GATE)

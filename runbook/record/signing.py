@@ -69,7 +69,7 @@ def public_pem(private_key: Ed25519PrivateKey) -> bytes:
     )
 
 
-def _load_public_key(pem: bytes) -> Ed25519PublicKey:
+def load_public_key(pem: bytes) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError, UnsupportedAlgorithm):
@@ -81,7 +81,7 @@ def _load_public_key(pem: bytes) -> Ed25519PublicKey:
 
 def fingerprint(public_pem: bytes) -> str:
     """`SHA256:<hex>`: the SHA-256 of the raw 32-byte public key in a SubjectPublicKeyInfo PEM."""
-    raw = _load_public_key(public_pem).public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw = load_public_key(public_pem).public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return "SHA256:" + hashlib.sha256(raw).hexdigest()
 
 
@@ -225,7 +225,7 @@ def verify(folder: Path, public_key_pem: bytes | None) -> list[str]:
     signature cannot be checked, which is itself a problem. Never raises for a tampered folder;
     `ConfigError` only when `public_key_pem` is not an Ed25519 PEM public key.
     """
-    public_key = _load_public_key(public_key_pem) if public_key_pem is not None else None
+    public_key = load_public_key(public_key_pem) if public_key_pem is not None else None
     if not folder.is_dir():
         return [f"{folder} is not a folder"]
     manifest, signature = _read(folder / MANIFEST), _read(folder / SIGNATURE)

@@ -98,7 +98,8 @@ def with_app(data: dict, port: int) -> dict:
                       "smoke": {"username": "admin", "password": "${RUNBOOK_TEST_SECRET}"}},
         "rollback": {"protected_tables": ["users", "items", "files"]},
         "watch": {"interval_seconds": 0.5, "baseline_seconds": 1, "bake_seconds": 2,
-                  "error_window_seconds": 1, "latency_window_seconds": 1, "latency_factor": 5},
+                  "error_window_seconds": 1, "latency_window_seconds": 1, "latency_factor": 5,
+                  "latency_floor_seconds": 0.25, "min_requests": 5, "timeout": 0.4},
     })
 
 

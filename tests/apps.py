@@ -202,6 +202,30 @@ def failing_after_requests(text: str, requests: int = 30) -> str:
     )
 
 
+def once_marked(text: str, marker: Path, code: str) -> str:
+    """app.py that runs `code` (lines of Python) at the start of every request once `marker` exists: a
+    release that passes its verification and goes wrong when the test says so (e.g. when its bake starts)."""
+    body = "".join(f"        {line}\n" for line in code.strip().splitlines())
+    return text.replace(
+        "def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:",
+        "def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:\n"
+        f"    if os.path.exists({str(marker)!r}):\n{body}",
+    )
+
+
+def slow_once_marked(text: str, marker: Path, seconds: float = 1.0) -> str:
+    """app.py answering every request after `seconds` once `marker` exists."""
+    return once_marked(text, marker, f"time.sleep({seconds})")
+
+
+def flapping_once_marked(text: str, marker: Path, period: float, share: float = 0.25) -> str:
+    """app.py answering 500 to every request in the first `share` of each `period` seconds once `marker` exists."""
+    return once_marked(text, marker, f"""
+if time.time() % {period} < {share * period}:
+    start_response('500 Internal Server Error', [('Content-Type', 'application/json')])
+    return [b'{{"error": "flapping"}}']""")
+
+
 class Load:
     """A steady request load: `threads` clients each asking `url` back to back (every request bounded by
     `timeout`) until stopped. Each answer is kept as (`time.time()` when sent, whether it was a 200,

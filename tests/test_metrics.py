@@ -285,5 +285,6 @@ def test_a_slow_answer_is_a_latency_a_timeout_an_error_and_no_tick_is_skipped(ma
     assert len(measured.samples) == 4  # every tick of 2 s at 0.5 s, each answering at once
     requests = sum(s.requests for s in measured.samples)
     assert requests >= 8  # the requests sent in the first three intervals have all finished
-    assert measured.error_rate == 0.5  # every status request timed out
-    assert measured.p95_seconds >= 0.3  # the health answers: latencies, none an error
+    errors = sum(s.tally.errors for s in measured.samples)
+    assert 0 < errors < requests  # the status requests timed out: errors; the health answers did not
+    assert 0.3 <= measured.p95_seconds < 0.4  # the health answers' latencies, not the timeouts'

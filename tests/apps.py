@@ -98,7 +98,9 @@ def with_app(data: dict, port: int) -> dict:
                       "smoke": {"username": "admin", "password": "${RUNBOOK_TEST_SECRET}"}},
         "rollback": {"protected_tables": ["users", "items", "files"]},
         "watch": {"interval_seconds": 0.5, "baseline_seconds": 1, "bake_seconds": 2,
-                  "error_window_seconds": 1, "latency_window_seconds": 1, "latency_factor": 5},
+                  "error_window_seconds": 1, "latency_window_seconds": 1, "latency_factor": 5,
+                  "latency_floor_seconds": 0.5, "min_requests": 4, "timeout": 0.45,
+                  "error_rate": 0.2, "source": {"requests_per_sample": 4}},
     })
 
 
@@ -199,6 +201,30 @@ def failing_after_requests(text: str, requests: int = 30) -> str:
         "        start_response('500 Internal Server Error', [('Content-Type', 'application/json')])\n"
         "        return [b'{\"error\": \"degraded\"}']",
     )
+
+
+def once_marked(text: str, marker: Path, code: str) -> str:
+    """app.py that runs `code` (lines of Python) at the start of every request once `marker` exists: a
+    release that passes its verification and goes wrong when the test says so (e.g. when its bake starts)."""
+    body = "".join(f"        {line}\n" for line in code.strip().splitlines())
+    return text.replace(
+        "def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:",
+        "def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:\n"
+        f"    if os.path.exists({str(marker)!r}):\n{body}",
+    )
+
+
+def slow_once_marked(text: str, marker: Path, seconds: float = 1.0) -> str:
+    """app.py answering every request after `seconds` once `marker` exists."""
+    return once_marked(text, marker, f"time.sleep({seconds})")
+
+
+def flapping_once_marked(text: str, marker: Path, period: float, share: float = 0.25) -> str:
+    """app.py answering 500 to every request in the first `share` of each `period` seconds once `marker` exists."""
+    return once_marked(text, marker, f"""
+if time.time() % {period} < {share * period}:
+    start_response('500 Internal Server Error', [('Content-Type', 'application/json')])
+    return [b'{{"error": "flapping"}}']""")
 
 
 class Load:

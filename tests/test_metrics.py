@@ -236,23 +236,55 @@ def test_the_metrics_page_is_found_beside_the_status_endpoint_and_scrapes_are_no
     assert sample.missing == "no requests since the last scrape"
 
 
-def test_prober_measures_status_latency_and_the_database_of_the_demo_app(make_env, demo: str) -> None:
-    sample = metrics.source(load(make_env, {"source": {"requests_per_sample": 4}}, demo)).sample()
+PROBED = {"interval_seconds": 0.5, "timeout": 0.4, "baseline_seconds": 1, "bake_seconds": 2,
+          "error_window_seconds": 1, "latency_window_seconds": 1, "min_requests": 2}
 
-    assert (sample.error_rate, sample.database_ok, sample.missing) == (0.0, True, None)
+
+def probed(env: Environment) -> metrics.Sample:
+    """The prober's first interval of requests, every one finished: a sample taken an interval and a timeout
+    after `begin()` (the next interval's requests are sent only from that sample on)."""
+    source = metrics.source(env)
+    source.begin()
+    time.sleep(env.watch.interval_seconds + env.watch.timeout)
+    try:
+        return source.sample()
+    finally:
+        source.end()
+
+
+def test_prober_measures_status_latency_and_the_database_of_the_demo_app(make_env, demo: str) -> None:
+    sample = probed(load(make_env, PROBED | {"source": {"requests_per_sample": 4}}, demo))
+
+    assert (sample.error_rate, sample.database_ok, sample.missing, sample.requests) == (0.0, True, None, 4)
     assert sample.p95_seconds > 0
 
 
 def test_prober_sees_a_demo_app_without_its_database_as_errors_and_a_database_failure(make_env, tmp_path: Path) -> None:
     env = clean_env(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/demo")
     with running_gunicorn(copy_app(tmp_path / "demo"), env) as base_url:
-        sample = metrics.source(load(make_env, {"source": {"requests_per_sample": 4}}, base_url)).sample()
+        sample = probed(load(make_env, PROBED | {"source": {"requests_per_sample": 4}}, base_url))
 
     assert (sample.error_rate, sample.database_ok, sample.missing) == (1.0, False, None)
 
 
 def test_prober_counts_requests_nobody_answers_as_errors(make_env) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"
-    sample = metrics.source(load(make_env, {"source": {"requests_per_sample": 2}}, nobody)).sample()
+    sample = probed(load(make_env, PROBED | {"source": {"requests_per_sample": 2}}, nobody))
 
-    assert (sample.error_rate, sample.p95_seconds, sample.database_ok) == (1.0, None, None)
+    assert (sample.error_rate, sample.p95_seconds, sample.database_ok, sample.requests) == (1.0, None, None, 2)
+
+
+def test_a_slow_answer_is_a_latency_a_timeout_an_error_and_no_tick_is_skipped(make_env) -> None:
+    from runbook.watch import bake
+
+    slow = {"/health": 0.3, "/api/status": 1.0}  # within the 0.4 s timeout, and past it
+    with serve(lambda path, n: Reply(delay=slow[path])) as app:
+        env = load(make_env, PROBED | {"baseline_seconds": 2, "source": {"requests_per_sample": 4}}, app.url)
+        measured = bake.baseline(env, metrics.source(env))
+
+    assert len(measured.samples) == 4  # every tick of 2 s at 0.5 s, each answering at once
+    requests = sum(s.requests for s in measured.samples)
+    assert requests >= 8  # the requests sent in the first three intervals have all finished
+    errors = sum(s.tally.errors for s in measured.samples)
+    assert 0 < errors < requests  # the status requests timed out: errors; the health answers did not
+    assert 0.3 <= measured.p95_seconds < 0.4  # the health answers' latencies, not the timeouts'

@@ -2,7 +2,7 @@
 a real supervisord and gunicorn: the feature run as a deploy runs its phase (`verify.phase`: a pytest child
 with `--context` carrying the pre-deploy baseline), the load's bounds, and the pure judging functions.
 
-The baseline is measured as the deploy measures it (`windows.baseline` with the environment's prober).
+The baseline is measured as the deploy measures it (`bake.baseline` with the environment's prober).
 """
 
 import json
@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from runbook import ROOT, config
-from runbook.watch import metrics, windows
+from runbook.watch import bake, metrics
 from runbook.checks import performance, traffic, usage
 from runbook.engine import run, state, verify as verifying
 from runbook.engine.context import RunContext
@@ -54,7 +54,7 @@ def with_performance(env_file: Path, settings: dict, name: str) -> Path:
 def measure_baseline(env_file: Path) -> dict:
     """The release serving now, measured as the deploy's baseline phase does, in the form of the deploy's context."""
     env = config.load_environment(str(env_file))
-    before = windows.baseline(env, metrics.source(env))
+    before = bake.baseline(env, metrics.source(env))
     assert before.p95_seconds is not None, before
     return {"p95_seconds": before.p95_seconds, "error_rate": before.error_rate}
 

@@ -1,5 +1,6 @@
-"""Watching the release (runbook Step 14): baseline, bake and its sustained rollback triggers, against
-real servers on 127.0.0.1 that answer like a release going wrong, an app's `/metrics` page or Prometheus.
+"""Watching the release (runbook Step 14): baseline, bake and its rollback triggers judged over whole
+windows, against real servers on 127.0.0.1 that answer like a release going wrong, an app's `/metrics` page
+or Prometheus; and the window evaluation alone (samples in, verdict out).
 
 Most tests run on the machine's clock with windows of a fraction of a second; the rest inject a clock that
 moves only when the watch sleeps, to run the runbook's production figures (minutes) in an instant.
@@ -11,15 +12,17 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from runbook.watch import charts, metrics, windows
 from runbook import config
 from runbook.errors import CheckFailed, ConfigError
+from runbook.watch import bake, charts, metrics
+from runbook.watch.samples import Sample, Tally
+from runbook.watch.windows import Window, triggers
 
 from .test_metrics import PROMETHEUS_TEXT, TEXT_SOURCE, Reply, Script, exposition, load, pages, prometheus, serve
 
 FAST = {"interval_seconds": 0.2, "baseline_seconds": 0.4, "bake_seconds": 4, "error_window_seconds": 0.6,
-        "latency_window_seconds": 0.6, "timeout": 2}
-"""Short windows on the machine's clock: a trigger fires after its condition held for 3 intervals."""
+        "latency_window_seconds": 0.6, "timeout": 0.15, "min_requests": 4}
+"""Short windows on the machine's clock: a trigger is judged over its last 3 ticks."""
 
 
 def release(fails: Callable[[int], bool] = lambda n: False, delay: float = 0.0, health: int = 200) -> Script:
@@ -47,63 +50,56 @@ class FakeClock:
 
 
 def deploy_and_bake(make_env, settings: dict, old: Script, new: Script, clock: metrics.Clock = metrics.SYSTEM,
-                    smoke: windows.SmokeCheck | None = None) -> tuple[windows.BakeResult, str]:
+                    smoke: bake.SmokeCheck | None = None) -> tuple[bake.BakeResult, str]:
     """Baseline against the `old` release, deploy the `new` one, bake it: the result and its chart."""
     with serve(old) as app:
         env = load(make_env, settings, app.url)
         source = metrics.source(env, clock)
-        before = windows.baseline(env, source, clock=clock)
+        before = bake.baseline(env, source, clock=clock)
         app.deploy(new)
-        result = windows.bake(env, source, before, smoke=smoke, clock=clock)
+        result = bake.bake(env, source, before, smoke=smoke, clock=clock)
     return result, charts.bake_chart(before, result, env)
 
 
-def held(result: windows.BakeResult, trigger: str) -> list[bool | None]:
+def held(result: bake.BakeResult, trigger: str) -> list[bool | None]:
     return [o.seen[trigger].holds for o in result.samples]
 
 
-def test_error_rate_rising_after_a_delay_fires_the_error_trigger_with_its_samples(make_env) -> None:
+def test_an_error_rate_rising_after_a_delay_fires_the_error_trigger_over_its_window(make_env) -> None:
     settings = FAST | {"source": {"requests_per_sample": 4}}
-    # 3 samples of 4 requests are fine, then every status request (1 in 2) answers 500
+    # after 12 requests, every status request (1 in 2) answers 500
     result, chart = deploy_and_bake(make_env, settings, release(), release(lambda n: n >= 12 and n % 2 == 1))
 
     fired = result.fired
     assert fired.name == "error rate"
-    assert held(result, "error rate")[:4] == [False, False, False, True]
-    assert fired.since == result.samples[3].sample.at
-    assert fired.samples == result.samples[3:]
-    assert len(fired.samples) >= 3 and all(o.sample.error_rate == 0.5 for o in fired.samples)
-    assert fired.condition.startswith("error rate 50.0% > 5% for ")
+    assert fired.condition.startswith("error rate ") and " requests > 5% over 0.6 s" in fired.condition
+    assert fired.samples == [o for o in result.samples if o.sample.at > fired.since]
+    assert fired.fired_at == result.samples[-1].sample.at
     record = json.loads(json.dumps(result.as_record()))
-    assert record["outcome"] == "fired"
-    assert record["fired"]["trigger"] == "error rate"
-    saw = [s["seen"]["error rate"]["saw"] for s in record["fired"]["samples"]]
-    assert saw == ["error rate 50.0%"] * len(fired.samples)
+    assert record["outcome"] == "fired" and record["fired"]["trigger"] == "error rate"
     assert record["baseline"]["error_rate"] == 0.0
-    assert chart.startswith("<svg") and "fired: error rate: error rate 50.0% &gt; 5%" in chart
+    assert all(s["requests"] is not None for s in record["samples"])
+    assert chart.startswith("<svg") and "fired: error rate: error rate " in chart
 
 
-def test_release_slower_than_twice_the_baseline_fires_the_latency_trigger(make_env) -> None:
-    settings = FAST | {"interval_seconds": 0.4, "baseline_seconds": 0.8, "latency_window_seconds": 0.8,
-                       "error_window_seconds": 0.8, "source": {"requests_per_sample": 2}}
-    result, chart = deploy_and_bake(make_env, settings, release(delay=0.01), release(delay=0.12))
+def test_release_slower_than_the_latency_limit_fires_the_latency_trigger(make_env) -> None:
+    settings = FAST | {"latency_floor_seconds": 0.05, "source": {"requests_per_sample": 4}}
+    result, chart = deploy_and_bake(make_env, settings, release(delay=0.005), release(delay=0.1))
 
     fired = result.fired
     assert fired.name == "latency"
-    limit = 2 * result.baseline.p95_seconds
-    assert all(o.sample.p95_seconds > limit for o in fired.samples) and len(fired.samples) >= 3
-    assert f"> 2 x baseline {result.baseline.p95_seconds:.3f} s for " in fired.condition
+    assert f"> 2 x baseline {result.baseline.p95_seconds:.3f} s (at least 0.050 s) over 0.6 s" in fired.condition
     assert not any(held(result, "error rate"))
     assert "fired: latency" in chart
 
 
-def test_a_blip_shorter_than_the_window_fires_nothing(make_env) -> None:
-    settings = FAST | {"bake_seconds": 2, "source": {"requests_per_sample": 4}}
-    # every request of the 3rd and 4th samples answers 500, then the release recovers
-    result, chart = deploy_and_bake(make_env, settings, release(), release(lambda n: 8 <= n < 16))
+def test_errors_whose_share_of_the_window_stays_under_the_threshold_fire_nothing(make_env) -> None:
+    settings = FAST | {"bake_seconds": 2, "error_rate": 0.5, "source": {"requests_per_sample": 4}}
+    # 4 requests in a row answer 500: a blip, a fifth of a window's requests
+    result, chart = deploy_and_bake(make_env, settings, release(), release(lambda n: 8 <= n < 12))
 
     assert result.fired is None
-    assert held(result, "error rate")[:5] == [False, False, True, True, False]
+    assert any(o.sample.error_rate for o in result.samples)  # the blip was seen
     assert result.as_record()["outcome"] == "passed"
     assert "no trigger fired" in chart
 
@@ -116,9 +112,9 @@ def test_a_metrics_endpoint_that_stops_answering_fires_missing_data_by_the_rule(
     with serve(pages(first, second, third)) as app:
         env = load(make_env, settings | {"source": TEXT_SOURCE | {"url": f"{app.url}/metrics"}})
         source = metrics.source(env)
-        before = windows.baseline(env, source)
+        before = bake.baseline(env, source)
         app.deploy(pages(first, second, third, None))  # two good scrapes after the reference one, then no answer
-        result = windows.bake(env, source, before)
+        result = bake.bake(env, source, before)
 
     fired = result.fired
     assert fired.name == "missing data"
@@ -136,8 +132,8 @@ def test_a_prometheus_query_without_series_is_missing_data_and_reported(make_env
     with serve(prometheus({queries["error_rate"]: [], queries["p95_seconds"]: []})) as server:
         env = load(make_env, FAST | {"source": {"kind": "prometheus_query", "url": server.url, **queries}})
         source = metrics.source(env)
-        before = windows.baseline(env, source)
-        result = windows.bake(env, source, before)
+        before = bake.baseline(env, source)
+        result = bake.bake(env, source, before)
 
     assert (before.error_rate, before.p95_seconds) == (None, None)
     assert result.fired.name == "missing data"
@@ -162,9 +158,9 @@ def traffic(*steps: str | None) -> Script:
     return script
 
 
-@pytest.mark.parametrize(("rule", "since", "fired_at"), [("ignore", 0, 3), ("fail", 3, 6)])
-def test_a_missing_sample_is_skipped_by_ignore_and_breaks_the_window_under_fail(make_env, rule: str, since: int,
-                                                                                 fired_at: int) -> None:
+@pytest.mark.parametrize(("rule", "fired_at", "requests"), [("ignore", 2, 20), ("fail", 5, 30)])
+def test_a_missing_sample_is_left_out_by_ignore_and_makes_its_windows_inconclusive_under_fail(
+        make_env, rule: str, fired_at: int, requests: int) -> None:
     settings = {"source": TEXT_SOURCE, "interval_seconds": 10, "baseline_seconds": 10, "bake_seconds": 100,
                 "error_window_seconds": 30, "latency_window_seconds": 30,
                 "missing_data": {"rule": rule, "max_missing": 1}}
@@ -174,29 +170,36 @@ def test_a_missing_sample_is_skipped_by_ignore_and_breaks_the_window_under_fail(
         env = load(make_env, settings | {"source": TEXT_SOURCE | {"url": f"{app.url}/metrics"}})
         clock = FakeClock()
         source = metrics.source(env, clock)
-        before = windows.baseline(env, source, clock=clock)
+        before = bake.baseline(env, source, clock=clock)
         app.deploy(traffic(*failing))
-        result = windows.bake(env, source, before, clock=clock)
+        result = bake.bake(env, source, before, clock=clock)
 
-    assert held(result, "error rate")[:4] == [True, True, None, True]
+    assert held(result, "error rate")[:2] == [None, None]  # the window is not yet full
     assert result.fired.name == "error rate"
-    assert result.fired.since == result.samples[since].sample.at
     assert result.fired.fired_at == result.samples[fired_at].sample.at == result.samples[-1].sample.at
-    assert result.fired.condition == "error rate 50.0% > 5% for 30 s"
+    assert result.fired.since == result.fired.fired_at - timedelta(seconds=30)
+    assert result.fired.condition == f"error rate 50.0% of {requests} requests > 5% over 30 s"
 
 
-def test_production_figures_sustain_five_minutes_of_errors_on_an_injected_clock(make_env) -> None:
+@pytest.mark.parametrize(("steps", "rate"), [(("bad",), "50.0%"), (("ok", "bad"), "25.0%")], ids=["steady", "flapping"])
+def test_production_figures_judge_five_minutes_of_requests_on_an_injected_clock(make_env, steps: tuple,
+                                                                                 rate: str) -> None:
     clock = FakeClock()
-    # 2 requests a sample: every request fails for 20 samples (4 min 45 s), then 2 samples are fine, then all fail
-    result, _ = deploy_and_bake(make_env, {"source": {"requests_per_sample": 2}}, release(),
-                                release(lambda n: n < 40 or n >= 44), clock=clock)
+    settings = {"source": TEXT_SOURCE}
+    # every 15 s interval is a step: failing half of its requests, or failing and fine in turn
+    with serve(traffic("ok", "ok")) as app:
+        env = load(make_env, settings | {"source": TEXT_SOURCE | {"url": f"{app.url}/metrics"}})
+        source = metrics.source(env, clock)
+        before = bake.baseline(env, source, clock=clock)
+        app.deploy(traffic("ok", *steps * 40))
+        result = bake.bake(env, source, before, clock=clock)
 
     assert result.watch.interval_seconds == 15 and result.watch.error_window_seconds == 300
-    assert all(held(result, "error rate")[:20]) and not any(held(result, "error rate")[20:22])
+    assert not any(held(result, "error rate")[:19])  # a 5-minute window is judged once 5 minutes have passed
     assert result.fired.name == "error rate"
-    assert result.fired.since == result.samples[22].sample.at
-    assert result.fired.fired_at == result.samples[42].sample.at == result.fired.since + timedelta(minutes=5)
-    assert result.fired.condition == "error rate 100.0% > 5% for 5 min"
+    assert result.fired.fired_at == result.samples[19].sample.at == result.started + timedelta(minutes=5)
+    assert len(result.fired.samples) == 20
+    assert result.fired.condition.startswith(f"error rate {rate} of ") and "> 5% over 5 min" in result.fired.condition
 
 
 def smoke_refused() -> bool:
@@ -204,23 +207,80 @@ def smoke_refused() -> bool:
 
 
 @pytest.mark.parametrize(("old", "new", "smoke", "trigger", "condition"), [
-    (release(), release(health=503), None, "database", "database connection failing for 5 min"),
-    (release(), release(), smoke_refused, "smoke", "critical smoke check failing for 5 min"),
+    (release(), release(health=503), None, "database", "database connection failing in every check over 0.6 s"),
+    (release(), release(), smoke_refused, "smoke", "critical smoke check failing in every check over 0.6 s"),
 ], ids=["database", "smoke"])
-def test_database_and_critical_smoke_failures_fire_after_the_error_window(make_env, old: Script, new: Script, smoke,
-                                                                          trigger: str, condition: str) -> None:
-    settings = {"error_rate": 0.6, "source": {"requests_per_sample": 2}}  # a failing health check is 1 error in 2
-    result, _ = deploy_and_bake(make_env, settings, old, new, clock=FakeClock(), smoke=smoke)
+def test_database_and_critical_smoke_failures_fire_over_the_error_window(make_env, old: Script, new: Script, smoke,
+                                                                         trigger: str, condition: str) -> None:
+    settings = FAST | {"error_rate": 0.6, "min_requests": 2, "source": {"requests_per_sample": 2}}  # health: 1 in 2
+    result, _ = deploy_and_bake(make_env, settings, old, new, smoke=smoke)
 
     assert result.fired.name == trigger
     assert result.fired.condition == condition
-    assert len(result.fired.samples) == 21
+
+
+def sample(requests: int = 0, errors: int = 0, latencies: tuple[float, ...] = (), missing: str | None = None,
+           database_ok: bool | None = None) -> Sample:
+    at = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
+    return Sample.of(at, Tally(requests, errors, latencies), database_ok, missing)
+
+
+WATCH = config.Watch(interval_seconds=1, baseline_seconds=5, bake_seconds=10, error_window_seconds=5,
+                     latency_window_seconds=5, timeout=0.5, min_requests=10, latency_floor_seconds=0.1)
+
+
+def judged(name: str, *samples: Sample, rule: str = "ignore", baseline_p95: float | None = 0.02):
+    (trigger,) = [t for t in triggers(WATCH, baseline_p95) if t.name == name]
+    return trigger.judge(Window(5, list(samples), missing_rule=rule, min_requests=WATCH.min_requests))
+
+
+def test_a_window_counts_all_its_requests_together_not_sample_by_sample() -> None:
+    # two good samples around a bad one: 6 failed of 30 requests, 20% (no sample "resets" the window)
+    seen = judged("error rate", sample(12, 0), sample(6, 6), sample(12, 0))
+    assert (seen.holds, seen.text) == (True, "error rate 20.0% of 30 requests")
+    # one failed request in 30 is 3.3%
+    assert judged("error rate", sample(10, 0), sample(10, 1), sample(10, 0)).holds is False
+
+
+def test_a_window_with_fewer_requests_than_min_requests_is_inconclusive() -> None:
+    seen = judged("error rate", sample(4, 4), sample(5, 5))
+    assert seen.holds is None
+    assert seen.text == "error rate: inconclusive, 9 requests in 5 s (at least 10 needed)"
+
+
+def test_a_sample_without_data_is_left_out_by_ignore_and_makes_the_window_inconclusive_under_fail() -> None:
+    samples = (sample(10, 5), sample(missing="no answer"), sample(10, 5))
+    assert judged("error rate", *samples).holds is True
+    seen = judged("error rate", *samples, rule="fail")
+    assert seen.holds is None and "a sample without data in the window (missing_data: fail)" in seen.text
+
+
+def test_the_window_p95_pools_every_latency_and_never_falls_under_the_floor() -> None:
+    fast = tuple([0.01] * 18)
+    # 2 slow requests in 20: p95 is the 19th fastest, slow; each sample's own p95 alone would be fast for one
+    seen = judged("latency", sample(18, 0, fast), sample(2, 0, (0.5, 0.5)))
+    assert (seen.holds, seen.text) == (True, "p95 latency 0.500 s of 20 requests")
+    # 2 x a baseline of 20 ms is 40 ms, but the floor is 100 ms
+    assert judged("latency", sample(20, 0, tuple([0.08] * 20))).holds is False
+    assert judged("latency", sample(20, 0, fast), baseline_p95=None).holds is None
+
+
+def test_database_trigger_holds_only_when_every_health_answer_in_the_window_failed() -> None:
+    assert judged("database", sample(2, 1, database_ok=False), sample(2, 1, database_ok=False)).holds is True
+    assert judged("database", sample(2, 1, database_ok=False), sample(2, 0, database_ok=True)).holds is False
 
 
 @pytest.mark.parametrize(("watch_section", "problem"), [
     ({"interval_seconds": 10, "error_window_seconds": 5},
      "error_window_seconds (5) is shorter than interval_seconds (10): it must span at least one interval"),
     ({"bake_seconds": 300}, "bake_seconds (300) must be at least the longest window plus one interval (615)"),
+    ({"interval_seconds": 1, "error_window_seconds": 5, "latency_window_seconds": 5, "bake_seconds": 6},
+     "timeout (5) must be shorter than interval_seconds (1): a request must end before the next tick"),
+    ({"min_requests": 101}, "min_requests (101) is more than half of what the prober sends in the shortest window "
+                            "(200: 10 per interval over 300 s)"),
+    ({"min_requests": 0}, "watch.min_requests"),
+    ({"latency_floor_seconds": -1}, "watch.latency_floor_seconds"),
+    ({"window": 5}, "watch.window"),
     ({"missing_data": {"rule": "retry"}}, "watch.missing_data.rule"),
     ({"source": {"kind": "prometheus_query", "url": "http://127.0.0.1:9090"}},
      "watch.source.prometheus_query.error_rate"),
@@ -237,3 +297,4 @@ def test_the_defaults_are_the_runbooks_production_figures() -> None:
     assert (defaults.source.kind, defaults.error_rate, defaults.error_window_seconds, defaults.latency_factor,
             defaults.latency_window_seconds) == ("prober", 0.05, 300, 2.0, 600)
     assert (defaults.missing_data.rule, defaults.missing_data.max_missing) == ("ignore", 2)
+    assert (defaults.min_requests, defaults.latency_floor_seconds, defaults.timeout) == (10, 0.05, 5)

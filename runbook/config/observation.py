@@ -1,5 +1,6 @@
 """How the release is measured: metric sources, the watch after a deploy, and the performance check."""
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
@@ -58,9 +59,9 @@ MetricsSource = Annotated[
 
 
 class MissingData(Model):
-    """What a sample without data does: `ignore` skips it (it neither holds nor breaks a trigger's window),
-    `fail` counts it as a failed measurement (it breaks every window). Either way, more than
-    `max_missing` missing samples in a row fire the "missing data" trigger."""
+    """What a sample without data does: `ignore` leaves it out of the windows (they are judged on the rest),
+    `fail` counts it as a failed measurement (a window holding it is inconclusive, never judged). Either
+    way, more than `max_missing` missing samples in a row fire the "missing data" trigger."""
 
     rule: Literal["fail", "ignore"] = "ignore"
     max_missing: int = Field(2, ge=0, le=1000)
@@ -80,16 +81,21 @@ class Watch(Model):
     bake_seconds: float = Field(900, gt=0, le=86400)
     """How long the release is watched after its verification."""
     error_rate: float = Field(0.05, gt=0, lt=1)
-    """Rollback when the share of failed requests stays above this..."""
+    """Rollback when the share of failed requests among all the requests of the last..."""
     error_window_seconds: float = Field(300, gt=0, le=86400)
-    """...for this long (also the window of database and critical smoke check failures)."""
+    """...this many seconds is above this (also the window of database and critical smoke check failures)."""
     latency_factor: float = Field(2.0, gt=1, le=100)
-    """Rollback when p95 latency stays above this many times the baseline's..."""
+    """Rollback when the p95 of all the latencies of the last..."""
     latency_window_seconds: float = Field(600, gt=0, le=86400)
-    """...for this long."""
+    """...this many seconds is above this many times the baseline's p95..."""
+    latency_floor_seconds: float = Field(0.05, ge=0, le=60)
+    """...and above this: a p95 below it never rolls back, however fast the baseline was."""
+    min_requests: int = Field(10, ge=1, le=1_000_000)
+    """A window with fewer requests is inconclusive: it is not judged. With the prober, at most half of what
+    it sends in the shortest window."""
     missing_data: MissingData = MissingData()
     timeout: float = Field(5, gt=0, le=120)
-    """Of each request the watch sends."""
+    """Of each request the watch sends; shorter than `interval_seconds`."""
 
     @model_validator(mode="after")
     def _windows(self) -> "Watch":
@@ -97,6 +103,16 @@ class Watch(Model):
             if getattr(self, key) < self.interval_seconds:
                 raise ValueError(f"{key} ({getattr(self, key):g}) is shorter than interval_seconds "
                                  f"({self.interval_seconds:g}): it must span at least one interval")
+        if self.timeout >= self.interval_seconds:
+            raise ValueError(f"timeout ({self.timeout:g}) must be shorter than interval_seconds "
+                             f"({self.interval_seconds:g}): a request must end before the next tick")
+        shortest = min(self.error_window_seconds, self.latency_window_seconds)
+        if isinstance(self.source, ProberSource):
+            sent = self.source.requests_per_sample * math.floor(shortest / self.interval_seconds + 1e-9)
+            if self.min_requests > sent / 2:
+                raise ValueError(f"min_requests ({self.min_requests}) is more than half of what the prober sends in "
+                                 f"the shortest window ({sent}: {self.source.requests_per_sample} per interval over "
+                                 f"{shortest:g} s): windows would be inconclusive")
         needed = max(self.error_window_seconds, self.latency_window_seconds) + self.interval_seconds
         if self.bake_seconds < needed:
             raise ValueError(f"bake_seconds ({self.bake_seconds:g}) must be at least the longest window plus one "

@@ -9,7 +9,7 @@ from runbook.engine.lock import Intent, Lock
 from runbook.engine.undo import Undo
 from runbook.engine.run import Run
 from runbook.release import releases
-from runbook.watch.windows import Baseline
+from runbook.watch.bake import Baseline
 
 
 @dataclass

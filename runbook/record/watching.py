@@ -26,13 +26,17 @@ class Sample(Part):
     """Whether the health endpoint said the database answers."""
     missing: str | None
     """Why the sample has no data; null when it has."""
+    requests: float | None = None
+    """How many requests the sample counted (the prober's that finished since the previous sample, or the
+    increase of the app's counter); null where the source does not count them (a Prometheus query)."""
 
 
 class Seen(Part):
     holds: bool | None
-    """Whether the trigger's condition held in the sample; null: nothing to judge."""
+    """Whether the trigger's condition held over its window at this tick; null: nothing to judge (the window
+    not yet full, inconclusive, no data)."""
     saw: str
-    """What the trigger saw, e.g. `error rate 12.0%`."""
+    """What the trigger saw in its window, e.g. `error rate 12.0% of 240 requests`."""
 
 
 class Observation(Sample):
@@ -50,13 +54,13 @@ class Trigger(Part):
     trigger: str
     """Which trigger: error rate, database, smoke, latency or missing data."""
     condition: str
-    """The condition that held, e.g. `error rate 12.0% > 5% for 5 min`."""
+    """The condition that held, e.g. `error rate 12.0% of 240 requests > 5% over 5 min`."""
     since: StampMs
-    """When the condition became true."""
+    """The start of the window the condition held over (of the run of samples without data)."""
     fired_at: StampMs
-    """When it had held for its whole window, and fired."""
+    """When it fired."""
     samples: list[Observation]
-    """The samples in which the condition held, in a row."""
+    """The samples of that window."""
 
 
 class Baseline(Part):

@@ -11,8 +11,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from runbook.config import Environment
-from runbook.watch.metrics import Sample
-from runbook.watch.windows import BakeResult, Baseline
+from runbook.watch.bake import BakeResult, Baseline
+from runbook.watch.samples import Sample
+from runbook.watch.windows import latency_limit
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -32,13 +33,13 @@ def bake_chart(baseline: Baseline, result: BakeResult, env: Environment) -> str:
 
     watch = env.watch
     release = [o.sample for o in result.samples]
-    p95_limit = None if baseline.p95_seconds is None else watch.latency_factor * baseline.p95_seconds
+    p95_limit = latency_limit(watch, baseline.p95_seconds)
     with rc_context({"svg.fonttype": "none", "font.size": 7}):
         figure, (errors, latency) = pyplot.subplots(2, 1, sharex=True, figsize=(8, 3.8), dpi=80)
         _panel(errors, baseline.samples, release, lambda s: _percent(s.error_rate), "error rate (%)",
                _percent(baseline.error_rate), watch.error_rate * 100, f"threshold {watch.error_rate * 100:g}%")
         _panel(latency, baseline.samples, release, lambda s: s.p95_seconds, "p95 latency (s)",
-               baseline.p95_seconds, p95_limit, f"{watch.latency_factor:g} x baseline")
+               baseline.p95_seconds, p95_limit, f"{watch.latency_factor:g} x baseline (floor {watch.latency_floor_seconds:g} s)")
         if result.fired:
             for axes in (errors, latency):
                 axes.axvspan(result.fired.since, result.fired.fired_at, color=LIMIT, alpha=0.12)

@@ -55,6 +55,15 @@ def test_a_host_command_that_hangs_is_stopped_on_the_host_with_its_children(tmp_
     assert _settled(lambda: not _processes_in(tmp_path)), _processes_in(tmp_path)
 
 
+def test_a_command_testinfra_runs_for_its_own_modules_has_the_phases_deadline_too(tmp_path):
+    host = config.Host(name="localhost", spec="local://", deadlines=Deadlines(command=2))
+    started = time.monotonic()
+    with connection.in_phase("stop"):
+        result = connection.connect(host).run(f"cd {tmp_path} && sleep 300")
+    assert result.rc in (124, 137) and time.monotonic() - started < 60
+    assert _settled(lambda: not _processes_in(tmp_path)), _processes_in(tmp_path)
+
+
 def test_the_deadline_is_the_kinds_else_the_phases_else_commands():
     limits = Deadlines(command=7, services=9, phases={"stop": 5})
     assert limits.for_command("services", "stop") == ("services", 9)

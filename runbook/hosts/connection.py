@@ -31,6 +31,9 @@ I = TypeVar("I")
 TRANSFER_TIMEOUT = 60
 """Seconds a file sent to a host may make no progress before the transfer is given up."""
 
+BOUNDED = "timeout --kill-after="
+"""How a command under a deadline begins (`commands.bounded`)."""
+
 PHASE: contextvars.ContextVar[str | None] = contextvars.ContextVar("phase", default=None)
 """The phase whose commands run now: its deadline (`deadlines.phases`) applies to them."""
 
@@ -52,9 +55,31 @@ def connect(host: Host):
     connection reused; the host's `connect_timeout` is the one that applies.
     """
     if host.spec.startswith("ssh://"):
-        return testinfra.get_host(host.spec, ssh_config=str(ssh.config_file(host.ssh)), timeout=host.connect_timeout,
-                                  controlpersist=host.ssh.control_persist_seconds)
-    return testinfra.get_host(host.spec, timeout=host.connect_timeout, ssh_extra_args="-o BatchMode=yes")
+        remote = testinfra.get_host(host.spec, ssh_config=str(ssh.config_file(host.ssh)),
+                                    timeout=host.connect_timeout, controlpersist=host.ssh.control_persist_seconds)
+    else:
+        remote = testinfra.get_host(host.spec, timeout=host.connect_timeout, ssh_extra_args="-o BatchMode=yes")
+    return _bounded(remote, host)
+
+
+def _bounded(remote, host: Host):
+    """testinfra's own modules (`service`, `supervisor`, `file`) run commands through its backend, not
+    `run`: each of those gets the phase's deadline too (a command `run` bounded already keeps its own)."""
+    backend = remote.backend
+    backend.runbook_deadlines = host.deadlines  # testinfra shares one backend per spec: the latest settings
+    if getattr(backend, "runbook_bounded", False):
+        return remote
+    plain = backend.get_command
+
+    def get_command(command: str, *args: str) -> str:
+        text = plain(command, *args)
+        if text.startswith(BOUNDED):
+            return text
+        _, seconds = backend.runbook_deadlines.for_command(None, PHASE.get())
+        return shlex.join(commands.bounded(seconds, ["sh", "-c", text]))
+
+    backend.get_command, backend.runbook_bounded = get_command, True
+    return remote
 
 
 def _ssh(host: Host) -> tuple[list[str], str]:

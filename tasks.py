@@ -41,11 +41,11 @@ def exits(body):
     return wrapper
 
 
-@task(help=ENV | {"version": "the version to release"})
+@task(help=ENV | {"version": "the version to release", "change": "the change ticket it is for, e.g. CHG-123"})
 @exits
-def preflight(c, env="local", version=None):
+def preflight(c, env="local", version=None, change=None):
     """Run the pre-flight checklist (runbook Steps 1-5) as a release gate; writes reports/<run-id>/."""
-    return entry.gate(env, version)
+    return entry.gate(env, version, change)
 
 
 @task(help=ENV | {"version": "the version to deploy (its package must be in the package folder)",

@@ -128,6 +128,13 @@ def test_a_change_ticket_attestation_counts_for_the_run_approved_under_it(make_e
     assert scenario["outcome"] == "attested", scenario
 
 
+def test_a_change_ticket_attestation_counts_for_a_preflight_naming_the_change(make_env, invoke, tmp_path):
+    file = write(tmp_path / "attestations.yaml", [entry("data-protection-reviewed", version=None, change="CHG-7")])
+    env = make_env({"attestations": {"file": str(file)}})
+    assert outcome(invoke("preflight", "--env", str(env), "--version", "1.0.0", "--change", "CHG-7"), DATA)[0] == \
+        "attested"
+
+
 @pytest.mark.parametrize("key", ["missing.pem", "garbage.pem"])
 def test_attest_with_an_unusable_key_exits_2_and_writes_nothing(make_env, invoke, tmp_path, key):
     (tmp_path / "garbage.pem").write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")

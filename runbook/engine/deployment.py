@@ -23,6 +23,8 @@ class Deployment:
     """Asked for by the operator: `lock` breaks a stale lock and recovers the crashed run."""
     requested_target: str | None = None
     """`rollback --to`: the release the operator asked to return to."""
+    change: str | None = None
+    """`--change`: the change ticket the run is for (a deploy's is the one it was approved under)."""
     package: Path | None = None
     """The package being deployed (set by the entry point)."""
     locked: bool = False
@@ -100,6 +102,6 @@ class Deployment:
         """What the verifying features need to know about this run."""
         baseline = self.baseline and BaselineFigures(p95_seconds=self.baseline.p95_seconds,
                                                       error_rate=self.baseline.error_rate)
-        change = self.run.facts.get("approval", {}).get("change")
+        change = self.change or self.run.facts.get("approval", {}).get("change")
         return RunContext(release=self.release, version=self.run.version, change=change, target=self.target,
                           target_schema=self.target_schema, snapshot=self.snapshot, baseline=baseline)

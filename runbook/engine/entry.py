@@ -54,10 +54,11 @@ def _alone(d: Deployment, sequence: str, phases: list[Phase]) -> int:
     return conclude(d, errors.OK if failed is None else errors.FAILED)
 
 
-def gate(env_arg: str, version: str | None) -> int:
+def gate(env_arg: str, version: str | None, change: str | None = None) -> int:
     """`invoke preflight`: the release gate alone; 0 when every blocking check passed. A strict
-    environment refuses a gate without a version (exit 2): its package checks could not run."""
-    d = Deployment(start(env_arg, version, "preflight"))
+    environment refuses a gate without a version (exit 2): its package checks could not run. `change`:
+    the change ticket the release is for (an attestation may cover it)."""
+    d = Deployment(start(env_arg, version, "preflight"), change=change)
     if version is None and d.env.strict:
         return refused(d, RunbookError(f"name the version to gate: `invoke preflight --env {env_arg} --version V` "
                                        f"({d.env.name} is a strict environment)"))

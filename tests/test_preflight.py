@@ -200,7 +200,7 @@ def test_secret_never_appears_in_reports_or_terminal(make_env, invoke, packaged,
         if path.is_file():
             assert secret not in path.read_text(errors="replace"), path
     diff = result.scenario("Step 2 - Configuration changes are shown for review")["steps"][2]["evidence"][0]["text"]
-    assert "APP_SECRET_KEY=***" in diff
+    assert 'APP_SECRET_KEY="***"' in diff
 
 
 def test_missing_attestation_fails_the_gate_where_required(make_env, invoke):

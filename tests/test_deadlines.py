@@ -18,7 +18,7 @@ from runbook.config.deadlines import PHASES
 from runbook.database import queries
 from runbook.errors import DeadlineExceeded
 from runbook.governance import notify
-from runbook.hosts import connection, runner
+from runbook.hosts import connection, deadline, runner
 
 from . import apps
 
@@ -58,7 +58,7 @@ def test_a_host_command_that_hangs_is_stopped_on_the_host_with_its_children(tmp_
 def test_a_command_testinfra_runs_for_its_own_modules_has_the_phases_deadline_too(tmp_path):
     host = config.Host(name="localhost", spec="local://", deadlines=Deadlines(command=2))
     started = time.monotonic()
-    with connection.in_phase("stop"):
+    with deadline.in_phase("stop"):
         result = connection.connect(host).run(f"cd {tmp_path} && sleep 300")
     assert result.rc in (124, 137) and time.monotonic() - started < 60
     assert _settled(lambda: not _processes_in(tmp_path)), _processes_in(tmp_path)
@@ -71,7 +71,7 @@ def test_the_deadline_is_the_kinds_else_the_phases_else_commands():
     assert limits.for_command(None, "switch") == ("command", 7)
     assert limits.for_checks("verification") == ("checks", 1800)
     host = config.Host(name="h", spec="local://", deadlines=Deadlines(phases={"stop": 1}))
-    with connection.in_phase("stop"), pytest.raises(DeadlineExceeded, match=r"within 1 s \(deadline phases.stop\)"):
+    with deadline.in_phase("stop"), pytest.raises(DeadlineExceeded, match=r"within 1 s \(deadline phases.stop\)"):
         connection.each([host], lambda h: runner.run(h, ["sleep", "300"]))
 
 

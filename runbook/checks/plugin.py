@@ -167,10 +167,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
     record: Scenario | None = item.stash.get(STEPS, None)
+    location = (str(item.path), item.location[1] or 0)
     report.sections = [(title, redact(text)) for title, text in report.sections]
     if report.failed and call.excinfo is not None and call.excinfo.errisinstance(NotConfigured):
         report.outcome = "skipped"
-        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {redact(str(call.excinfo.value))}")
+        report.longrepr = (*location, f"Skipped: {redact(str(call.excinfo.value))}")
     if report.failed and call.excinfo is not None:
         if call.excinfo.errisinstance(CheckFailed):
             report.longrepr = redact(str(call.excinfo.value))
@@ -186,7 +187,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     env = item.config.stash.get(ENVIRONMENT, None)
     verdict = outcomes.judge(env, record.name, record.tags, report.outcome, _outcome_message(report, record),
                              "attested" in {s.status for s in record.steps}, item.stash.get(DECLARED, None))
-    outcomes.carry(report, (str(item.path), item.location[1] or 0), verdict)
+    outcomes.carry(report, location, verdict)
     report.extras = [*getattr(report, "extras", []), _html_extra(record)]
     report.scenario_title = f"{record.name} ({' '.join('@' + t for t in record.tags)})"
     item.config.stash[RESULTS].append(_result(item, report, record, verdict))

@@ -10,7 +10,7 @@ from runbook.engine.deployment import Deployment
 from runbook.engine.phase import Phase
 from runbook import errors
 from runbook.engine.run import PhaseResult, summary
-from runbook.hosts import connection
+from runbook.hosts import deadline
 from runbook.times import utc_now
 from runbook.errors import ActionFailed, CheckFailed, RunbookError
 from runbook.record import report
@@ -27,7 +27,7 @@ def run_phase(d: Deployment, sequence: str, phase: Phase) -> PhaseResult:
     started = utc_now()
     result = PhaseResult(phase.name, phase.title, sequence, started, started, "passed")
     try:
-        with signals.in_phase(), connection.in_phase(phase.name):
+        with signals.in_phase(), deadline.in_phase(phase.name):
             if phase is not sequences.LOCK:
                 progress(d, phase.name, sequence)
             run.event("phase started", sequence=sequence, phase=phase.name)

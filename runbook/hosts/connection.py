@@ -5,7 +5,6 @@
     2
 """
 
-import contextlib
 import contextvars
 import os
 import shlex
@@ -14,12 +13,12 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, TypeVar
 
 import testinfra
 from testinfra.backend.base import CommandResult
 
-from runbook.hosts import commands, ssh
+from runbook.hosts import commands, deadline, ssh
 from runbook.config import Host
 from runbook.config.deadlines import Kind
 from runbook.errors import ActionFailed, DeadlineExceeded, RunbookError
@@ -30,23 +29,6 @@ I = TypeVar("I")
 
 TRANSFER_TIMEOUT = 60
 """Seconds a file sent to a host may make no progress before the transfer is given up."""
-
-BOUNDED = "timeout --kill-after="
-"""How a command under a deadline begins (`commands.bounded`)."""
-
-PHASE: contextvars.ContextVar[str | None] = contextvars.ContextVar("phase", default=None)
-"""The phase whose commands run now: its deadline (`deadlines.phases`) applies to them."""
-
-
-@contextlib.contextmanager
-def in_phase(name: str) -> Iterator[None]:
-    """Commands run inside are the phase `name`'s."""
-    token = PHASE.set(name)
-    try:
-        yield
-    finally:
-        PHASE.reset(token)
-
 
 def connect(host: Host):
     """The testinfra host for an environment's host; ssh never prompts and gives up after the timeout.
@@ -59,27 +41,7 @@ def connect(host: Host):
                                     timeout=host.connect_timeout, controlpersist=host.ssh.control_persist_seconds)
     else:
         remote = testinfra.get_host(host.spec, timeout=host.connect_timeout, ssh_extra_args="-o BatchMode=yes")
-    return _bounded(remote, host)
-
-
-def _bounded(remote, host: Host):
-    """testinfra's own modules (`service`, `supervisor`, `file`) run commands through its backend, not
-    `run`: each of those gets the phase's deadline too (a command `run` bounded already keeps its own)."""
-    backend = remote.backend
-    backend.runbook_deadlines = host.deadlines  # testinfra shares one backend per spec: the latest settings
-    if getattr(backend, "runbook_bounded", False):
-        return remote
-    plain = backend.get_command
-
-    def get_command(command: str, *args: str) -> str:
-        text = plain(command, *args)
-        if text.startswith(BOUNDED):
-            return text
-        _, seconds = backend.runbook_deadlines.for_command(None, PHASE.get())
-        return shlex.join(commands.bounded(seconds, ["sh", "-c", text]))
-
-    backend.get_command, backend.runbook_bounded = get_command, True
-    return remote
+    return deadline.bound(remote, host)
 
 
 def _ssh(host: Host) -> tuple[list[str], str]:
@@ -98,7 +60,7 @@ def run(host: Host, *argv: str, kind: Kind | None = None, shown: list[str] | Non
     """Run an argument list on the host, every argument quoted, under its deadline: that of its `kind`,
     else the phase's, else `deadlines.command`. At the deadline the command is stopped on the host itself
     and `DeadlineExceeded` names the host, the command (`shown`, else `argv`) and the deadline."""
-    name, seconds = host.deadlines.for_command(kind, PHASE.get())
+    name, seconds = host.deadlines.for_command(kind, deadline.PHASE.get())
     started = time.monotonic()
     result = connect(host).run(shlex.join(commands.bounded(seconds, list(argv))))
     if result.rc in commands.EXPIRED and time.monotonic() - started >= seconds:

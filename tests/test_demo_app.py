@@ -316,17 +316,6 @@ def test_protected_endpoints_are_401_without_valid_token(
         assert "error" in json_body(response, 401)
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "body", "status"),
-    [
-        ("GET", "/no/such/path", None, 404),
-        ("DELETE", "/health", None, 405),
-        ("GET", "/api/login", None, 405),
-        ("POST", "/api/login", b"{not json", 400),
-        ("POST", "/api/login", b"[1, 2]", 400),
-    ],
-    ids=["unknown-path-404", "wrong-method-405", "login-get-405", "malformed-json-400", "json-not-object-400"],
-)
 def test_logins_and_changes_are_audited_with_their_request_id(app_dir: Path, tmp_path: Path) -> None:
     log = tmp_path / "audit" / "audit.log"
     with running_gunicorn(app_dir, clean_env(APP_AUDIT_LOG=str(log))) as base:
@@ -347,6 +336,17 @@ def test_logins_and_changes_are_audited_with_their_request_id(app_dir: Path, tmp
     assert all(e["time"].endswith("Z") for e in events)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/no/such/path", None, 404),
+        ("DELETE", "/health", None, 405),
+        ("GET", "/api/login", None, 405),
+        ("POST", "/api/login", b"{not json", 400),
+        ("POST", "/api/login", b"[1, 2]", 400),
+    ],
+    ids=["unknown-path-404", "wrong-method-405", "login-get-405", "malformed-json-400", "json-not-object-400"],
+)
 def test_request_errors_are_json_with_matching_status(
     server: str, method: str, path: str, body: bytes | None, status: int
 ) -> None:

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ ADMIN_PASSWORD = settings.get("APP_ADMIN_PASSWORD")
 BANNER = settings.get("APP_BANNER")
 UPLOAD_DIR = settings.APP_DIR / (settings.get("APP_UPLOAD_DIR") or "uploads")
 UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
+AUDIT_LOG = settings.APP_DIR / settings.get("APP_AUDIT_LOG") if settings.get("APP_AUDIT_LOG") else None
 VERSION_FILE = settings.APP_DIR / "VERSION"
 VERSION = (VERSION_FILE.read_text(encoding="utf-8").strip() if VERSION_FILE.is_file() else "") or "0.0.0-dev"
 
@@ -52,6 +54,7 @@ TOKEN_TTL_SECONDS = 3600
 PBKDF2_ITERATIONS = 600_000
 MAX_JSON_BYTES = 64 * 1024
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_REQUEST_ID = 128
 
 REGISTRY = CollectorRegistry()
 """This process's metrics; with PROMETHEUS_MULTIPROC_DIR, every worker's are read from that folder instead."""
@@ -113,6 +116,23 @@ class Request:
 
 
 Handler = Callable[[Request], Response]
+
+
+def audit(request: Request, actor: str, action: str, subject: str) -> None:
+    """Append an audit event to APP_AUDIT_LOG, one JSON line, with the request's X-Request-Id; a failure
+    to write it fails the request."""
+    if AUDIT_LOG is None:
+        return
+    event = {
+        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "request_id": request.environ.get("HTTP_X_REQUEST_ID", "")[:MAX_REQUEST_ID] or None,
+    }
+    AUDIT_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with AUDIT_LOG.open("a", encoding="utf-8") as log:
+        log.write(json.dumps(event) + "\n")
 
 
 def _text_field(payload: dict[str, Any], name: str) -> str:
@@ -196,8 +216,10 @@ def authenticated(handler: Handler) -> Handler:
     def wrapper(request: Request) -> Response:
         secret = _secret_key()
         scheme, _, token = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() != "bearer" or verify_token(token.strip(), secret) is None:
+        user = verify_token(token.strip(), secret) if scheme.lower() == "bearer" else None
+        if user is None:
             raise HttpError(HTTPStatus.UNAUTHORIZED, "missing or invalid token", [("WWW-Authenticate", "Bearer")])
+        request.environ["demo.user"] = user
         return handler(request)
 
     return wrapper
@@ -245,7 +267,9 @@ def login(request: Request) -> Response:
         _sync_admin(conn)
         row = conn.execute("SELECT password_hash FROM users WHERE username = %s", (username,)).fetchone()
     if row is None or not verify_password(password, row[0]):
+        audit(request, username, "login.refused", f"user {username}")
         raise HttpError(HTTPStatus.UNAUTHORIZED, "invalid username or password")
+    audit(request, username, "login", f"user {username}")
     return json_response(HTTPStatus.OK, {"token": issue_token(username, secret)})
 
 
@@ -254,6 +278,7 @@ def create_item(request: Request) -> Response:
     name = _text_field(request.json(), "name")
     with settings.connect(DATABASE_URL) as conn:
         (item_id,) = conn.execute("INSERT INTO items (name) VALUES (%s) RETURNING id", (name,)).fetchone()
+        audit(request, request.environ["demo.user"], "item.create", f"item {item_id}")
     return json_response(HTTPStatus.CREATED, {"id": item_id, "name": name})
 
 
@@ -284,6 +309,7 @@ def upload_file(request: Request) -> Response:
         partial = UPLOAD_DIR / f".{file_id}.partial"
         partial.write_bytes(data)
         os.replace(partial, _stored_path(file_id))
+        audit(request, request.environ["demo.user"], "file.upload", f"file {file_id}")
     return json_response(HTTPStatus.CREATED, {"id": file_id, "name": name, "size": len(data), "sha256": sha256})
 
 

@@ -98,6 +98,19 @@ Feature: Pre-flight checklist
   Scenario: Step 5 - SSL certificates are valid
     Then every configured TLS certificate is valid for at least the required number of days
 
+  @critical
+  Scenario: Step 5 - Firewall rules allow only the declared ports
+    Then every host listens beyond loopback only on the sockets declared for it
+
+  @critical
+  Scenario: Step 5 - Access controls are in place
+    Then every secret file has its declared owner and mode
+    And the release serving now refuses every request that needs a login without one
+
+  @critical
+  Scenario: Step 5 - Audit logging is enabled
+    Then the release serving now writes an audit event for the smoke test user's login
+
   # Items only a person can judge (Steps 2, 3 and 5)
 
   @critical @manual
@@ -109,9 +122,6 @@ Feature: Pre-flight checklist
       | 2    | API endpoint configurations reviewed      | api-endpoints-reviewed       |
       | 2    | Security parameter updates reviewed       | security-parameters-reviewed |
       | 3    | Migration scripts tested in staging       | migrations-tested-in-staging |
-      | 5    | Firewall rules updated                    | firewall-rules-updated       |
-      | 5    | Access controls configured                | access-controls-configured   |
       | 5    | Vulnerability scans completed             | vulnerability-scans-completed |
       | 5    | Data protection requirements met          | data-protection-reviewed     |
-      | 5    | Audit logging enabled                     | audit-logging-enabled        |
       | 5    | Recovery procedures tested                | recovery-procedures-tested   |

@@ -18,9 +18,9 @@ from runbook.governance import attestation
 from runbook.record import signing
 from runbook.times import stamp, utc_now
 
-FIREWALL, ACCESS, SCANS = "Step 5 - Firewall rules updated", "Step 5 - Access controls configured", \
-    "Step 5 - Vulnerability scans completed"
-AUDIT, DATA, RECOVERY = "Step 5 - Audit logging enabled", "Step 5 - Data protection requirements met", \
+ENDPOINTS, PARAMETERS, SCANS = "Step 2 - API endpoint configurations reviewed", \
+    "Step 2 - Security parameter updates reviewed", "Step 5 - Vulnerability scans completed"
+STAGING, DATA, RECOVERY = "Step 3 - Migration scripts tested in staging", "Step 5 - Data protection requirements met", \
     "Step 5 - Recovery procedures tested"
 
 
@@ -50,25 +50,25 @@ def outcome(result, scenario: str) -> tuple[str, str]:
 
 def test_an_attestation_must_cover_the_gated_version_be_recent_and_not_in_the_future(make_env, invoke, tmp_path):
     file = write(tmp_path / "attestations.yaml", [
-        entry("firewall-rules-updated", date="2019-03-01T10:00:00Z"),
-        entry("access-controls-configured", version="0.9.0"),
+        entry("api-endpoints-reviewed", date="2019-03-01T10:00:00Z"),
+        entry("security-parameters-reviewed", version="0.9.0"),
         entry("vulnerability-scans-completed", days_ago=-1),
-        entry("audit-logging-enabled", days_ago=29),
+        entry("migrations-tested-in-staging", days_ago=29),
         entry("data-protection-reviewed", version=None, change="CHG-7"),
         entry("recovery-procedures-tested", days_ago=-2 / 24 / 60),  # two minutes ahead: within the clock skew
     ])
     env = make_env({"strict": True, "attestations": {"file": str(file)}})  # strict: 30 days unless it says
     result = invoke("preflight", "--env", str(env), "--version", "1.0.0")
     assert result.code == 1, result.output
-    status, message = outcome(result, FIREWALL)
+    status, message = outcome(result, ENDPOINTS)
     assert status == "failed" and "days old: older than the 30 days allowed" in message, message
-    status, message = outcome(result, ACCESS)
+    status, message = outcome(result, PARAMETERS)
     assert status == "failed" and "it covers version 0.9.0, but version 1.0.0 is being gated" in message, message
     status, message = outcome(result, SCANS)
     assert status == "failed" and "in the future" in message, message
     status, message = outcome(result, DATA)
     assert status == "failed" and "it covers change CHG-7, but this run names no change ticket" in message, message
-    assert outcome(result, AUDIT)[0] == "attested"
+    assert outcome(result, STAGING)[0] == "attested"
     status, message = outcome(result, RECOVERY)
     assert status == "attested" and "for version 1.0.0" in message, message
 
@@ -83,36 +83,36 @@ def test_strict_environments_expire_attestations_after_30_days_by_default(tmp_pa
 def test_with_attesters_only_a_valid_signature_by_one_of_them_counts(make_env, invoke, tmp_path):
     listed, listed_public = keypair(tmp_path, "dana")
     other, _ = keypair(tmp_path, "mallory")
-    file = write(tmp_path / "attestations.yaml", [entry("firewall-rules-updated")])
+    file = write(tmp_path / "attestations.yaml", [entry("api-endpoints-reviewed")])
     env = make_env({"strict": True, "attestations": {"file": str(file), "attesters": [str(listed_public)]}})
-    for item, key, by in [("access-controls-configured", other, "Mallory"),
+    for item, key, by in [("security-parameters-reviewed", other, "Mallory"),
                           ("vulnerability-scans-completed", listed, "Sam Signer"),
-                          ("audit-logging-enabled", listed, "Dana Reviewer")]:
+                          ("migrations-tested-in-staging", listed, "Dana Reviewer")]:
         written = invoke("attest", item, "--version", "1.0.0", "--key", str(key), "--env", str(env), "--by", by)
         assert written.code == 0, written.output
     file.write_text(file.read_text().replace("by: Sam Signer", "by: Someone Else"))  # edited after signing
     result = invoke("preflight", "--env", str(env), "--version", "1.0.0")
-    status, message = outcome(result, FIREWALL)
+    status, message = outcome(result, ENDPOINTS)
     assert status == "failed" and "it is not signed" in message, message
     mallory = signing.fingerprint(signing.public_pem(signing.load_private_key(other.read_bytes())))
-    status, message = outcome(result, ACCESS)
+    status, message = outcome(result, PARAMETERS)
     assert status == "failed" and f"signed by key {mallory}, which is not one of the attesters" in message, message
     status, message = outcome(result, SCANS)
     assert status == "failed" and "its signature does not match its content" in message, message
-    status, message = outcome(result, AUDIT)
+    status, message = outcome(result, STAGING)
     assert status == "attested", message
     assert f"signed by key {signing.fingerprint(listed_public.read_bytes())}" in message
 
 
 def test_self_attestation_is_refused_where_approvals_are_required(make_env, invoke, tmp_path):
-    file = write(tmp_path / "attestations.yaml", [entry("firewall-rules-updated", by="dana reviewer"),
-                                                   entry("audit-logging-enabled", by="Lee Approver")])
+    file = write(tmp_path / "attestations.yaml", [entry("api-endpoints-reviewed", by="dana reviewer"),
+                                                   entry("migrations-tested-in-staging", by="Lee Approver")])
     env = make_env({"approval": {"change_ticket": True}, "attestations": {"file": str(file)}})
     result = invoke("preflight", "--env", str(env), "--version", "1.0.0",
                     extra_env={"RUNBOOK_OPERATOR": "Dana Reviewer"})
-    status, message = outcome(result, FIREWALL)
+    status, message = outcome(result, ENDPOINTS)
     assert status == "failed" and "self-attestation refused: 'dana reviewer' is the operator of this run" in message
-    assert outcome(result, AUDIT)[0] == "attested"
+    assert outcome(result, STAGING)[0] == "attested"
 
 
 def test_a_change_ticket_attestation_counts_for_the_run_approved_under_it(make_env, tmp_path, secret):
@@ -138,10 +138,10 @@ def test_a_change_ticket_attestation_counts_for_a_preflight_naming_the_change(ma
 @pytest.mark.parametrize("key", ["missing.pem", "garbage.pem"])
 def test_attest_with_an_unusable_key_exits_2_and_writes_nothing(make_env, invoke, tmp_path, key):
     (tmp_path / "garbage.pem").write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
-    file = write(tmp_path / "attestations.yaml", [entry("firewall-rules-updated")])
+    file = write(tmp_path / "attestations.yaml", [entry("api-endpoints-reviewed")])
     before = file.read_bytes()
     env = make_env({"attestations": {"file": str(file)}})
-    result = invoke("attest", "audit-logging-enabled", "--version", "1.0.0", "--key", str(tmp_path / key),
+    result = invoke("attest", "migrations-tested-in-staging", "--version", "1.0.0", "--key", str(tmp_path / key),
                     "--env", str(env))
     assert result.code == 2, result.output
     assert f"key file {tmp_path / key}" in result.output
@@ -150,7 +150,7 @@ def test_attest_with_an_unusable_key_exits_2_and_writes_nothing(make_env, invoke
 
 
 def test_an_unknown_key_in_an_entry_is_refused_naming_the_file_and_entry(tmp_path):
-    file = write(tmp_path / "attestations.yaml", [entry("audit-logging-enabled"),
-                                                   entry("firewall-rules-updated", colour="green")])
-    with pytest.raises(CheckFailed, match=rf"{file}: entry 2 \(firewall-rules-updated\): colour: Extra inputs"):
+    file = write(tmp_path / "attestations.yaml", [entry("migrations-tested-in-staging"),
+                                                   entry("api-endpoints-reviewed", colour="green")])
+    with pytest.raises(CheckFailed, match=rf"{file}: entry 2 \(api-endpoints-reviewed\): colour: Extra inputs"):
         attestation.read(file)

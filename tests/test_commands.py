@@ -209,3 +209,11 @@ def test_a_command_under_a_deadline_is_run_by_gnu_timeout_killed_soon_after():
     assert database_commands.session_limits(["python3", "bin/migrate", "up"], 60, 5) == [
         "env", "PGOPTIONS=-c statement_timeout=60s -c lock_timeout=5s", "python3", "bin/migrate", "up"]
     assert "--lock-wait-timeout=30s" in database_commands.dump("pg_dump", "/b/R.dump", 1, "dbname=app", lock_wait=30)
+
+
+def test_a_text_searched_in_a_file_stays_one_pattern_even_when_it_looks_like_an_option(tmp_path):
+    log = tmp_path / HOSTILE
+    log.write_text('{"request_id": "-v"}\n{"request_id": "other"}\n')
+    assert commands.lines_containing("-v", str(log)) == ["grep", "-F", "-e", "-v", "--", str(log)]
+    assert runner.run(LOCAL, commands.lines_containing("-v", str(log))).stdout == '{"request_id": "-v"}\n'
+    assert runner.run(LOCAL, commands.lines_containing("-v", str(tmp_path / "missing"))).rc == 2

@@ -29,7 +29,7 @@ from psycopg import sql
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 SERVER_URL = "postgresql://postgres@127.0.0.1:5432"
-APP_VARIABLES = ("DATABASE_URL", "APP_UPLOAD_DIR", "APP_SECRET_KEY", "APP_ADMIN_PASSWORD", "APP_BANNER")
+APP_VARIABLES = ("DATABASE_URL", "APP_UPLOAD_DIR", "APP_SECRET_KEY", "APP_ADMIN_PASSWORD", "APP_BANNER", "APP_AUDIT_LOG")
 ADMIN_PASSWORD = "correct horse"
 DB_PASSWORD = "never-show-this-password"
 HTTP_TIMEOUT = 10
@@ -314,6 +314,26 @@ def test_protected_endpoints_are_401_without_valid_token(
             method, f"{server}{path}", json={"name": "x"}, headers=headers, timeout=HTTP_TIMEOUT
         )
         assert "error" in json_body(response, 401)
+
+
+def test_logins_and_changes_are_audited_with_their_request_id(app_dir: Path, tmp_path: Path) -> None:
+    log = tmp_path / "audit" / "audit.log"
+    with running_gunicorn(app_dir, clean_env(APP_AUDIT_LOG=str(log))) as base:
+        def post(path: str, request_id: str, **kwargs: Any) -> requests.Response:
+            return requests.post(f"{base}{path}", headers={"X-Request-Id": request_id, **kwargs.pop("headers", {})},
+                                 timeout=HTTP_TIMEOUT, **kwargs)
+
+        assert post("/api/login", "r-1", json={"username": "admin", "password": "wrong"}).status_code == 401
+        token = json_body(post("/api/login", "r-2", json={"username": "admin", "password": ADMIN_PASSWORD}), 200)
+        auth = {"Authorization": f"Bearer {token['token']}"}
+        item = json_body(post("/api/items", "r-3", json={"name": "audited"}, headers=auth), 201)
+        uploaded = json_body(post("/api/files?name=a.bin", "r-4", data=b"x", headers=auth), 201)
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(e["request_id"], e["actor"], e["action"], e["subject"]) for e in events] == [
+        ("r-1", "admin", "login.refused", "user admin"), ("r-2", "admin", "login", "user admin"),
+        ("r-3", "admin", "item.create", f"item {item['id']}"), ("r-4", "admin", "file.upload", f"file {uploaded['id']}"),
+    ]
+    assert all(e["time"].endswith("Z") for e in events)
 
 
 @pytest.mark.parametrize(

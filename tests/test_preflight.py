@@ -211,13 +211,13 @@ def test_missing_attestation_fails_the_gate_where_required(make_env, invoke):
 
 def test_attestation_is_shown_as_a_persons_word(make_env, invoke, tmp_path):
     attestations = tmp_path / "attestations.yaml"
-    attestations.write_text("- item: firewall-rules-updated\n  by: Dana Reviewer\n  date: 2026-11-20T09:30:00Z\n"
+    attestations.write_text("- item: api-endpoints-reviewed\n  by: Dana Reviewer\n  date: 2026-11-20T09:30:00Z\n"
                             "  version: 1.0.0\n  reference: NET-12\n")
     env = make_env({"attestations": {"file": str(attestations)}})
     result = invoke("preflight", "--env", str(env), "--version", "1.0.0")
-    found = result.scenario("Step 5 - Firewall rules updated")
+    found = result.scenario("Step 2 - API endpoint configurations reviewed")
     assert found["outcome"] == "attested", found
-    assert found["steps"][1]["message"] == ("firewall-rules-updated: attested by Dana Reviewer on 2026-11-20T09:30:00Z "
+    assert found["steps"][1]["message"] == ("api-endpoints-reviewed: attested by Dana Reviewer on 2026-11-20T09:30:00Z "
                                             "for version 1.0.0, reference NET-12")
     assert result.scenario("Step 5 - Recovery procedures tested")["outcome"] == "skipped"
 

@@ -43,9 +43,9 @@ class Client:
     def __str__(self) -> str:
         return f"{self.user or 'no login'} at {self.base}"
 
-    def send(self, method: str, path: str, **kwargs) -> requests.Response:
+    def send(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs) -> requests.Response:
         """The app's answer, whatever its status; no answer at all is a `CheckFailed`."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = (headers or {}) | ({"Authorization": f"Bearer {self.token}"} if self.token else {})
         try:
             return http.request(method, self.base + path, headers=headers, timeout=self.timeout,
                                     allow_redirects=False, **kwargs)
@@ -80,11 +80,11 @@ def anonymous(env: Environment) -> Client:
     return Client(base_url(env), env.endpoints.timeout)
 
 
-def log_in(env: Environment) -> Client:
-    """Log in with the smoke test account; the client carries the token the app issued."""
+def log_in(env: Environment, headers: dict[str, str] | None = None) -> Client:
+    """Log in with the smoke test account (sending `headers` too); the client carries the token the app issued."""
     smoke = account(env)
     credentials = {"username": smoke.username, "password": expand(smoke.password)}
-    token = anonymous(env).expect(200, "POST", "/api/login", json=credentials).json()["token"]
+    token = anonymous(env).expect(200, "POST", "/api/login", json=credentials, headers=headers).json()["token"]
     redact.register(token)
     return Client(base_url(env), env.endpoints.timeout, smoke.username, token)
 

@@ -18,6 +18,7 @@ from runbook.config.governance import Approval, Notification, Signing
 from runbook.config.hosts import Host, Ssh
 from runbook.config.observation import Performance, Watch
 from runbook.config.rollout import Rollback, Rollout
+from runbook.config.security import Security
 from runbook.errors import ConfigError
 from runbook.hosts import inventory
 from runbook.secrets import references
@@ -43,6 +44,7 @@ class Environment(Model):
     dependencies: list[Dependency] = []
     tls: list[TlsEndpoint] = []
     files: list[RequiredFile] = []
+    security: Security | None = None
     thresholds: Thresholds = Thresholds()
     attestations: Attestations = Attestations()
     waivers: list[Waiver] = []
@@ -111,6 +113,10 @@ class Environment(Model):
                              f"{[s.name for s in self.services]}")
         if self.performance and not self.services:
             raise ValueError("performance needs a service whose processes it measures")
+        exposed = self.security and self.security.listening and self.security.listening.exposed
+        unknown = sorted({e.host for e in exposed or [] if e.host is not None} - set(names))
+        if unknown:
+            raise ValueError(f"security.listening.exposed names hosts {unknown} that are not among the hosts {names}")
         return self
 
     @property

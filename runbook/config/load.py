@@ -43,6 +43,8 @@ LOCAL_PATHS = (
     ("signing", "public_key"),
     ("attestations", "attesters", "*"),
     ("files", "*", "path"),
+    ("security", "secret_files", "*", "path"),
+    ("security", "audit", "log"),
     ("dependencies", "*", "path"),
 )
 

@@ -53,6 +53,16 @@ def list_folder(path: str) -> list[str]:
     return ["ls", "-1", "--", path]
 
 
+def listening_sockets() -> list[str]:
+    """Every listening TCP socket, one a line without a header, addresses and ports as numbers."""
+    return ["ss", "-Htln"]
+
+
+def lines_containing(text: str, path: str) -> list[str]:
+    """The lines of the file `path` that hold `text` as it is (exit code 1: none, 2: no such file)."""
+    return ["grep", "-F", "-e", text, "--", path]
+
+
 KILL_AFTER = 5
 """Seconds a command stopped at its deadline (SIGTERM) has to end before it is killed (SIGKILL)."""
 EXPIRED = (124, 137)

@@ -199,7 +199,8 @@ def facts_text(facts: HostFacts) -> str:
                      for name, f in facts.items())
 
 
-def required_files_of(env: Environment) -> list[Finding]:
-    """Each host's required files (those of its roles), with their owner and mode."""
-    found = each(env.hosts, lambda h: required_files(h, [f for f in env.files if set(f.roles) & set(h.roles)]))
+def required_files_of(env: Environment, files: list[RequiredFile] | None = None) -> list[Finding]:
+    """Each host's required files (those of its roles, of `files`, default `env.files`), with their owner and mode."""
+    wanted = env.files if files is None else files
+    found = each(env.hosts, lambda h: required_files(h, [f for f in wanted if set(f.roles) & set(h.roles)]))
     return [f for per_host in found for f in per_host]

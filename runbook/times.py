@@ -34,6 +34,11 @@ def parse(text: str) -> datetime:
     return datetime.strptime(text, STAMP).replace(tzinfo=timezone.utc)
 
 
+def parse_ms(text: str) -> datetime:
+    """A `stamp_ms` read back."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
 def seconds(elapsed: float) -> float:
     """A duration as the record keeps it: seconds, rounded to the millisecond."""
     return round(elapsed, 3)

@@ -55,7 +55,7 @@ def judge(env: Environment | None, scenario: str, tags: list[str], pytest_outcom
         return Verdict("attested" if attested else "passed", message)
     waiver, note = _waiver(env, scenario)
     if waiver is not None:
-        return Verdict("waived", f"{message}{note} (waived by {waiver.approved_by} until {waiver.expires}: "
+        return Verdict("waived", f"{message} (waived by {waiver.approved_by} until {waiver.expires}: "
                                  f"{waiver.reason})")
     return Verdict("failed", message + note)
 

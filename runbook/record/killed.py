@@ -3,15 +3,10 @@ journal, so the history counts it (a killed deploy is a failed change) and names
 
 import os
 import socket
-from datetime import datetime, timezone
 from pathlib import Path
 
 from runbook.engine.journal import Journal
-from runbook.times import stamp
-
-
-def _moment(at: str) -> datetime:
-    return datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(timezone.utc)
+from runbook.times import between, parse_ms, stamp
 
 
 def _alive(runner: str | None, pid: int | None) -> bool:
@@ -37,11 +32,11 @@ def summary(folder: Path, records: list[dict]) -> dict | None:
     if _alive(first.get("runner"), first.get("pid")):
         return None
     phases = [e["phase"] for e in events if e.get("event") == "phase started"]
-    started, ended = _moment(first["at"]), _moment(last["at"])
+    started, ended = parse_ms(first["at"]), parse_ms(last["at"])
     found = {
         "run_id": folder.name, "kind": first.get("kind"), "version": first.get("version"),
         "environment": first.get("environment") or "-".join(folder.name.split("-")[1:-2]), "operator": first.get("operator", ""),
-        "started": stamp(started), "finished": stamp(ended), "duration_seconds": (ended - started).total_seconds(),
+        "started": stamp(started), "finished": stamp(ended), "duration_seconds": between(started, ended),
         "outcome": "killed", "killed_in": phases[-1] if phases else "before its first phase",
     }
     recovery = [r for r in records if (r.get("crashed_run") or {}).get("run_id") == folder.name]

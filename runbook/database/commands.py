@@ -44,10 +44,15 @@ def restore(pg_restore: str, path: str, directory: bool, jobs: int, dbname: str,
     return _client(pg_restore, ["--clean", "--if-exists", "--no-owner", *mode, path], dbname, password_file)
 
 
+def session_options(statement: int, lock: int) -> str:
+    """PostgreSQL session options that give up a statement after `statement` seconds and a wait for a
+    lock another session holds after `lock` seconds."""
+    return f"-c statement_timeout={statement}s -c lock_timeout={lock}s"
+
+
 def session_limits(argv: list[str], statement: int, lock: int) -> list[str]:
-    """`argv` whose PostgreSQL sessions (libpq's `PGOPTIONS`) give up a statement after `statement` seconds
-    and a wait for a lock another session holds after `lock` seconds."""
-    return ["env", f"PGOPTIONS=-c statement_timeout={statement}s -c lock_timeout={lock}s", *argv]
+    """`argv` whose PostgreSQL sessions (libpq's `PGOPTIONS`) have the `session_options`."""
+    return ["env", f"PGOPTIONS={session_options(statement, lock)}", *argv]
 
 
 def version(tool: str) -> list[str]:

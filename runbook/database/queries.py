@@ -30,7 +30,7 @@ def connect(env: Environment) -> Iterator[psycopg.Connection]:
     """A session whose statements end after `deadlines.statement` and whose waits for a lock another
     session holds end after `deadlines.lock`, each then a `DeadlineExceeded` naming the deadline."""
     limits = env.deadlines
-    options = f"-c statement_timeout={limits.statement}s -c lock_timeout={limits.lock}s"
+    options = commands.session_options(limits.statement, limits.lock)
     try:
         conn = psycopg.connect(url(env), connect_timeout=env.database.connect_timeout, autocommit=True,
                                options=options)

@@ -18,6 +18,11 @@ def rollback_target(deployment, evidence):
     return deployment.target
 
 
+@given("the release the rollback returned to serves")
+def returned_release_serves(expected_release):
+    inplace.serving(expected_release)
+
+
 @then("every app host holds the release with every file as packaged")
 def release_files(environment, expected_release, evidence):
     evidence.require(inplace.files_as_packaged(environment, expected_release))

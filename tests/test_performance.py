@@ -293,3 +293,29 @@ def test_snapshot_output_is_parsed():
     parsed = usage.parse_snapshot("100\n4096\n5012.34\n812 40 2 9000\n813 7 1 3000\n")
     assert parsed == snap(5012.34, {812: (42, 9000), 813: (8, 3000)})
     assert round(parsed.memory_mb, 3) == 46.875
+
+
+CORE_AGAIN = "Step 16 - Core features work again"
+PERFORMANCE_AGAIN = "Step 16 - Performance is within the baseline again"
+
+
+def test_a_rollback_walks_the_core_journeys_and_loads_the_restored_release_against_the_deploys_baseline(tmp_path):
+    with apps.deployable(tmp_path, {"performance": LIMITS}) as app:
+        apps.build(tmp_path, "1.0.0")
+        apps.build(tmp_path, "1.1.0")
+        apps.build(tmp_path, "1.2.0", edit=apps.broken_health)
+        for version in ("1.0.0", "1.1.0"):
+            assert apps.invoke(tmp_path / "reports", "deploy", "--env", str(app.env_file), "--version", version).code == 0
+
+        broken = apps.invoke(tmp_path / "reports", "deploy", "--env", str(app.env_file), "--version", "1.2.0")
+        assert broken.code == 1 and broken.record["rollback"]["to"].endswith("-1.1.0"), broken.output
+        assert broken.scenario(CORE_AGAIN)["outcome"] == "passed"
+        assert broken.scenario(PERFORMANCE_AGAIN)["outcome"] == "passed"
+        load = json.dumps(broken.scenario(PERFORMANCE_AGAIN)["steps"])
+        assert "x baseline" in load and "no baseline" not in load, load
+
+        manual = apps.invoke(tmp_path / "reports", "rollback", "--env", str(app.env_file))
+        assert manual.code == 0 and app.status()["version"] == "1.0.0", manual.output
+        assert manual.scenario(CORE_AGAIN)["outcome"] == "passed"
+        measured = manual.scenario(PERFORMANCE_AGAIN)
+        assert measured["outcome"] == "skipped" and "`invoke rollback` measures none" in measured["message"], measured

@@ -44,9 +44,15 @@ def migrations_applied(env: Environment, release: str) -> list[Finding]:
                     f"not applied: {', '.join(missing)}" if missing else f"all {len(shipped)} migrations applied")]
 
 
-def services_running(env: Environment, release: str | None) -> list[Finding]:
+def serving(release: str | None) -> str:
+    """The release a rollback returned to; `NotConfigured` when none was live before the deploy."""
     if release is None:
         raise NotConfigured("no release was live before the deploy: there is nothing to run")
+    return release
+
+
+def services_running(env: Environment, release: str | None) -> list[Finding]:
+    serving(release)
     return connection.each(services.placements(env), lambda pair: services.running(env, *pair))
 
 

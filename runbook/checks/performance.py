@@ -129,6 +129,9 @@ def latency_of_run(env: Environment, result: LoadResult, context: RunContext) ->
     """p95 under load against the baseline the run measured before it changed anything."""
     if not context.from_run:
         raise NotConfigured("no pre-deploy baseline was given: a deploy measures it before changing anything")
+    if context.baseline is None and not context.first_deploy:
+        raise NotConfigured("no baseline was measured in this run: a deploy measures the release serving before it "
+                            "changes anything, and its rollback compares with that; `invoke rollback` measures none")
     baseline = context.baseline and context.baseline.p95_seconds
     return [latency(result, env.performance.latency_factor, baseline, first_deploy=context.first_deploy)]
 

@@ -22,8 +22,8 @@ Kind = Literal["backup", "migrate", "services"]
 
 PHASES = frozenset({
     "announce", "backup", "bake", "baseline", "configure", "database", "drain", "finish", "health", "hosts",
-    "indexes", "lock", "migrate", "performance", "plan", "prepare", "preflight", "reload", "restore", "start",
-    "stop", "switch", "switch-back", "verification", "verify-deploy", "verify-rollback",
+    "indexes", "lock", "migrate", "performance", "plan", "prepare", "preflight", "reload", "restore", "rotate",
+    "start", "stop", "switch", "switch-back", "verification", "verify-deploy", "verify-rollback",
 })
 """The phases of the deploy and rollback sequences (`runbook/engine/sequences.py`; a test keeps both alike)."""
 
@@ -42,6 +42,8 @@ class Deadlines(Model):
     lock: Seconds = 30
     """Waiting for a table lock another session holds (`lock_timeout`): the runbook's sessions, pg_dump, the
     migrations."""
+    drain: Seconds = 120
+    """A load balancer's drained server to end its sessions, and a returned one to be seen UP again."""
     phases: dict[str, Seconds] = {}
 
     @field_validator("phases")

@@ -10,7 +10,7 @@ from runbook.hosts import survey
 from runbook.config import Dependency, Environment
 from runbook.errors import ActionFailed
 from runbook.findings import Finding
-from runbook.release import haproxy
+from runbook.release import haproxy, releases
 from runbook.secrets import expand, redact
 from runbook import http
 
@@ -52,12 +52,14 @@ def _http(url: str, dep: Dependency) -> tuple[bool, str]:
 
 def _haproxy(env: Environment, subject: str, where: str, dep: Dependency) -> Finding:
     """The frontend answers through TLS and every server of the backend is UP; the finding names each
-    server's state."""
+    server's state. Before the first deploy no instance runs: the frontend's own answer (HAProxy's 503)
+    is all there is to check then."""
     lb = env.load_balancer
     try:
         answered, said = _http(expand(dep.url), dep)
+        reached = True
     except Exception as e:  # the client's failure is the finding, with its reason
-        answered, said = False, f"does not answer: {redact(str(e) or type(e).__name__)}"
+        answered, reached, said = False, False, f"does not answer: {redact(str(e) or type(e).__name__)}"
     try:
         found = haproxy.servers(lb)
     except ActionFailed as e:
@@ -66,7 +68,11 @@ def _haproxy(env: Environment, subject: str, where: str, dep: Dependency) -> Fin
     up = bool(found) and not missing and all(s.status == "UP" for s in found)
     states = "; ".join(map(str, found)) or "no server"
     lacking = f"; not in HAProxy's configuration: {', '.join(missing)}" if missing else ""
-    return Finding(subject, answered and up, f"{where} {said}; backend {lb.backend}: {states}{lacking}")
+    detail = f"{where} {said}; backend {lb.backend}: {states}{lacking}"
+    if not up and reached and not missing and not any(releases.current(env, h) for h in env.hosts_with("app")):
+        return Finding(subject, True, f"{detail}; no release is live yet (first deploy): no instance runs, "
+                                      f"the frontend answers")
+    return Finding(subject, answered and up, detail)
 
 
 def _redis(url: str, dep: Dependency) -> tuple[bool, str]:

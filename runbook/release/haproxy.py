@@ -34,9 +34,13 @@ class ServerStat(BaseModel):
     check: str = ""
     """The last health check's status (e.g. `L7OK`, `L4CON`)."""
 
+    @property
+    def sessions_text(self) -> str:
+        return f"{self.sessions} session{'' if self.sessions == 1 else 's'}"
+
     def __str__(self) -> str:
         check = f", check {self.check}" if self.check else ""
-        return f"{self.name} {self.status} ({self.sessions} sessions{check})"
+        return f"{self.name} {self.status} ({self.sessions_text}{check})"
 
 
 def set_state(backend: str, server: str, state: State) -> str:
@@ -100,7 +104,7 @@ def _wait(lb: LoadBalancer, name: str, done, what: str, seconds: float) -> Serve
             return stat
         if time.monotonic() >= deadline:
             raise ActionFailed(f"HAProxy {lb.backend}/{name}: {what} within {seconds:g} s "
-                               f"(deadlines.drain): it is {stat.status} with {stat.sessions} sessions")
+                               f"(deadlines.drain): it is {stat.status} with {stat.sessions_text}")
         time.sleep(POLL_SECONDS)
 
 

@@ -6,6 +6,7 @@ file transfers and database statements. Every wait has one; a phase may have its
       backup: 3600        # pg_dump, pg_restore
       migrate: 900        # the app's migration commands
       services: 120       # starting, stopping, reloading a service
+      drain: 120          # a load balancer's drained server to end its sessions, a returned one to be UP
       phases: {stop: 300} # a phase's commands without a kind (or, for a verifying phase, its checks)
 """
 

@@ -30,7 +30,8 @@ class Rollout(Model):
     `endpoints.health` and `endpoints.status` are appended. Omitted: `endpoints` themselves."""
     drain: Command | None = None
     """Run on the machine running the runbook to take a host out of the load balancer before its
-    switch (the same placeholders as `host_url`)."""
+    switch (the same placeholders as `host_url`). A load balancer with a runtime API is the
+    environment's `load_balancer` section instead, which takes each instance out in turn."""
     restore: Command | None = None
     """...and to put it back once it answers healthy on the new release."""
 

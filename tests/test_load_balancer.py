@@ -185,3 +185,33 @@ def test_a_rolling_deploy_through_haproxy_loses_no_request(stack):
         assert f"set server app/{server} state ready: UP" in evidence, evidence
     assert evidence.index("app/web-a state ready") < evidence.index("app/web-b state drain")
     assert {s.name: s.status for s in haproxy.servers(env.load_balancer)} == {"web-a": "UP", "web-b": "UP"}
+
+
+def test_a_rollback_through_haproxy_rotates_the_instances_back_and_loses_no_request(stack):
+    env = environment(stack)
+    assert requests.get(f"{stack.base}/api/status", timeout=5, verify=str(env.endpoints.ca_file)).json()[
+        "version"] == "1.1.0", "runs after the rolling deploy of 1.1.0"
+    with apps.Load(f"{stack.base}/api/status", threads=2, ca_file=env.endpoints.ca_file) as load:
+        result = apps.invoke(stack.folder / "reports-rollback", "rollback", "--env", str(stack.env_file))
+    assert result.code == 0, result.output
+    assert load.failed == 0, load
+    assert [version for _, _, version in load.samples][-1] == "1.0.0"
+    (rotate,) = [p for p in result.record["phases"] if p["name"] == "rotate"]
+    evidence = "\n".join(rotate["evidence"])
+    assert all(f"set server app/{s} state ready: UP" in evidence for s in ("web-a", "web-b")), evidence
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"load_balancer": {"socket": "/run/lb.sock", "backend": "app",
+                        "servers": [{"name": "web-a", "service": "nope", "address": "127.0.0.1:1"}]}},
+     "load_balancer.servers name services ['nope'] that are not among the services"),
+    ({"rollout": {"drain": ["true"]}, "load_balancer": {"socket": "/run/lb.sock", "backend": "app",
+      "servers": [{"name": "web", "service": "web", "address": "127.0.0.1:1"}]},
+      "services": [{"name": "web", "manager": "supervisord", "command": "true"}]},
+     "give either `load_balancer`"),
+    ({"dependencies": [{"name": "lb", "role": "load_balancer", "kind": "haproxy", "url": "https://localhost:1/"}]},
+     "a haproxy dependency needs a `load_balancer` section"),
+])
+def test_a_load_balancer_setting_that_does_not_fit_the_environment_is_refused(make_env, invoke, changes, words):
+    result = invoke("preflight", "--env", str(make_env(changes)))
+    assert result.code == 2 and words in result.output, result.output

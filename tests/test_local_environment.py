@@ -87,6 +87,10 @@ def test_preflight_passes_against_the_private_cluster(cluster_env, invoke, tmp_p
     assert result.code == 0, result.output
     database = result.scenario("Step 1 - Database connections are configured")["steps"][1]
     assert f"127.0.0.1:{data['local']['postgres_port']}/demo" in database["evidence"][0]["text"]
+    balancer = result.scenario("Step 4 - Load balancers answer")
+    assert balancer["outcome"] == "passed", balancer
+    assert "no release is live yet (first deploy)" in str(balancer["steps"]), balancer
+    assert result.scenario("Step 5 - SSL certificates are valid")["outcome"] == "passed"
 
 
 def test_local_down_stops_everything_it_started(cluster_env, invoke):

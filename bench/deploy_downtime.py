@@ -4,7 +4,7 @@ rollout strategy: wall time, failed requests, and the longest time without a suc
     python bench/deploy_downtime.py [--env local]
 
 For each strategy (`maintenance`, the runbook's stop-switch-migrate-start, and `rolling`, the graceful
-reload), a copy of the environment file differing only in `rollout.strategy` is written under .local/.
+reload, or behind a `load_balancer` each instance drained, restarted and returned in turn), a copy of the environment file differing only in `rollout.strategy` is written under .local/.
 It builds two packages of the demo (bench-1 and bench-2, the second with one more, backward-compatible
 migration), deploys bench-1, then measures `invoke deploy --version bench-2` and `invoke rollback`
 while four clients ask /health back to back. For comparison, it also measures a plain restart of the
@@ -25,15 +25,15 @@ MIGRATION = "-- migrate:up\nCREATE TABLE bench_notes (id int);\n-- migrate:down\
 CLIENTS = 4
 
 
-def measure(url: str, *args: str) -> str:
-    with Load(url, threads=CLIENTS) as load:
+def measure(env, *args: str) -> str:
+    with Load(env.endpoints.health, threads=CLIENTS, ca_file=env.endpoints.ca_file) as load:
         code, seconds = invoke(*args)
     return f"  {args[0]}: exit {code}, wall time {seconds:.1f} s; {load}"
 
 
 def restart(env) -> str:
     """The service restarted alone under the same load."""
-    with Load(env.endpoints.health, threads=CLIENTS) as load:
+    with Load(env.endpoints.health, threads=CLIENTS, ca_file=env.endpoints.ca_file) as load:
         for service in env.services:
             local.supervisorctl(local.paths(env), "restart", service.name)
     return f"  service restart alone: {load}"
@@ -47,8 +47,8 @@ def main() -> None:
         path = variant(env_name, strategy, {"rollout": {**env.rollout.model_dump(exclude_none=True), "strategy": strategy}})
         assert invoke("deploy", "--env", path, "--version", "bench-1")[0] == 0, "the baseline deploy failed"
         print(f"{strategy}:")
-        print(measure(env.endpoints.health, "deploy", "--env", path, "--version", "bench-2"), flush=True)
-        print(measure(env.endpoints.health, "rollback", "--env", path), flush=True)
+        print(measure(env, "deploy", "--env", path, "--version", "bench-2"), flush=True)
+        print(measure(env, "rollback", "--env", path), flush=True)
     print(restart(env))
 
 

@@ -6,10 +6,15 @@ one byte a second holds a call forever; here the whole call (connect, headers, b
 
 A watchdog shuts the call's socket at the deadline, whatever read it is in; the call then raises
 `requests.Timeout`, which `runbook.checks.probes.request_error` words as "no answer within 3 s".
+
+An https call trusts the CA file it is given (the environment's `endpoints.ca_file`, e.g. the local
+CA) instead of the system's store: `session(ca_file)` and `request(..., ca_file=...)` are the one
+place that turns it into requests' `verify`.
 """
 
 import socket
 import threading
+from pathlib import Path
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -36,9 +41,11 @@ class _Watched(HTTPAdapter):
         return pool
 
 
-def session() -> requests.Session:
-    """A session whose calls `request` can cut at their deadline (keep-alive for a load of many calls)."""
+def session(ca_file: Path | None = None) -> requests.Session:
+    """A session whose calls `request` can cut at their deadline (keep-alive for a load of many calls);
+    its https calls trust `ca_file` (None: the system's store)."""
     made = requests.Session()
+    made.verify = str(ca_file) if ca_file is not None else True
     adapter = _Watched(max_retries=0)
     made.mount("http://", adapter)
     made.mount("https://", adapter)
@@ -76,11 +83,13 @@ class _Watchdog:
 
 
 def request(method: str, url: str, *, timeout: float, using: requests.Session | None = None,
-            **kwargs) -> requests.Response:
+            ca_file: Path | None = None, **kwargs) -> requests.Response:
     """`requests.request` whose whole call, body included, ends within `timeout` seconds (then
-    `requests.Timeout`); `using`: a session made by `session()`, else one for this call only."""
+    `requests.Timeout`); `using`: a session made by `session()` (which knows its CA), else one for this
+    call only, trusting `ca_file`."""
     own = using is None
-    client = session() if own else using
+    client = session(ca_file) if own else using
+    kwargs.setdefault("verify", client.verify)  # explicit: REQUESTS_CA_BUNDLE would override the session's
     watchdog, error = _Watchdog(timeout), None
     _calls.connections = watchdog.connections
     watchdog.timer.start()

@@ -232,8 +232,10 @@ class Load:
     `timeout`) until stopped. Each answer is kept as (`time.time()` when sent, whether it was a 200,
     the `version` its JSON names, if any)."""
 
-    def __init__(self, url: str, threads: int = 1, pause: float = 0.05, timeout: float = 5) -> None:
+    def __init__(self, url: str, threads: int = 1, pause: float = 0.05, timeout: float = 5,
+                 ca_file: Path | None = None) -> None:
         self.url, self.pause, self.timeout = url, pause, timeout
+        self.verify = str(ca_file) if ca_file else True
         self.samples: list[tuple[float, bool, str | None]] = []
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(threads)]
@@ -254,7 +256,7 @@ class Load:
             while not self.stop.is_set():
                 moment, ok, version = time.time(), False, None
                 try:
-                    answer = session.get(self.url, timeout=self.timeout)
+                    answer = session.get(self.url, timeout=self.timeout, verify=self.verify)
                     ok = answer.status_code == 200
                     version = answer.json().get("version") if ok else None
                 except (requests.RequestException, ValueError):
@@ -308,13 +310,19 @@ class App:
             return conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
 
 
+def new_state() -> Path:
+    """A state folder of a test's own (kept short: HAProxy's runtime socket lives in it)."""
+    return ROOT / ".local" / f"t-{uuid.uuid4().hex[:8]}"
+
+
 @contextlib.contextmanager
-def deployable(folder: Path, changes: dict | None = None, secret_password: bool = False):
+def deployable(folder: Path, changes: dict | None = None, secret_password: bool = False, state: Path | None = None):
     """An environment in `folder` running the demo app under a supervisord of its own, torn down after.
 
     `secret_password`: the database URL carries the secret as its password (trust auth ignores it).
+    `state`: its state folder (default: a new one under `.local/`), removed afterwards.
     """
-    state = ROOT / ".local" / f"t-{uuid.uuid4().hex[:8]}"
+    state = state or new_state()
     port = free_port()
     with fresh_database() as database:
         path = folder / "app-env.yaml"

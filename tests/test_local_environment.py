@@ -21,18 +21,17 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster_env(tmp_path_factory):
-    """A local-style environment with its own cluster (no database URL), in a state folder of its own."""
+    """local.yaml itself with its own cluster (no database URL), HAProxy and instances, every port moved to a
+    free one and every path into a state folder of its own."""
     state = ROOT / ".local" / f"test-cluster-{uuid.uuid4().hex[:8]}"
     folder = tmp_path_factory.mktemp("cluster")
-    text = (ROOT / "environments" / "local.yaml").read_text()
-    data = yaml.safe_load(text.replace("${file:.local/secrets/", f"${{file:{state}/secrets/"))
-    data["app"]["root"] = str(state / "app")
-    data["database"]["backup_dir"] = str(state / "backups")
+    text = (ROOT / "environments" / "local.yaml").read_text().replace(".local/", f"{state}/")
+    for port in ("8710", "8711", "8712", "8713", "54329"):
+        text = text.replace(port, str(_free_port()))
+    data = yaml.safe_load(text)
     data["dependencies"] = [d for d in data["dependencies"] if d["kind"] != "storage"]
-    data["files"] = [{"path": str(state / "backups"), "mode": "0700"}]
     data["attestations"] = {"required": False}
-    data["local"] = {"state_dir": str(state), "postgres_port": _free_port()}
-    data["services"][0]["command"] = data["services"][0]["command"].replace("8710", str(_free_port()))
+    data["local"]["state_dir"] = str(state)
     path = folder / "cluster.yaml"
     path.write_text(yaml.safe_dump(data))
     yield path
@@ -59,8 +58,12 @@ def test_local_up_starts_a_private_cluster_and_supervisord(cluster_env, invoke):
     env = config.load_environment(str(cluster_env))
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:{env.local.postgres_port}/demo", connect_timeout=5) as conn:
         assert conn.execute("SELECT current_database()").fetchone() == ("demo",)
-    status = local.supervisorctl(local.paths(env), "status", "web")
-    assert "web" in status.stdout and "STOPPED" in status.stdout
+    for name in ("web-a", "web-b"):
+        status = local.supervisorctl(local.paths(env), "status", name)
+        assert name in status.stdout and "STOPPED" in status.stdout
+    haproxy = local.supervisorctl(local.paths(env), "status", "haproxy").stdout
+    assert "RUNNING" in haproxy or "STARTING" in haproxy, haproxy
+    assert "generated the local CA" in result.output
     assert (env.app.releases).is_dir() and (env.app.shared).is_dir()
     assert oct(env.database.backup_dir.stat().st_mode & 0o777) == "0o700"
 
@@ -84,6 +87,10 @@ def test_preflight_passes_against_the_private_cluster(cluster_env, invoke, tmp_p
     assert result.code == 0, result.output
     database = result.scenario("Step 1 - Database connections are configured")["steps"][1]
     assert f"127.0.0.1:{data['local']['postgres_port']}/demo" in database["evidence"][0]["text"]
+    balancer = result.scenario("Step 4 - Load balancers answer")
+    assert balancer["outcome"] == "passed", balancer
+    assert "no release is live yet (first deploy)" in str(balancer["steps"]), balancer
+    assert result.scenario("Step 5 - SSL certificates are valid")["outcome"] == "passed"
 
 
 def test_local_down_stops_everything_it_started(cluster_env, invoke):

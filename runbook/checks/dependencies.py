@@ -1,4 +1,5 @@
-"""Probes of the external services an app depends on: HTTP APIs, Redis, AMQP brokers, file storage."""
+"""Probes of the external services an app depends on: HTTP APIs, Redis, AMQP brokers, file storage, and
+the load balancer (HAProxy: its frontend answers and its runtime API sees every server UP)."""
 
 from urllib.parse import urlsplit
 
@@ -7,7 +8,9 @@ import redis
 
 from runbook.hosts import survey
 from runbook.config import Dependency, Environment
+from runbook.errors import ActionFailed
 from runbook.findings import Finding
+from runbook.release import haproxy, releases
 from runbook.secrets import expand, redact
 from runbook import http
 
@@ -18,6 +21,8 @@ def probe(env: Environment, dep: Dependency) -> list[Finding]:
     if dep.kind == "storage":
         return [_storage(subject, host, dep.path) for host in env.hosts_with("app")]
     where = redact(target(dep))
+    if dep.kind == "haproxy":
+        return [_haproxy(env, subject, where, dep)]
     try:
         ok, detail = PROBES[dep.kind](expand(dep.url), dep)
     except Exception as e:  # every client's failure is the finding, with its reason
@@ -39,10 +44,35 @@ def address(dep: Dependency) -> tuple[str, int] | None:
 
 
 def _http(url: str, dep: Dependency) -> tuple[bool, str]:
-    response = http.request("GET", url, timeout=dep.timeout, allow_redirects=False)
+    response = http.request("GET", url, timeout=dep.timeout, ca_file=dep.ca_file, allow_redirects=False)
     return response.status_code == dep.expect_status, (
         f"answered HTTP {response.status_code} (expected {dep.expect_status})"
     )
+
+
+def _haproxy(env: Environment, subject: str, where: str, dep: Dependency) -> Finding:
+    """The frontend answers through TLS and every server of the backend is UP; the finding names each
+    server's state. Before the first deploy no instance runs: the frontend's own answer (HAProxy's 503)
+    is all there is to check then."""
+    lb = env.load_balancer
+    try:
+        answered, said = _http(expand(dep.url), dep)
+        reached = True
+    except Exception as e:  # the client's failure is the finding, with its reason
+        answered, reached, said = False, False, f"does not answer: {redact(str(e) or type(e).__name__)}"
+    try:
+        found = haproxy.servers(lb)
+    except ActionFailed as e:
+        return Finding(subject, False, f"{where} {said}; {e}")
+    missing = sorted({s.name for s in lb.servers} - {s.name for s in found})
+    up = bool(found) and not missing and all(s.status == "UP" for s in found)
+    states = "; ".join(map(str, found)) or "no server"
+    lacking = f"; not in HAProxy's configuration: {', '.join(missing)}" if missing else ""
+    detail = f"{where} {said}; backend {lb.backend}: {states}{lacking}"
+    if not up and reached and not missing and not any(releases.current(env, h) for h in env.hosts_with("app")):
+        return Finding(subject, True, f"{detail}; no release is live yet (first deploy): no instance runs, "
+                                      f"the frontend answers")
+    return Finding(subject, answered and up, detail)
 
 
 def _redis(url: str, dep: Dependency) -> tuple[bool, str]:

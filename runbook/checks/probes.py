@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -66,6 +67,9 @@ def request_error(error: requests.RequestException, timeout: float) -> str:
     """A connection problem in a few words, e.g. "Connection refused" or "no answer within 5 s"."""
     if isinstance(error, requests.Timeout):
         return f"no answer within {timeout:g} s"
+    verify = re.search(r"certificate verify failed: ([^'\")(]+)", str(error))
+    if isinstance(error, requests.exceptions.SSLError) and verify:
+        return f"TLS certificate not trusted: {verify.group(1).strip()}"
     match = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(error))
     return match.group(1) if match else str(error)
 
@@ -89,7 +93,7 @@ def _settle(env: Environment, url: str, judge: Judge) -> Answer:
     )
     started = time.monotonic()
     try:
-        response, reason = retrying(_attempt, url, endpoints.timeout, judge), ""
+        response, reason = retrying(_attempt, url, endpoints.timeout, endpoints.ca_file, judge), ""
     except _NotYet as e:
         response, reason = None, str(e)
     attempts, elapsed = retrying.statistics["attempt_number"], time.monotonic() - started
@@ -98,9 +102,9 @@ def _settle(env: Environment, url: str, judge: Judge) -> Answer:
     return Answer(url, response.status_code, attempts, elapsed, _json(response) or None)
 
 
-def _attempt(url: str, timeout: float, judge: Judge) -> requests.Response:
+def _attempt(url: str, timeout: float, ca_file: Path | None, judge: Judge) -> requests.Response:
     try:
-        response = http.request("GET", url, timeout=timeout, allow_redirects=False)
+        response = http.request("GET", url, timeout=timeout, ca_file=ca_file, allow_redirects=False)
     except requests.RequestException as e:
         raise _NotYet(f"did not answer: {request_error(e, timeout)}") from None
     wrong = judge(response)

@@ -9,6 +9,7 @@ the token: only the app's JSON `error` is quoted from an answer, and the token i
 import hashlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from secrets import token_hex
 from urllib.parse import urlsplit
 
@@ -37,6 +38,7 @@ class Client:
 
     base: str
     timeout: float
+    ca_file: Path | None = None
     user: str | None = None
     token: str | None = field(default=None, repr=False)
 
@@ -48,7 +50,7 @@ class Client:
         headers = (headers or {}) | ({"Authorization": f"Bearer {self.token}"} if self.token else {})
         try:
             return http.request(method, self.base + path, headers=headers, timeout=self.timeout,
-                                    allow_redirects=False, **kwargs)
+                                ca_file=self.ca_file, allow_redirects=False, **kwargs)
         except requests.RequestException as e:
             raise CheckFailed(f"{method} {self.base}{path} did not answer: {request_error(e, self.timeout)}") from None
 
@@ -77,7 +79,7 @@ def account(env: Environment) -> Smoke:
 
 
 def anonymous(env: Environment) -> Client:
-    return Client(base_url(env), env.endpoints.timeout)
+    return Client(base_url(env), env.endpoints.timeout, env.endpoints.ca_file)
 
 
 def log_in(env: Environment, headers: dict[str, str] | None = None) -> Client:
@@ -86,7 +88,7 @@ def log_in(env: Environment, headers: dict[str, str] | None = None) -> Client:
     credentials = {"username": smoke.username, "password": expand(smoke.password)}
     token = anonymous(env).expect(200, "POST", "/api/login", json=credentials, headers=headers).json()["token"]
     redact.register(token)
-    return Client(base_url(env), env.endpoints.timeout, smoke.username, token)
+    return Client(base_url(env), env.endpoints.timeout, env.endpoints.ca_file, smoke.username, token)
 
 
 def wrong_password_refused(env: Environment) -> Finding:

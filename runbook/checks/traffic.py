@@ -117,7 +117,7 @@ def load(env: Environment) -> LoadResult:
 
     def connection() -> list[Answer]:
         answers = []
-        with http.session() as session:
+        with http.session(env.endpoints.ca_file) as session:
             while (n := budget.take()) is not None:
                 answers.append(_get(session, base, perf.paths[n % len(perf.paths)], timeout))
         return answers

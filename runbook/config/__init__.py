@@ -12,16 +12,18 @@ from runbook.config.governance import Notification
 from runbook.config.hosts import Host, Ssh
 from runbook.config.load import ENVIRONMENTS, environment_path, load_environment, resolve_secrets
 from runbook.config.observation import PrometheusQuerySource, PrometheusTextSource, ProberSource, Watch
-from runbook.config.rollout import Batch
+from runbook.config.rollout import BalancedServer, Batch, LoadBalancer
 
 __all__ = [
     "ENVIRONMENTS",
+    "BalancedServer",
     "Batch",
     "ConfigFile",
     "Deadlines",
     "Dependency",
     "Environment",
     "Host",
+    "LoadBalancer",
     "Notification",
     "PrometheusQuerySource",
     "PrometheusTextSource",

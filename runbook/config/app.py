@@ -102,9 +102,22 @@ class Database(Model):
     connect_timeout: int = Field(5, ge=1, le=120)
 
 
+class LocalHaproxy(Model):
+    """The local stack's HAProxy, in front of the servers of `load_balancer`: TLS terminated on `port`
+    (all addresses) with the certificate of the local CA; its Prometheus exporter (`/metrics`) and stats
+    page (`/stats`) on `exporter_port`, loopback only; its runtime API on `load_balancer.socket`."""
+
+    port: int = Field(ge=1, le=65535)
+    exporter_port: int = Field(ge=1, le=65535)
+    check_interval_ms: int = Field(1000, ge=100, le=60_000)
+    """How often HAProxy checks each server's `/health` (2 failures: DOWN, 2 successes: UP)."""
+
+
 class Local(Model):
     """The embedded local environment's private services, all under `state_dir`."""
 
     state_dir: Path = Path(".local")
     postgres_port: int | None = Field(None, ge=1024, le=65535)
     """Port of the private PostgreSQL cluster; none when `database.url` is configured."""
+    haproxy: LocalHaproxy | None = None
+    """A load balancer with TLS in front of the app's instances (needs a `load_balancer` section)."""

@@ -27,6 +27,9 @@ class Endpoints(Model):
     settle_seconds: float = Field(30, gt=0, le=3600)
     """...and give up after this many seconds in all, however many attempts are left."""
     smoke: Smoke | None = None
+    ca_file: Path | None = None
+    """Trust this CA bundle, instead of the system's, for every https call to the endpoints (health,
+    status, smoke, probes, the watch's prober, the performance load)."""
 
 
 class Dependency(Model):
@@ -34,11 +37,15 @@ class Dependency(Model):
 
     name: Name
     role: Literal["api", "auth", "queue", "storage", "cache", "load_balancer", "monitoring"]
-    kind: Literal["http", "redis", "amqp", "storage"]
+    kind: Literal["http", "redis", "amqp", "storage", "haproxy"]
+    """`haproxy`: `url` (through the load balancer) answers and every server of `load_balancer.backend` is
+    UP, as its runtime API says."""
     url: Url | None = None
     path: str | None = None
     expect_status: int = 200
     timeout: float = Field(5, gt=0, le=120)
+    ca_file: Path | None = None
+    """https `url`: trust this CA bundle instead of the system's."""
 
     @model_validator(mode="after")
     def _target(self) -> "Dependency":

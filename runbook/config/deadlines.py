@@ -6,6 +6,7 @@ file transfers and database statements. Every wait has one; a phase may have its
       backup: 3600        # pg_dump, pg_restore
       migrate: 900        # the app's migration commands
       services: 120       # starting, stopping, reloading a service
+      drain: 120          # a load balancer's drained server to end its sessions, a returned one to be UP
       phases: {stop: 300} # a phase's commands without a kind (or, for a verifying phase, its checks)
 """
 
@@ -22,8 +23,8 @@ Kind = Literal["backup", "migrate", "services"]
 
 PHASES = frozenset({
     "announce", "backup", "bake", "baseline", "configure", "database", "drain", "finish", "health", "hosts",
-    "indexes", "lock", "migrate", "performance", "plan", "prepare", "preflight", "reload", "restore", "start",
-    "stop", "switch", "switch-back", "verification", "verify-deploy", "verify-rollback",
+    "indexes", "lock", "migrate", "performance", "plan", "prepare", "preflight", "reload", "restore", "rotate",
+    "start", "stop", "switch", "switch-back", "verification", "verify-deploy", "verify-rollback",
 })
 """The phases of the deploy and rollback sequences (`runbook/engine/sequences.py`; a test keeps both alike)."""
 
@@ -42,6 +43,8 @@ class Deadlines(Model):
     lock: Seconds = 30
     """Waiting for a table lock another session holds (`lock_timeout`): the runbook's sessions, pg_dump, the
     migrations."""
+    drain: Seconds = 120
+    """A load balancer's drained server to end its sessions, and a returned one to be seen UP again."""
     phases: dict[str, Seconds] = {}
 
     @field_validator("phases")

@@ -17,7 +17,7 @@ from runbook.config.deadlines import Deadlines
 from runbook.config.governance import Approval, Notification, Signing
 from runbook.config.hosts import Host, Ssh
 from runbook.config.observation import Performance, Watch
-from runbook.config.rollout import Rollback, Rollout
+from runbook.config.rollout import LoadBalancer, Rollback, Rollout
 from runbook.config.security import Security
 from runbook.errors import ConfigError
 from runbook.hosts import inventory
@@ -57,6 +57,7 @@ class Environment(Model):
     watch: Watch = Watch()
     performance: Performance | None = None
     rollout: Rollout = Rollout()
+    load_balancer: LoadBalancer | None = None
     source: Path = Field(ROOT, exclude=True)
 
     @model_validator(mode="before")
@@ -113,11 +114,33 @@ class Environment(Model):
                              f"{[s.name for s in self.services]}")
         if self.performance and not self.services:
             raise ValueError("performance needs a service whose processes it measures")
+        self._balanced()
         exposed = self.security and self.security.listening and self.security.listening.exposed
         unknown = sorted({e.host for e in exposed or [] if e.host is not None} - set(names))
         if unknown:
             raise ValueError(f"security.listening.exposed names hosts {unknown} that are not among the hosts {names}")
         return self
+
+    def _balanced(self) -> None:
+        """The load balancer's servers are the environment's services, and nothing else drains them."""
+        lb = self.load_balancer
+        if lb is None:
+            if self.local and self.local.haproxy:
+                raise ValueError("local.haproxy needs a `load_balancer` section (its backend and servers)")
+            if any(d.kind == "haproxy" for d in self.dependencies):
+                raise ValueError("a haproxy dependency needs a `load_balancer` section (its runtime API socket)")
+            return
+        services = {s.name for s in self.services}
+        unknown = sorted({s.service for s in lb.servers} - services)
+        if unknown:
+            raise ValueError(f"load_balancer.servers name services {unknown} that are not among the services "
+                             f"{sorted(services)}")
+        for label, values in (("name", [s.name for s in lb.servers]), ("service", [s.service for s in lb.servers])):
+            if len(set(values)) != len(values):
+                raise ValueError(f"load_balancer.servers: each server needs its own {label}, got {values}")
+        if self.rollout.drain or self.rollout.restore:
+            raise ValueError("give either `load_balancer` (drained through its runtime API) or "
+                             "`rollout.drain`/`rollout.restore` commands, not both")
 
     @property
     def python(self) -> str:

@@ -46,6 +46,10 @@ LOCAL_PATHS = (
     ("security", "secret_files", "*", "path"),
     ("security", "audit", "log"),
     ("dependencies", "*", "path"),
+    ("dependencies", "*", "ca_file"),
+    ("endpoints", "ca_file"),
+    ("tls", "*", "ca_file"),
+    ("load_balancer", "socket"),
 )
 
 

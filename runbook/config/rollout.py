@@ -1,10 +1,11 @@
 """How a release reaches the app hosts, and how a rollback treats the database."""
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from runbook.config.base import Command, Model
+from runbook.config.base import Command, Model, Name
 
 
 Batch = int | Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?%$")]
@@ -29,7 +30,8 @@ class Rollout(Model):
     `endpoints.health` and `endpoints.status` are appended. Omitted: `endpoints` themselves."""
     drain: Command | None = None
     """Run on the machine running the runbook to take a host out of the load balancer before its
-    switch (the same placeholders as `host_url`)."""
+    switch (the same placeholders as `host_url`). A load balancer with a runtime API is the
+    environment's `load_balancer` section instead, which takes each instance out in turn."""
     restore: Command | None = None
     """...and to put it back once it answers healthy on the new release."""
 
@@ -42,6 +44,37 @@ class Rollout(Model):
         if serial == []:
             raise ValueError("give at least one batch size")
         return serial
+
+
+class BalancedServer(Model):
+    """One server of the load balancer's backend: an instance of the app, one of its services."""
+
+    name: Name
+    """The server's name in the backend (HAProxy's `server <name>`)."""
+    service: Name
+    """The app's service that runs this instance."""
+    address: str = Field(pattern=r"^[^:/\s]+:[0-9]{1,5}$")
+    """`host:port` where the instance answers by itself (checked there before it takes traffic again)."""
+
+
+class LoadBalancer(Model):
+    """A load balancer in front of the app's instances, drained and restored through its runtime API.
+
+    With `rollout.strategy: rolling`, the instances on a batch's hosts are taken one at a time: drained,
+    waited for until their sessions end, restarted on the new release, checked on their own address,
+    returned (`ready`), and waited for until the load balancer sees them UP, before the next one.
+    """
+
+    kind: Literal["haproxy"] = "haproxy"
+    socket: Path
+    """HAProxy's runtime API (`stats socket ... level admin`) on the machine running the runbook."""
+    backend: Name
+    servers: list[BalancedServer] = Field(min_length=1)
+    timeout: float = Field(5, gt=0, le=60)
+    """Seconds one command to the runtime API may take."""
+
+    def server_of(self, service: str) -> BalancedServer | None:
+        return next((s for s in self.servers if s.service == service), None)
 
 
 class Rollback(Model):

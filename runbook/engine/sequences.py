@@ -56,6 +56,8 @@ START = Phase("start", "Start application services (Step 9)", services.start_ser
               per_batch=True)
 RELOAD = Phase("reload", "Reload the app gracefully on the new release", services.reload_services,
                on_failure=ROLL_BACK, per_batch=True)
+ROTATE = Phase("rotate", "Take each instance out of the load balancer, restart it on the new release, return it",
+               release.rotate_instances, on_failure=ROLL_BACK, per_batch=True)
 HOSTS = Phase("hosts", "Each host answers healthy on the new release (Step 10)", release.check_hosts,
               on_failure=ROLL_BACK, per_batch=True)
 
@@ -65,9 +67,11 @@ def deploy_sequence(env: Environment) -> list[Phase]:
 
     `maintenance` (the runbook's): each batch stops, switches, migrates (the first batch), starts.
     `rolling`: the backward-compatible migrations run first, with the old release serving; then each
-    batch switches and reloads gracefully, so some workers answer at every moment.
+    batch switches and reloads gracefully, so some workers answer at every moment (behind a
+    `load_balancer`, its instances are drained, restarted and returned one at a time instead).
     """
     rolling = env.rollout.strategy == "rolling"
+    reload = ROTATE if env.load_balancer else RELOAD
     drain, restore = env.rollout.drain is not None, env.rollout.restore is not None
     each_host = env.rollout.host_url is not None or len(rollout.plan(env)) > 1
     per_batch = [
@@ -75,7 +79,7 @@ def deploy_sequence(env: Environment) -> list[Phase]:
         *([] if rolling else [STOP]),
         Phase("switch", "Switch the current release atomically (Step 7)", release.switch_release,
               on_failure=ROLL_BACK, per_batch=True),
-        RELOAD if rolling else replace(MIGRATE, per_batch=True, applies=first_batch, skip="migrated with the first batch"),
+        reload if rolling else replace(MIGRATE, per_batch=True, applies=first_batch, skip="migrated with the first batch"),
         *([] if rolling else [START]),
         *([HOSTS] if each_host else []),
         *([RESTORE] if restore else []),
@@ -111,13 +115,15 @@ def rollback_sequence(env: Environment) -> list[Phase]:
     the newer schema, as the strategy requires of every migration.
     """
     rolling = env.rollout.strategy == "rolling"
+    start = (replace(ROTATE, title="Take each instance out of the load balancer, restart it on the previous "
+                     "version, return it (Step 16)") if rolling and env.load_balancer
+             else replace(RELOAD if rolling else START, title="Start the previous version's services (Step 16)"))
     database_ = Phase("database", "Database rollback (Step 15)", database.revert_database, on_failure=ROLL_BACK,
                       applies=reverts_schema, skip=NOTHING)
     back = [
         Phase("switch-back", "Restore the previous version (Step 15)", release.switch_back, on_failure=ROLL_BACK,
               applies=changes_app, skip=NOTHING),
-        replace(RELOAD if rolling else START, title="Start the previous version's services (Step 16)",
-                per_batch=False, applies=starts_app, skip="no release to start: none was live before, or nothing to undo"),
+        replace(start, per_batch=False, applies=starts_app, skip="no release to start: none was live before, or nothing to undo"),
         *([replace(HOSTS, title="Each host answers healthy on the previous version (Step 16)", per_batch=False,
                    applies=starts_app, skip="no release to check: none was live before, or nothing to undo")]
           if env.rollout.host_url else []),

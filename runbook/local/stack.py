@@ -22,4 +22,6 @@ class Part:
 
 def parts(env: Environment) -> list[Part]:
     """The stack parts the environment's `local:` section asks for."""
-    return []
+    from runbook.local.haproxy import Haproxy  # the parts build on Part, defined above
+
+    return [*([Haproxy()] if env.local.haproxy else [])]

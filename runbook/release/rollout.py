@@ -1,6 +1,7 @@
 """How a release reaches the app hosts: batches as Ansible's `serial` makes them, the failure limit as
-its `max_fail_percentage` defines it, each host's own health check, and the load balancer commands
-that drain a host before its switch and restore it after.
+its `max_fail_percentage` defines it, each host's own health check, the load balancer commands
+that drain a host before its switch and restore it after, and the app's instances behind a load
+balancer's runtime API, taken one at a time (`rotate`).
 
     >>> [len(b) for b in batches([1, "50%"], hosts_of_five)]
     [1, 2, 2]
@@ -15,8 +16,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from runbook.checks import probes
 from runbook.hosts.connection import each
-from runbook.config import Batch, Environment, Host
+from runbook.config import BalancedServer, Batch, Environment, Host
 from runbook.errors import ActionFailed, CheckFailed
+from runbook.release import haproxy, services
 
 COMMAND_TIMEOUT = 60
 """Seconds a drain or restore command may take."""
@@ -110,3 +112,37 @@ def balancer(env: Environment, host: Host, which: str) -> str | None:
         raise ActionFailed(f"{which} {host.name}: {argv[0]} exited {result.returncode}: "
                            f"{(result.stderr or result.stdout).strip()[-500:]}")
     return f"{which} {host.name}: {' '.join(argv)}" + (f": {result.stdout.strip()[-300:]}" if result.stdout.strip() else "")
+
+
+def instance_serves(env: Environment, server: BalancedServer, version: str | None) -> str:
+    """Wait until the instance answers healthy (and reports `version`) on its own address."""
+    base = f"http://{server.address}"
+    health, status = (base + urlsplit(url).path for url in (env.endpoints.health, env.endpoints.status))
+    try:
+        answers = [probes.answers(env, health, 200)]
+        if version is not None:
+            answers.append(probes.reports_version(env, version, status))
+    except CheckFailed as e:
+        raise ActionFailed(f"instance {server.name} stays out of the load balancer: {e}") from None
+    return f"instance {server.name}: " + "; ".join(map(str, answers))
+
+
+def rotate(env: Environment, host: Host, version: str | None) -> list[str]:
+    """The host's services one at a time onto `current`: each behind the load balancer is drained until
+    its sessions end, restarted, checked on its own address and returned `ready` once HAProxy sees it UP
+    (a drain that does not end in time returns it as it was, unchanged); any other service is reloaded."""
+    lb, seconds, notes = env.load_balancer, env.deadlines.drain, []
+    for service in (s for h, s in services.placements(env) if h == host):
+        server = lb.server_of(service.name)
+        if server is None:
+            notes.append(f"{host.name}: {services.reload(env, host, service)}")
+            continue
+        try:
+            notes.append(haproxy.drain(lb, server.name, seconds))
+        except ActionFailed:
+            haproxy.order(lb, server.name, "ready")
+            raise
+        notes.append(f"{host.name}: {services.restart(env, host, service)}")
+        notes.append(instance_serves(env, server, version))
+        notes.append(haproxy.ready(lb, server.name, seconds))
+    return notes

@@ -123,6 +123,12 @@ def reload(env: Environment, host: Host, service: Service) -> str:
     return _order(env, host, service, "reload")
 
 
+def restart(env: Environment, host: Host, service: Service) -> str:
+    """Stop the service (when it runs) and start it: for an instance no traffic reaches any more."""
+    stopped = control(env, host, service, "stop") if running(env, host, service).ok else f"{service.name} was not running"
+    return f"{stopped}; {control(env, host, service, 'start')}"
+
+
 def _order(env: Environment, host: Host, service: Service, action: str) -> str:
     """Have the manager carry out `action`; what it said, or `ActionFailed` with its words."""
     chosen = manager(env, service)

@@ -136,6 +136,7 @@ class Source:
     def get(self, url: str, **params: str) -> tuple[requests.Response | None, str | None]:
         """GET a configured URL (its secret references resolved): the answer, or why there is none."""
         try:
-            return http.request("GET", expand(url), params=params, timeout=self.timeout, allow_redirects=False), None
+            return http.request("GET", expand(url), params=params, timeout=self.timeout,
+                                ca_file=self.env.endpoints.ca_file, allow_redirects=False), None
         except requests.RequestException as e:
             return None, redact(f"{url} did not answer: {request_error(e, self.timeout)}")

@@ -86,6 +86,15 @@ def restore_hosts(d: Deployment) -> list[str]:
     return back + [f"{name} stays out of the load balancer: it failed its health check" for name in kept_out]
 
 
+def rotate_instances(d: Deployment) -> list[str]:
+    """The rolling strategy behind a load balancer's runtime API: on each host of the batch, its
+    instances one at a time drained, restarted on `current`, checked on their own address, returned."""
+    if not d.hosts:
+        return ["no host to act on: the deploy changed none"]
+    d.touch(d.hosts)
+    return [note for host in d.hosts for note in rollout.rotate(d.env, host, d.verifying_version)]
+
+
 def check_hosts(d: Deployment) -> list[str]:
     """Each host of the batch answers healthy with the expected version; too many failures (more than
     `max_fail_percentage` of the batch) stop the rollout."""

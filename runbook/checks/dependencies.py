@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 import pika
 import redis
 
+from runbook.checks import monitoring
 from runbook.hosts import survey
 from runbook.config import Dependency, Environment
 from runbook.findings import Finding
@@ -19,7 +20,8 @@ def probe(env: Environment, dep: Dependency) -> list[Finding]:
         return [_storage(subject, host, dep.path) for host in env.hosts_with("app")]
     where = redact(target(dep))
     try:
-        ok, detail = PROBES[dep.kind](expand(dep.url), dep)
+        ok, detail = (monitoring.probe(env, expand(dep.url), dep.timeout) if dep.kind == "prometheus"
+                      else PROBES[dep.kind](expand(dep.url), dep))
     except Exception as e:  # every client's failure is the finding, with its reason
         return [Finding(subject, False, f"{where} does not answer: {redact(str(e) or type(e).__name__)}")]
     return [Finding(subject, ok, f"{where} {detail}")]

@@ -102,9 +102,19 @@ class Database(Model):
     connect_timeout: int = Field(5, ge=1, le=120)
 
 
+class LocalPrometheus(Model):
+    """A Prometheus server of the local stack (Debian's `/usr/bin/prometheus`), serving `monitoring.url`."""
+
+    scrape_seconds: float = Field(1, gt=0, le=60)
+    """Between two scrapes, and two evaluations of the alert rules: short, for local's seconds-long windows."""
+    retention: str = Field("1d", pattern=r"^[0-9]+[smhdwy]$")
+
+
 class Local(Model):
     """The embedded local environment's private services, all under `state_dir`."""
 
     state_dir: Path = Path(".local")
     postgres_port: int | None = Field(None, ge=1024, le=65535)
     """Port of the private PostgreSQL cluster; none when `database.url` is configured."""
+    prometheus: LocalPrometheus | None = None
+    """Run the Prometheus of `monitoring` under supervisord, scraping `monitoring.jobs`."""

@@ -34,7 +34,8 @@ class Dependency(Model):
 
     name: Name
     role: Literal["api", "auth", "queue", "storage", "cache", "load_balancer", "monitoring"]
-    kind: Literal["http", "redis", "amqp", "storage"]
+    kind: Literal["http", "redis", "amqp", "storage", "prometheus"]
+    """`prometheus`: `url` is the server's base URL; it answers when ready and every target it scrapes is up."""
     url: Url | None = None
     path: str | None = None
     expect_status: int = 200

@@ -22,7 +22,7 @@ Kind = Literal["backup", "migrate", "services"]
 
 PHASES = frozenset({
     "announce", "backup", "bake", "baseline", "configure", "database", "drain", "finish", "health", "hosts",
-    "indexes", "lock", "migrate", "performance", "plan", "prepare", "preflight", "reload", "restore", "start",
+    "indexes", "lock", "migrate", "monitoring", "performance", "plan", "prepare", "preflight", "reload", "restore", "start",
     "stop", "switch", "switch-back", "verification", "verify-deploy", "verify-rollback",
 })
 """The phases of the deploy and rollback sequences (`runbook/engine/sequences.py`; a test keeps both alike)."""

@@ -22,4 +22,6 @@ class Part:
 
 def parts(env: Environment) -> list[Part]:
     """The stack parts the environment's `local:` section asks for."""
-    return []
+    from runbook.local.prometheus import Prometheus
+
+    return [*([Prometheus()] if env.local.prometheus else [])]

@@ -61,7 +61,8 @@ MAX_REQUEST_ID = 128
 REGISTRY = CollectorRegistry()
 """This process's metrics; with PROMETHEUS_MULTIPROC_DIR, every worker's are read from that folder instead."""
 REQUESTS = Counter("demo_http_requests", "HTTP requests answered, by status", ["status"], registry=REGISTRY)
-DURATION = Histogram("demo_http_request_duration_seconds", "Time taken to answer an HTTP request", registry=REGISTRY)
+DURATION = Histogram("demo_http_request_duration_seconds", "Time taken to answer an HTTP request, by handler",
+                     ["handler"], registry=REGISTRY)
 DATABASE_FAILURES = Counter("demo_database_connection_failures", "Attempts to connect to the database that failed",
                             registry=REGISTRY)
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -397,6 +398,7 @@ def _route(environ: dict[str, Any]) -> Response:
         handler = handlers.get(environ["REQUEST_METHOD"])
         if handler is None:
             raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed", [("Allow", ", ".join(handlers))])
+        environ["demo.handler"] = handler.__name__
         return handler(Request(environ, match.groups()))
     raise HttpError(HTTPStatus.NOT_FOUND, "not found")
 
@@ -422,7 +424,7 @@ def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     started = time.perf_counter()
     response = _dispatch(environ)
     if environ.get("PATH_INFO") != "/metrics":
-        DURATION.observe(time.perf_counter() - started)
+        DURATION.labels(handler=environ.get("demo.handler", "none")).observe(time.perf_counter() - started)
         REQUESTS.labels(status=str(response.status.value)).inc()
     headers = [
         ("Content-Type", response.content_type),

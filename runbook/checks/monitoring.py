@@ -30,7 +30,7 @@ def _get(url: str, path: str, timeout: float) -> dict:
     except requests.RequestException as e:
         raise Unanswered(f"{url} does not answer: {request_error(e, timeout)}") from None
     if response.status_code != 200:
-        raise Unanswered(f"{url}{path} answered {response.status_code} (expected 200)")
+        raise Unanswered(f"{url}{path} answered {response.status_code} (expected 200): {response.text.strip()[:200]}")
     if path.startswith("/-/"):
         return {}
     try:
@@ -63,18 +63,25 @@ def _target(t: dict) -> Finding:
 
 def probe(env: Environment, url: str, timeout: float) -> tuple[bool, str]:
     """Step 4: the server is ready and every target it scrapes is up, naming each one that is down. While no
-    release is live the app's own targets (`monitoring.app_job`) cannot be up yet: they are listed, not judged."""
-    _get(url, "/-/ready", timeout)
+    release is live the app's own targets (`monitoring.app_job`) cannot be up yet: they are listed, not judged.
+    A server still starting (not ready, targets not scraped yet) is asked again, each request bounded by
+    `timeout`, for up to `endpoints.settle_seconds`."""
     excused = env.monitoring.app_job if env.monitoring and _nothing_live(env) else None
 
     def ask():
-        judged = [t for t in active_targets(url, timeout) if t["labels"].get("job") != excused]
+        try:
+            _get(url, "/-/ready", timeout)
+            active = active_targets(url, timeout)
+        except Unanswered as e:
+            return [Finding("Prometheus", False, str(e))], True
+        if not active:  # a server that has just started has not read its targets yet
+            return [Finding("Prometheus", False, f"{url} is ready, but scrapes no target")], True
+        judged = [t for t in active if t["labels"].get("job") != excused]
         return [_target(t) for t in judged], any(t["health"] == "unknown" for t in judged)
 
-    try:
-        findings = _settled(ask, timeout)
-    except Unanswered as e:
-        return False, str(e)
+    findings = _settled(ask, env.endpoints.settle_seconds)
+    if [f.subject for f in findings] == ["Prometheus"]:
+        return False, findings[0].detail.removeprefix(f"{url} ")
     down = [str(f) for f in findings if not f.ok]
     note = f"; job {excused} not judged: no release is live yet" if excused else ""
     if down:

@@ -43,6 +43,9 @@ class PrometheusQuerySource(Model):
     """PromQL giving the share of failed requests, 0 to 1."""
     p95_seconds: str = Field(min_length=1)
     """PromQL giving the 95th percentile latency in seconds."""
+    traffic: ProberSource | None = None
+    """Requests the watch sends itself while it reads the server (their answers are not the measure), for an
+    environment without users of its own, e.g. local."""
 
 
 def _source_kind(value: Any) -> str:

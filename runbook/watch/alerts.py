@@ -52,16 +52,18 @@ def _of(m: Monitoring, metric: str, matchers: str = "") -> str:
 
 
 def error_rate(m: Monitoring, window: float) -> str:
-    """PromQL: the share of the app's answers in the last `window` seconds that were server errors."""
+    """PromQL: the share of the app's answers in the last `window` seconds that were server errors (0 while
+    there is no series of errors yet, none while there is no answer at all)."""
     errors, answers = _of(m, m.metrics.requests, ',status=~"5.."'), _of(m, m.metrics.requests)
-    return f"sum(rate({errors}[{duration(window)}])) / sum(rate({answers}[{duration(window)}]))"
+    return f"(sum(rate({errors}[{duration(window)}])) or vector(0)) / sum(rate({answers}[{duration(window)}]))"
 
 
-def p95(m: Monitoring, window: float, before: float = 0) -> str:
-    """PromQL: the p95 latency of the app's answers over `window` seconds, ending `before` seconds ago."""
+def p95(m: Monitoring, window: float, before: float = 0, matchers: str = "") -> str:
+    """PromQL: the p95 latency of the app's answers over `window` seconds, ending `before` seconds ago
+    (`matchers`, e.g. `,handler=~"health|status"`: of those answers only)."""
     offset = f" offset {duration(before)}" if before else ""
     return (f"histogram_quantile(0.95, sum by (le) "
-            f"(rate({_of(m, m.metrics.latency + '_bucket')}[{duration(window)}]{offset})))")
+            f"(rate({_of(m, m.metrics.latency + '_bucket', matchers)}[{duration(window)}]{offset})))")
 
 
 @dataclass(frozen=True)

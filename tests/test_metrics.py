@@ -167,9 +167,9 @@ def test_a_page_without_the_series_is_missing_data_with_the_reason(make_env, pag
 
 
 def test_prometheus_query_takes_the_worst_series_and_reports_no_series_as_missing(make_env) -> None:
-    error_rate = ('sum by (instance) (rate(http_requests_total{status=~"5.."}[1m]))'
-                  " / sum by (instance) (rate(http_requests_total[1m]))")
-    p95 = "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[1m])))"
+    error_rate = ('sum by (instance) (rate(http_requests_total{status=~"5.."}[5m]))'
+                  " / sum by (instance) (rate(http_requests_total[5m]))")
+    p95 = "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[10m])))"
     series = [{"metric": {"instance": "web1"}, "value": [1764322200, "0.02"]},
               {"metric": {"instance": "web2"}, "value": [1764322200, "0.07"]}]
     with serve(prometheus({error_rate: series, p95: []})) as server:

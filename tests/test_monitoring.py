@@ -234,6 +234,15 @@ def test_durations_are_written_as_prometheus_writes_them_back(seconds, written):
     assert alerts.duration(seconds) == written
 
 
+def test_a_prometheus_query_whose_range_is_not_its_window_is_a_config_error(make_env, invoke):
+    source = {"kind": "prometheus_query", "url": "http://127.0.0.1:9", "error_rate": "sum(rate(x[1m]))",
+              "p95_seconds": "histogram_quantile(0.95, sum by (le) (rate(y_bucket[10m])))"}
+    path = make_env({"watch": {"source": source}}, name="wrong-range.yaml")
+    result = invoke("preflight", "--env", str(path))
+    assert result.code == 2, result.output
+    assert "source.error_rate: its PromQL ranges (60 s) must be the window it is judged over (300 s)" in result.output
+
+
 def test_a_memory_alert_without_a_memory_limit_is_a_config_error(make_env, invoke):
     path = make_env({"monitoring": {"url": "http://127.0.0.1:9", "alerts": ["memory"]}}, name="no-limit.yaml")
     result = invoke("preflight", "--env", str(path))

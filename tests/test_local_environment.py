@@ -31,8 +31,14 @@ def cluster_env(tmp_path_factory):
     data["dependencies"] = [d for d in data["dependencies"] if d["kind"] != "storage"]
     data["files"] = [{"path": str(state / "backups"), "mode": "0700"}]
     data["attestations"] = {"required": False}
-    data["local"] = {"state_dir": str(state), "postgres_port": _free_port()}
-    data["services"][0]["command"] = data["services"][0]["command"].replace("8710", str(_free_port()))
+    web, prometheus = _free_port(), f"http://127.0.0.1:{_free_port()}"
+    data["local"] = {"state_dir": str(state), "postgres_port": _free_port(), "prometheus": data["local"]["prometheus"]}
+    data["services"][0]["command"] = data["services"][0]["command"].replace("8710", str(web))
+    data["monitoring"] |= {"url": prometheus, "jobs": {"demo": [f"127.0.0.1:{web}"]}}
+    data["watch"]["source"]["url"] = prometheus
+    for dep in data["dependencies"]:
+        dep["url"] = prometheus if dep["kind"] == "prometheus" else dep.get("url")
+    data["dependencies"] = [{k: v for k, v in d.items() if v is not None} for d in data["dependencies"]]
     path = folder / "cluster.yaml"
     path.write_text(yaml.safe_dump(data))
     yield path
@@ -56,6 +62,7 @@ def test_local_up_starts_a_private_cluster_and_supervisord(cluster_env, invoke):
     result = invoke("local.up", "--env", str(cluster_env))
     assert result.code == 0, result.output
     assert "created PostgreSQL cluster" in result.output and "started supervisord" in result.output
+    assert "wrote Prometheus's alert rules (5)" in result.output
     env = config.load_environment(str(cluster_env))
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:{env.local.postgres_port}/demo", connect_timeout=5) as conn:
         assert conn.execute("SELECT current_database()").fetchone() == ("demo",)

@@ -150,6 +150,19 @@ def test_the_alert_rules_rendered_from_the_environment_file_are_loaded_and_healt
     assert loaded == {rule.alert: rule.expr for rule in alerts.alert_rules(env)}
 
 
+def test_local_up_reloads_prometheus_when_the_environment_file_changes_a_threshold(stack):
+    env, _ = stack
+    data = yaml.safe_load(env.source.read_text())
+    data["watch"] = {"error_rate": 0.2}
+    env.source.write_text(yaml.safe_dump(data, sort_keys=False))
+    changed = config.load_environment(str(env.source))
+    assert local.up(changed, programs=False) == [
+        "wrote Prometheus's alert rules (5)", f"reloaded Prometheus at {env.monitoring.url}"]
+    findings = monitoring.rules_loaded(changed, deadline=10)
+    assert all(f.ok for f in findings), findings
+    assert "> 0.2" in findings[0].detail
+
+
 def test_a_rules_file_promtool_rejects_is_a_clear_error_and_the_old_rules_stay_loaded(stack):
     env, _ = stack
     rules = prometheus.folder(local.paths(env)) / "rules" / "runbook.yml"

@@ -74,7 +74,7 @@ def install(path: Path, text: str, kind: str) -> bool:
     if path.exists() and path.read_text() == text:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    candidate = path.parent.parent / f".{path.name}.new"
+    candidate = path.with_name(f".{path.name}.new")  # beside it, outside the rule files' glob
     candidate.write_text(text)
     try:
         run(check_argv(kind, candidate), f"promtool check {kind} of {path}", timeout=60)

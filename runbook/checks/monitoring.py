@@ -1,9 +1,9 @@
 """Runbook Steps 4 and 13 against a Prometheus server: it answers (`/-/ready`), the targets it scrapes are up
 (`/api/v1/targets`), and it holds the alert rules the environment file asks for (`/api/v1/rules`).
 
-A target Prometheus has not scraped yet (health `unknown`), or a rule not evaluated yet, is asked again
-until `deadline` seconds have passed: a server that has just started or reloaded settles within a few
-scrape intervals.
+A target that is down or not scraped yet (health `unknown`), or a rule not loaded or evaluated yet, is
+asked again until the deadline: a server that has just started or reloaded, or an instance that has just
+started, settles within a few scrape intervals.
 """
 
 import time
@@ -65,8 +65,8 @@ def _target(t: dict) -> Finding:
 def probe(env: Environment, url: str, timeout: float) -> tuple[bool, str]:
     """Step 4: the server is ready and every target it scrapes is up, naming each one that is down. While no
     release is live the app's own targets (`monitoring.app_job`) cannot be up yet: they are listed, not judged.
-    A server still starting (not ready, targets not scraped yet) is asked again, each request bounded by
-    `timeout`, for up to `endpoints.settle_seconds`."""
+    A server still starting (not ready, targets not scraped yet) or a target still down is asked again, each
+    request bounded by `timeout`, for up to `endpoints.settle_seconds`."""
     excused = env.monitoring.app_job if env.monitoring and _nothing_live(env) else None
 
     def ask():
@@ -78,7 +78,8 @@ def probe(env: Environment, url: str, timeout: float) -> tuple[bool, str]:
         if not active:  # a server that has just started has not read its targets yet
             return [Finding("Prometheus", False, f"{url} is ready, but scrapes no target")], True
         judged = [t for t in active if t["labels"].get("job") != excused]
-        return [_target(t) for t in judged], any(t["health"] == "unknown" for t in judged)
+        findings = [_target(t) for t in judged]
+        return findings, any(not f.ok for f in findings)  # an instance just (re)started is scraped again soon
 
     findings = _settled(ask, env.endpoints.settle_seconds)
     if [f.subject for f in findings] == ["Prometheus"]:

@@ -11,4 +11,5 @@ pytest_plugins = [
     "steps.release",
     "steps.http",
     "steps.performance",
+    "steps.monitoring",
 ]

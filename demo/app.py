@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -37,6 +38,7 @@ settings.load_env_file()
 # Imported once .env is read: prometheus_client chooses its multiprocess mode on import, from
 # PROMETHEUS_MULTIPROC_DIR.
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest  # noqa: E402
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # noqa: E402
 from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
 
 DATABASE_URL = settings.database_url()
@@ -59,7 +61,52 @@ MAX_REQUEST_ID = 128
 REGISTRY = CollectorRegistry()
 """This process's metrics; with PROMETHEUS_MULTIPROC_DIR, every worker's are read from that folder instead."""
 REQUESTS = Counter("demo_http_requests", "HTTP requests answered, by status", ["status"], registry=REGISTRY)
-DURATION = Histogram("demo_http_request_duration_seconds", "Time taken to answer an HTTP request", registry=REGISTRY)
+DURATION = Histogram("demo_http_request_duration_seconds", "Time taken to answer an HTTP request, by handler",
+                     ["handler"], registry=REGISTRY)
+DATABASE_FAILURES = Counter("demo_database_connection_failures", "Attempts to connect to the database that failed",
+                            registry=REGISTRY)
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (field 3, the state, first)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+class ServiceProcesses:
+    """The memory and CPU of the whole service: under gunicorn its master (this worker's parent) and every
+    worker, together; otherwise this process. CPU counts the master's reaped children too, so it never
+    goes back when a worker is replaced."""
+
+    def collect(self):
+        root = os.getppid() if "gunicorn" in sys.modules else os.getpid()
+        stat = _proc_stat(root)
+        rss, cpu = int(stat[21]), sum(int(v) for v in stat[11:15])
+        for entry in os.listdir("/proc"):
+            try:
+                child = _proc_stat(int(entry)) if entry.isdigit() else None
+            except OSError:
+                continue  # the process ended while being read
+            if child and int(child[1]) == root:
+                rss, cpu = rss + int(child[21]), cpu + int(child[11]) + int(child[12])
+        yield GaugeMetricFamily("demo_service_resident_memory_bytes", "Resident memory of the service's processes",
+                                value=rss * PAGE_SIZE)
+        yield CounterMetricFamily("demo_service_cpu_seconds", "CPU time of the service's processes",
+                                  value=cpu / CLOCK_TICKS)
+
+
+REGISTRY.register(ServiceProcesses())
+
+
+def connect() -> psycopg.Connection:
+    """A connection to the app's database; a failure to open one is counted (`/metrics`)."""
+    try:
+        return settings.connect(DATABASE_URL)
+    except psycopg.OperationalError:
+        DATABASE_FAILURES.inc()
+        raise
 
 _admin_lock = threading.Lock()
 _admin_synced = False
@@ -227,7 +274,7 @@ def authenticated(handler: Handler) -> Handler:
 
 def health(request: Request) -> Response:
     try:
-        with settings.connect(DATABASE_URL) as conn:
+        with connect() as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as error:
         reason = settings.describe_error(error, DATABASE_URL)
@@ -243,7 +290,7 @@ def _schema_version(conn: psycopg.Connection) -> str | None:
 
 
 def status(request: Request) -> Response:
-    with settings.connect(DATABASE_URL) as conn:
+    with connect() as conn:
         schema_version = _schema_version(conn)
     answer = {"app": "demo", "version": VERSION, "schema_version": schema_version}
     return json_response(HTTPStatus.OK, answer | ({"banner": BANNER} if BANNER else {}))
@@ -255,6 +302,7 @@ def metrics(request: Request) -> Response:
     if settings.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
+        registry.register(ServiceProcesses())
     return Response(HTTPStatus.OK, generate_latest(registry), CONTENT_TYPE_LATEST)
 
 
@@ -263,7 +311,7 @@ def login(request: Request) -> Response:
     payload = request.json()
     username = _text_field(payload, "username")
     password = _text_field(payload, "password")
-    with settings.connect(DATABASE_URL) as conn:
+    with connect() as conn:
         _sync_admin(conn)
         row = conn.execute("SELECT password_hash FROM users WHERE username = %s", (username,)).fetchone()
     if row is None or not verify_password(password, row[0]):
@@ -276,7 +324,7 @@ def login(request: Request) -> Response:
 @authenticated
 def create_item(request: Request) -> Response:
     name = _text_field(request.json(), "name")
-    with settings.connect(DATABASE_URL) as conn:
+    with connect() as conn:
         (item_id,) = conn.execute("INSERT INTO items (name) VALUES (%s) RETURNING id", (name,)).fetchone()
         audit(request, request.environ["demo.user"], "item.create", f"item {item_id}")
     return json_response(HTTPStatus.CREATED, {"id": item_id, "name": name})
@@ -284,7 +332,7 @@ def create_item(request: Request) -> Response:
 
 @authenticated
 def get_item(request: Request) -> Response:
-    with settings.connect(DATABASE_URL) as conn:
+    with connect() as conn:
         row = conn.execute("SELECT id, name FROM items WHERE id = %s", (int(request.args[0]),)).fetchone()
     if row is None:
         raise HttpError(HTTPStatus.NOT_FOUND, "item not found")
@@ -302,7 +350,7 @@ def upload_file(request: Request) -> Response:
         raise HttpError(HTTPStatus.BAD_REQUEST, "query parameter 'name' is required")
     data = request.body(MAX_UPLOAD_BYTES)
     sha256 = hashlib.sha256(data).hexdigest()
-    with settings.connect(DATABASE_URL) as conn:
+    with connect() as conn:
         (file_id,) = conn.execute(
             "INSERT INTO files (name, size, sha256) VALUES (%s, %s, %s) RETURNING id", (name, len(data), sha256)
         ).fetchone()
@@ -316,7 +364,7 @@ def upload_file(request: Request) -> Response:
 @authenticated
 def download_file(request: Request) -> Response:
     file_id = int(request.args[0])
-    with settings.connect(DATABASE_URL) as conn:
+    with connect() as conn:
         row = conn.execute("SELECT name FROM files WHERE id = %s", (file_id,)).fetchone()
     if row is None:
         raise HttpError(HTTPStatus.NOT_FOUND, "file not found")
@@ -350,6 +398,7 @@ def _route(environ: dict[str, Any]) -> Response:
         handler = handlers.get(environ["REQUEST_METHOD"])
         if handler is None:
             raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed", [("Allow", ", ".join(handlers))])
+        environ["demo.handler"] = handler.__name__
         return handler(Request(environ, match.groups()))
     raise HttpError(HTTPStatus.NOT_FOUND, "not found")
 
@@ -375,7 +424,7 @@ def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     started = time.perf_counter()
     response = _dispatch(environ)
     if environ.get("PATH_INFO") != "/metrics":
-        DURATION.observe(time.perf_counter() - started)
+        DURATION.labels(handler=environ.get("demo.handler", "none")).observe(time.perf_counter() - started)
         REQUESTS.labels(status=str(response.status.value)).inc()
     headers = [
         ("Content-Type", response.content_type),

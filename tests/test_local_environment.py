@@ -21,12 +21,12 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster_env(tmp_path_factory):
-    """local.yaml itself with its own cluster (no database URL), HAProxy and instances, every port moved to a
+    """local.yaml itself with its own cluster (no database URL), HAProxy, instances and Prometheus, every port moved to a
     free one and every path into a state folder of its own."""
     state = ROOT / ".local" / f"test-cluster-{uuid.uuid4().hex[:8]}"
     folder = tmp_path_factory.mktemp("cluster")
     text = (ROOT / "environments" / "local.yaml").read_text().replace(".local/", f"{state}/")
-    for port in ("8710", "8711", "8712", "8713", "54329"):
+    for port in ("8710", "8711", "8712", "8713", "8790", "54329"):
         text = text.replace(port, str(_free_port()))
     data = yaml.safe_load(text)
     data["dependencies"] = [d for d in data["dependencies"] if d["kind"] != "storage"]
@@ -55,6 +55,7 @@ def test_local_up_starts_a_private_cluster_and_supervisord(cluster_env, invoke):
     result = invoke("local.up", "--env", str(cluster_env))
     assert result.code == 0, result.output
     assert "created PostgreSQL cluster" in result.output and "started supervisord" in result.output
+    assert "wrote Prometheus's alert rules (5)" in result.output
     env = config.load_environment(str(cluster_env))
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:{env.local.postgres_port}/demo", connect_timeout=5) as conn:
         assert conn.execute("SELECT current_database()").fetchone() == ("demo",)

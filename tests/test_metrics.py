@@ -167,9 +167,9 @@ def test_a_page_without_the_series_is_missing_data_with_the_reason(make_env, pag
 
 
 def test_prometheus_query_takes_the_worst_series_and_reports_no_series_as_missing(make_env) -> None:
-    error_rate = ('sum by (instance) (rate(http_requests_total{status=~"5.."}[1m]))'
-                  " / sum by (instance) (rate(http_requests_total[1m]))")
-    p95 = "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[1m])))"
+    error_rate = ('sum by (instance) (rate(http_requests_total{status=~"5.."}[5m]))'
+                  " / sum by (instance) (rate(http_requests_total[5m]))")
+    p95 = "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[10m])))"
     series = [{"metric": {"instance": "web1"}, "value": [1764322200, "0.02"]},
               {"metric": {"instance": "web2"}, "value": [1764322200, "0.07"]}]
     with serve(prometheus({error_rate: series, p95: []})) as server:
@@ -196,10 +196,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterato
 
 
 def latency_buckets(base_url: str) -> dict[float, float]:
-    """The demo's cumulative latency buckets as the test reads them itself ({upper bound: count})."""
+    """The demo's cumulative latency buckets, all handlers together, as the test reads them itself
+    ({upper bound: count})."""
     page = requests.get(f"{base_url}/metrics", timeout=HTTP_TIMEOUT).text
-    return {float(s.labels["le"]): s.value for family in text_string_to_metric_families(page)
-            for s in family.samples if s.name == "demo_http_request_duration_seconds_bucket"}
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(page):
+        for s in family.samples:
+            if s.name == "demo_http_request_duration_seconds_bucket":
+                buckets[float(s.labels["le"])] = buckets.get(float(s.labels["le"]), 0) + s.value
+    return buckets
 
 
 def test_error_rate_and_p95_from_the_demo_apps_metrics_deltas_across_workers(make_env, demo: str) -> None:

@@ -83,7 +83,7 @@ def test_a_deploy_that_fails_at_configure_records_every_later_phase_as_not_run(a
     assert phases[names.index("configure")] == ("configure", "failed")
     later = phases[names.index("configure") + 1:]
     assert [n for n, _ in later] == ["stop", "switch", "migrate", "start", "indexes", "verify-deploy", "health",
-                                     "verification", "bake", "finish"]
+                                     "monitoring", "verification", "bake", "finish"]
     assert {o for _, o in later} == {"not run"}
     for name, _ in later:
         page = (result.folder / f"{name}.html").read_text()

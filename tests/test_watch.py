@@ -129,8 +129,8 @@ def test_a_metrics_endpoint_that_stops_answering_fires_missing_data_by_the_rule(
 
 
 def test_a_prometheus_query_without_series_is_missing_data_and_reported(make_env) -> None:
-    queries = {"error_rate": "sum(rate(errors_total[1m])) / sum(rate(requests_total[1m]))",
-               "p95_seconds": "histogram_quantile(0.95, sum by (le) (rate(latency_bucket[1m])))"}
+    queries = {"error_rate": "sum(rate(errors_total[600ms])) / sum(rate(requests_total[600ms]))",
+               "p95_seconds": "histogram_quantile(0.95, sum by (le) (rate(latency_bucket[600ms])))"}
     with serve(prometheus({queries["error_rate"]: [], queries["p95_seconds"]: []})) as server:
         env = load(make_env, FAST | {"source": {"kind": "prometheus_query", "url": server.url, **queries}})
         source = metrics.source(env)

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 import pika
 import redis
 
+from runbook.checks import monitoring
 from runbook.hosts import survey
 from runbook.config import Dependency, Environment
 from runbook.errors import ActionFailed
@@ -24,7 +25,8 @@ def probe(env: Environment, dep: Dependency) -> list[Finding]:
     if dep.kind == "haproxy":
         return [_haproxy(env, subject, where, dep)]
     try:
-        ok, detail = PROBES[dep.kind](expand(dep.url), dep)
+        ok, detail = (monitoring.probe(env, expand(dep.url), dep.timeout) if dep.kind == "prometheus"
+                      else PROBES[dep.kind](expand(dep.url), dep))
     except Exception as e:  # every client's failure is the finding, with its reason
         return [Finding(subject, False, f"{where} does not answer: {redact(str(e) or type(e).__name__)}")]
     return [Finding(subject, ok, f"{where} {detail}")]

@@ -10,6 +10,7 @@ from runbook.config.deadlines import Deadlines
 from runbook.config.environment import Environment
 from runbook.config.governance import Notification
 from runbook.config.hosts import Host, Ssh
+from runbook.config.monitoring import Monitoring
 from runbook.config.load import ENVIRONMENTS, environment_path, load_environment, resolve_secrets
 from runbook.config.observation import PrometheusQuerySource, PrometheusTextSource, ProberSource, Watch
 from runbook.config.rollout import BalancedServer, Batch, LoadBalancer
@@ -24,6 +25,7 @@ __all__ = [
     "Environment",
     "Host",
     "LoadBalancer",
+    "Monitoring",
     "Notification",
     "PrometheusQuerySource",
     "PrometheusTextSource",

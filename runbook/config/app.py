@@ -113,6 +113,14 @@ class LocalHaproxy(Model):
     """How often HAProxy checks each server's `/health` (2 failures: DOWN, 2 successes: UP)."""
 
 
+class LocalPrometheus(Model):
+    """A Prometheus server of the local stack (Debian's `/usr/bin/prometheus`), serving `monitoring.url`."""
+
+    scrape_seconds: float = Field(1, gt=0, le=60)
+    """Between two scrapes, and two evaluations of the alert rules: short, for local's seconds-long windows."""
+    retention: str = Field("1d", pattern=r"^[0-9]+[smhdwy]$")
+
+
 class Local(Model):
     """The embedded local environment's private services, all under `state_dir`."""
 
@@ -121,3 +129,5 @@ class Local(Model):
     """Port of the private PostgreSQL cluster; none when `database.url` is configured."""
     haproxy: LocalHaproxy | None = None
     """A load balancer with TLS in front of the app's instances (needs a `load_balancer` section)."""
+    prometheus: LocalPrometheus | None = None
+    """Run the Prometheus of `monitoring` under supervisord, scraping `monitoring.jobs`."""

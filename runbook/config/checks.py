@@ -37,9 +37,10 @@ class Dependency(Model):
 
     name: Name
     role: Literal["api", "auth", "queue", "storage", "cache", "load_balancer", "monitoring"]
-    kind: Literal["http", "redis", "amqp", "storage", "haproxy"]
+    kind: Literal["http", "redis", "amqp", "storage", "haproxy", "prometheus"]
     """`haproxy`: `url` (through the load balancer) answers and every server of `load_balancer.backend` is
-    UP, as its runtime API says."""
+    UP, as its runtime API says. `prometheus`: `url` is the server's base URL; it answers when ready and every
+    target it scrapes is up."""
     url: Url | None = None
     path: str | None = None
     expect_status: int = 200

@@ -23,8 +23,8 @@ Kind = Literal["backup", "migrate", "services"]
 
 PHASES = frozenset({
     "announce", "backup", "bake", "baseline", "configure", "database", "drain", "finish", "health", "hosts",
-    "indexes", "lock", "migrate", "performance", "plan", "prepare", "preflight", "reload", "restore", "rotate",
-    "start", "stop", "switch", "switch-back", "verification", "verify-deploy", "verify-rollback",
+    "indexes", "lock", "migrate", "monitoring", "performance", "plan", "prepare", "preflight", "reload", "restore",
+    "rotate", "start", "stop", "switch", "switch-back", "verification", "verify-deploy", "verify-rollback",
 })
 """The phases of the deploy and rollback sequences (`runbook/engine/sequences.py`; a test keeps both alike)."""
 

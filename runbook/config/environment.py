@@ -16,6 +16,7 @@ from runbook.config.checks import (Attestations, Dependency, Endpoints, NotAppli
 from runbook.config.deadlines import Deadlines
 from runbook.config.governance import Approval, Notification, Signing
 from runbook.config.hosts import Host, Ssh
+from runbook.config.monitoring import Monitoring
 from runbook.config.observation import Performance, Watch
 from runbook.config.rollout import LoadBalancer, Rollback, Rollout
 from runbook.config.security import Security
@@ -54,6 +55,7 @@ class Environment(Model):
     notifications: list[Notification] = []
     approval: Approval = Approval()
     local: Local | None = None
+    monitoring: Monitoring | None = None
     watch: Watch = Watch()
     performance: Performance | None = None
     rollout: Rollout = Rollout()
@@ -119,6 +121,7 @@ class Environment(Model):
         unknown = sorted({e.host for e in exposed or [] if e.host is not None} - set(names))
         if unknown:
             raise ValueError(f"security.listening.exposed names hosts {unknown} that are not among the hosts {names}")
+        self._monitoring()
         return self
 
     def _balanced(self) -> None:
@@ -141,6 +144,18 @@ class Environment(Model):
         if self.rollout.drain or self.rollout.restore:
             raise ValueError("give either `load_balancer` (drained through its runtime API) or "
                              "`rollout.drain`/`rollout.restore` commands, not both")
+
+    def _monitoring(self) -> None:
+        if self.local and self.local.prometheus and not (self.monitoring and self.monitoring.jobs):
+            raise ValueError("local.prometheus needs a `monitoring` section with the `jobs` it scrapes")
+        if self.local and self.local.prometheus and not self.monitoring.url.startswith("http://127.0.0.1:"):
+            raise ValueError(f"local.prometheus serves monitoring.url on this machine: write it as "
+                             f"http://127.0.0.1:PORT, not {self.monitoring.url!r}")
+        limits = {"memory": "max_memory_mb", "cpu": "max_cpu_percent"}
+        for alert, key in limits.items():
+            if self.monitoring and alert in self.monitoring.alerts and not (
+                    self.performance and getattr(self.performance, key)):
+                raise ValueError(f"monitoring.alerts: the {alert} alert needs its limit, performance.{key}")
 
     @property
     def python(self) -> str:

@@ -1,6 +1,7 @@
 """How the release is measured: metric sources, the watch after a deploy, and the performance check."""
 
 import math
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
@@ -43,6 +44,20 @@ class PrometheusQuerySource(Model):
     """PromQL giving the share of failed requests, 0 to 1."""
     p95_seconds: str = Field(min_length=1)
     """PromQL giving the 95th percentile latency in seconds."""
+    traffic: ProberSource | None = None
+    """Requests the watch sends itself while it reads the server (their answers are not the measure), for an
+    environment without users of its own, e.g. local."""
+
+
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def _seconds(duration: str) -> float:
+    """A PromQL duration (`5m`, `1m30s`, `800ms`) in seconds; NaN when it is not one."""
+    parts = re.findall(r"([0-9]+)(ms|s|m|h|d|w|y)", duration)
+    if "".join(n + u for n, u in parts) != duration:
+        return math.nan
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
 def _source_kind(value: Any) -> str:
@@ -113,6 +128,12 @@ class Watch(Model):
                 raise ValueError(f"min_requests ({self.min_requests}) is more than half of what the prober sends in "
                                  f"the shortest window ({sent}: {self.source.requests_per_sample} per interval over "
                                  f"{shortest:g} s): windows would be inconclusive")
+        if isinstance(self.source, PrometheusQuerySource):
+            for key, window in (("error_rate", self.error_window_seconds), ("p95_seconds", self.latency_window_seconds)):
+                ranges = {_seconds(r) for r in re.findall(r"\[([0-9a-z]+)(?::[0-9a-z]*)?\]", getattr(self.source, key))}
+                if ranges - {window}:
+                    raise ValueError(f"source.{key}: its PromQL ranges ({', '.join(f'{r:g} s' for r in sorted(ranges))}) "
+                                     f"must be the window it is judged over ({window:g} s)")
         needed = max(self.error_window_seconds, self.latency_window_seconds) + self.interval_seconds
         if self.bake_seconds < needed:
             raise ValueError(f"bake_seconds ({self.bake_seconds:g}) must be at least the longest window plus one "

@@ -98,6 +98,7 @@ def deploy_sequence(env: Environment) -> list[Phase]:
         Phase("verify-deploy", "Verify the release in place and its services (Steps 7 to 9)", feature="deploy",
               on_failure=ROLL_BACK),
         HEALTH,
+        Phase("monitoring", "Monitoring and alerting (Step 13)", feature="monitoring", on_failure=ROLL_BACK),
         Phase("verification", "Post-deployment verification (Steps 11 and 12)", feature="verification",
               on_failure=ROLL_BACK),
         *([Phase("performance", "Performance verification (Steps 11 and 20)", feature="performance",

@@ -23,5 +23,6 @@ class Part:
 def parts(env: Environment) -> list[Part]:
     """The stack parts the environment's `local:` section asks for."""
     from runbook.local.haproxy import Haproxy  # the parts build on Part, defined above
+    from runbook.local.prometheus import Prometheus
 
-    return [*([Haproxy()] if env.local.haproxy else [])]
+    return [*([Haproxy()] if env.local.haproxy else []), *([Prometheus()] if env.local.prometheus else [])]

@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 from prometheus_client.parser import text_string_to_metric_families
 
 from runbook.checks.probes import unexpected_status
-from runbook.config import Environment, PrometheusQuerySource, PrometheusTextSource
+from runbook.config import Environment, ProberSource, PrometheusQuerySource, PrometheusTextSource
 from runbook.watch import exposition
 from runbook.watch.exposition import Labels
+from runbook.watch.prober import Prober
 from runbook.watch.samples import SYSTEM, Clock, Sample, Source, Tally
 
 
@@ -98,10 +99,33 @@ class PrometheusText(Source):
         return Sample.of(at, tally, missing=missing)
 
 
+class _Traffic(Prober):
+    """The requests a `prometheus_query` source sends with `traffic`, so that a quiet app has something to measure."""
+
+    @property
+    def config(self) -> ProberSource:
+        return self.env.watch.source.traffic
+
+
 class PrometheusQuery(Source):
-    """A Prometheus server's instant queries; each gives one number, the worst series when several."""
+    """A Prometheus server's instant queries; each gives one number, the worst series when several.
+    With `traffic`, the watch also sends requests of its own, as the prober does, while it reads."""
+
+    def __init__(self, env: Environment, clock: Clock = SYSTEM) -> None:
+        super().__init__(env, clock)
+        self._traffic = _Traffic(env, clock) if env.watch.source.traffic else None
+
+    def begin(self) -> None:
+        if self._traffic:
+            self._traffic.begin()
+
+    def end(self) -> None:
+        if self._traffic:
+            self._traffic.end()
 
     def sample(self) -> Sample:
+        if self._traffic:
+            self._traffic.sample()
         at = self.clock.now()
         config: PrometheusQuerySource = self.env.watch.source
         error_rate, error_missing = self._query("error rate", config.error_rate)

@@ -10,5 +10,6 @@ pytest_plugins = [
     "steps.configuration",
     "steps.release",
     "steps.http",
+    "steps.ui",
     "steps.performance",
 ]

@@ -204,6 +204,7 @@ def pages_load(env: Environment) -> Checked:
 def forms_submit(env: Environment) -> Checked:
     """The login form logs the smoke test user in (the next page shows the user), and the create form's entry
     shows on the page it leads to."""
+    section(env)
     checked, username = Checked(), smoke.account(env).username
     with session(env) as s:
         page, _ = s.page(s.context())

@@ -1,0 +1,135 @@
+"""Step 12's user interface checks in headless Chromium, against the demo's pages deployed by `invoke deploy`
+under gunicorn: they pass on the demo, and a console error, a page wider than a phone and a broken
+navigation link each fail naming what is wrong. Debian's chromium is a prerequisite (a failure under CI=true)."""
+
+import contextlib
+import hashlib
+import struct
+from pathlib import Path
+
+import pytest
+
+from runbook import config
+from runbook.checks import browser, security
+from runbook.errors import CheckFailed
+from runbook.findings import NotConfigured, require
+
+from . import apps, prerequisites
+
+UI = {"ui": {"pages": [{"path": "/login", "login": False}, {"path": "/items"}, {"path": "/files"}]},
+      "deadlines": {"browser": 20},
+      "watch": {"interval_seconds": 1, "timeout": 0.9, "baseline_seconds": 2, "bake_seconds": 3,
+                "error_window_seconds": 2, "latency_window_seconds": 2, "latency_floor_seconds": 2, "error_rate": 0.5}}
+"""The demo's pages; the bake's watch, not what this module tests, tolerates a busy shared machine."""
+SCENARIOS = ["Step 12 - Pages load without errors", "Step 12 - Forms submit and show their result",
+             "Step 12 - Navigation functionality", "Step 12 - Mobile responsiveness"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """The demo 1.0.0 with its pages, deployed by `invoke deploy` (whose verification runs the browser checks)."""
+    prerequisites.require(None if browser.CHROMIUM.is_file() else
+                          f"Debian's chromium is not installed at {browser.CHROMIUM} (apt-get install chromium)")
+    folder = tmp_path_factory.mktemp("ui")
+    with apps.deployable(folder, UI) as app:
+        apps.build(folder, "1.0.0")
+        deploy = apps.invoke(folder / "reports", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
+        assert deploy.code == 0, deploy.output
+        yield config.load_environment(str(app.env_file)), deploy
+
+
+@pytest.fixture(autouse=True)
+def smoke_password(monkeypatch, secret):
+    """The checks run here read the smoke test account's password from the process environment."""
+    monkeypatch.setenv("RUNBOOK_TEST_SECRET", secret)
+
+
+@contextlib.contextmanager
+def served_changed(env: config.Environment, template: str, change):
+    """The live release serving `templates/<template>` changed by `change` (the pages read their templates on
+    each request), put back afterwards."""
+    path = env.app.current / "templates" / template
+    original, mode = path.read_text(), path.stat().st_mode
+    path.chmod(mode | 0o200)
+    path.write_text(change(original))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+        path.chmod(mode)
+
+
+def failure(checked: browser.Checked) -> str:
+    """What the step shows when the check fails: every failed subject with what is wrong."""
+    with pytest.raises(CheckFailed) as failed:
+        require(checked.findings)
+    return str(failed.value)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data.startswith(PNG) and data[12:16] == b"IHDR", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_the_browser_checks_pass_on_the_demo_each_with_png_screenshots_in_the_report_folder(deployed):
+    _, deploy = deployed
+    for name in SCENARIOS:
+        scenario = deploy.scenario(name)
+        assert scenario["outcome"] == "passed", scenario
+        images = [e for step in scenario["steps"] for e in step["evidence"] if "image" in e]
+        assert images, f"{name} shows no screenshot"
+        for image in images:
+            path = deploy.folder / image["image"]
+            width, height = png_size(path)
+            assert width > 0 and height > 0 and hashlib.sha256(path.read_bytes()).hexdigest() == image["sha256"]
+    phone = [e for step in deploy.scenario(SCENARIOS[3])["steps"] for e in step["evidence"] if "image" in e]
+    assert {png_size(deploy.folder / e["image"])[0] for e in phone} == {375}
+    assert "screenshots/" in (deploy.folder / "verification.html").read_text()
+
+
+def test_the_forms_show_the_logged_in_user_and_the_created_item(deployed):
+    _, deploy = deployed
+    shown = str(deploy.scenario(SCENARIOS[1])["steps"])
+    assert "which shows 'admin' in nav" in shown and "which lists it" in shown
+
+
+def test_a_page_with_a_console_error_fails_naming_the_page(deployed):
+    env, _ = deployed
+    with served_changed(env, "files.html", lambda t: t + '<img src="/static/missing.png" alt="">\n'):
+        message = failure(browser.pages_load(env))
+    assert message.startswith("page /files: console error: Failed to load resource") and "404" in message, message
+    assert "/items" not in message and "/login" not in message
+
+
+def test_a_page_wider_than_a_phone_fails_naming_the_overflowing_element(deployed):
+    env, _ = deployed
+    long_line = '<pre id="long-line">' + "x" * 200 + "</pre>\n"
+    with served_changed(env, "items.html", lambda t: t + long_line):
+        message = failure(browser.phone(env))
+    assert message.startswith("page /items at 375 x 667: ") and "px wide in a 375 px viewport" in message, message
+    assert "overflowing pre#long-line (" in message and "page /files" not in message, message
+
+
+def test_a_broken_navigation_link_fails_naming_the_link(deployed):
+    env, _ = deployed
+    with served_changed(env, "layout.html", lambda t: t.replace('href="/files"', 'href="/file-list"')):
+        message = failure(browser.navigation(env))
+    for page in ("/login", "/items", "/files"):
+        assert f"link 'Files' (/file-list) on {page}: answered 404" in message, message
+    assert "link 'Items'" not in message
+
+
+def test_access_controls_check_that_every_page_needing_a_login_sends_the_browser_to_the_login_page(deployed):
+    env, _ = deployed
+    pages = {f.subject: f for f in security.refused_without_login(env) if f.subject.startswith("page ")}
+    assert set(pages) == {"page GET /items without a login", "page GET /files without a login"}
+    assert all(f.ok and f.detail == "sent to the login page (303 to /login)" for f in pages.values()), pages
+
+
+def test_an_environment_without_pages_is_not_configured_for_the_browser_checks(make_env):
+    env = config.load_environment(str(make_env()))
+    for check in (browser.pages_load, browser.forms_submit, browser.navigation, browser.phone):
+        with pytest.raises(NotConfigured, match=r"no `ui` section in .*not_applicable"):
+            check(env)

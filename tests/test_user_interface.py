@@ -3,11 +3,22 @@ under gunicorn: they pass on the demo, and a console error, a page wider than a 
 navigation link each fail naming what is wrong. Debian's chromium is a prerequisite (a failure under CI=true)."""
 
 import contextlib
+import datetime
 import hashlib
+import os
+import signal
 import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from runbook import config
 from runbook.checks import browser, security
@@ -24,6 +35,8 @@ UI = {"ui": {"pages": [{"path": "/login", "login": False}, {"path": "/items"}, {
 SCENARIOS = ["Step 12 - Pages load without errors", "Step 12 - Forms submit and show their result",
              "Step 12 - Navigation functionality", "Step 12 - Mobile responsiveness"]
 PNG = b"\x89PNG\r\n\x1a\n"
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+STARTUP_SECONDS = 30
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +146,73 @@ def test_an_environment_without_pages_is_not_configured_for_the_browser_checks(m
     for check in (browser.pages_load, browser.forms_submit, browser.navigation, browser.phone):
         with pytest.raises(NotConfigured, match=r"no `ui` section in .*not_applicable"):
             check(env)
+
+
+def _certificate(subject: str, issuer: x509.Certificate | None, issuer_key, key) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer.subject if issuer else name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30)))
+    if issuer is None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    else:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def private_ca(folder: Path, name: str) -> tuple[Path, Path, Path]:
+    """A CA of its own (its PEM file) and a certificate for `localhost` it signed, with that certificate's key."""
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = _certificate(f"{name} CA", None, ca_key, ca_key)
+    files = folder / f"{name}-ca.pem", folder / f"{name}-cert.pem", folder / f"{name}-key.pem"
+    files[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files[1].write_bytes(_certificate("localhost", ca, ca_key, key).public_bytes(serialization.Encoding.PEM))
+    files[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return files
+
+
+@pytest.fixture(scope="module")
+def over_https(deployed, tmp_path_factory):
+    """The live release served over https by a gunicorn of its own, with a certificate a private CA signed;
+    the environment pointing at it, and that CA's file."""
+    env, _ = deployed
+    folder = tmp_path_factory.mktemp("tls")
+    ca, cert, key = private_ca(folder, "private")
+    port = apps.free_port()
+    with (folder / "gunicorn.log").open("wb") as log:
+        server = subprocess.Popen([str(GUNICORN), "--no-control-socket", "--chdir", str(env.app.current), "--bind",
+                                   f"127.0.0.1:{port}", "--certfile", str(cert), "--keyfile", str(key), "app:application"],
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, (folder / "gunicorn.log").read_text()
+            with contextlib.suppress(requests.ConnectionError):
+                requests.get(f"https://localhost:{port}/health", verify=str(ca), timeout=5)
+                break
+            time.sleep(0.1)
+        endpoints = env.endpoints.model_copy(update={"health": f"https://localhost:{port}/health"})
+        yield env.model_copy(update={"endpoints": endpoints}), ca
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_an_https_endpoint_with_a_private_ca_is_checked_with_exactly_its_verified_key_pinned(over_https):
+    env, ca = over_https
+    pinned = env.model_copy(update={"ui": env.ui.model_copy(update={"ca_file": ca})})
+    assert browser.chromium_args(pinned, pinned.ui)[-1].startswith("--ignore-certificate-errors-spki-list=")
+    checked = browser.pages_load(pinned)
+    assert [f.subject for f in checked.findings if f.ok] == ["page /login", "page /items", "page /files"], checked.findings
+
+
+def test_an_https_endpoint_is_refused_without_its_ca_or_with_another_ca(over_https, tmp_path):
+    env, _ = over_https
+    with pytest.raises(CheckFailed, match=r"page /login did not load: .*ERR_CERT_AUTHORITY_INVALID"):
+        browser.pages_load(env)
+    other, _, _ = private_ca(tmp_path, "other")
+    wrong = env.model_copy(update={"ui": env.ui.model_copy(update={"ca_file": other})})
+    with pytest.raises(CheckFailed, match=r"the certificate of localhost:\d+ is not verified by ui.ca_file"):
+        browser.pages_load(wrong)

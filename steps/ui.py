@@ -2,10 +2,10 @@
 
 from pytest_bdd import then
 
-from runbook.checks import browser
+from runbook.checks import ui
 
 
-def _shown(evidence, checked: browser.Checked) -> None:
+def _shown(evidence, checked: ui.Checked) -> None:
     for title, png in checked.screenshots:
         evidence.screenshot(title, png)
     evidence.require(checked.findings)
@@ -13,19 +13,19 @@ def _shown(evidence, checked: browser.Checked) -> None:
 
 @then("every page of the app loads in a browser with no console error")
 def pages_load(environment, evidence):
-    _shown(evidence, browser.pages_load(environment))
+    _shown(evidence, ui.pages_load(environment))
 
 
 @then("the login form and the create form submit in a browser and show their result")
 def forms_submit(environment, evidence):
-    _shown(evidence, browser.forms_submit(environment))
+    _shown(evidence, ui.forms_submit(environment))
 
 
 @then("every navigation link of every page reaches its page")
 def navigation(environment, evidence):
-    _shown(evidence, browser.navigation(environment))
+    _shown(evidence, ui.navigation(environment))
 
 
 @then("at a phone's screen size no page scrolls sideways and the primary controls are visible")
 def phone(environment, evidence):
-    _shown(evidence, browser.phone(environment))
+    _shown(evidence, ui.phone(environment))

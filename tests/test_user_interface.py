@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from runbook import config
-from runbook.checks import browser, security
+from runbook.checks import security, ui
 from runbook.errors import CheckFailed
 from runbook.findings import NotConfigured, require
 
@@ -42,8 +42,8 @@ STARTUP_SECONDS = 30
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
     """The demo 1.0.0 with its pages, deployed by `invoke deploy` (whose verification runs the browser checks)."""
-    prerequisites.require(None if browser.CHROMIUM.is_file() else
-                          f"Debian's chromium is not installed at {browser.CHROMIUM} (apt-get install chromium)")
+    prerequisites.require(None if ui.CHROMIUM.is_file() else
+                          f"Debian's chromium is not installed at {ui.CHROMIUM} (apt-get install chromium)")
     folder = tmp_path_factory.mktemp("ui")
     with apps.deployable(folder, UI) as app:
         apps.build(folder, "1.0.0")
@@ -73,7 +73,7 @@ def served_changed(env: config.Environment, template: str, change):
         path.chmod(mode)
 
 
-def failure(checked: browser.Checked) -> str:
+def failure(checked: ui.Checked) -> str:
     """What the step shows when the check fails: every failed subject with what is wrong."""
     with pytest.raises(CheckFailed) as failed:
         require(checked.findings)
@@ -111,7 +111,7 @@ def test_the_forms_show_the_logged_in_user_and_the_created_item(deployed):
 def test_a_page_with_a_console_error_fails_naming_the_page(deployed):
     env, _ = deployed
     with served_changed(env, "files.html", lambda t: t + '<img src="/static/missing.png" alt="">\n'):
-        message = failure(browser.pages_load(env))
+        message = failure(ui.pages_load(env))
     assert message.startswith("page /files: console error: Failed to load resource") and "404" in message, message
     assert "/items" not in message and "/login" not in message
 
@@ -120,7 +120,7 @@ def test_a_page_wider_than_a_phone_fails_naming_the_overflowing_element(deployed
     env, _ = deployed
     long_line = '<pre id="long-line">' + "x" * 200 + "</pre>\n"
     with served_changed(env, "items.html", lambda t: t + long_line):
-        message = failure(browser.phone(env))
+        message = failure(ui.phone(env))
     assert message.startswith("page /items at 375 x 667: ") and "px wide in a 375 px viewport" in message, message
     assert "overflowing pre#long-line (" in message and "page /files" not in message, message
 
@@ -128,7 +128,7 @@ def test_a_page_wider_than_a_phone_fails_naming_the_overflowing_element(deployed
 def test_a_broken_navigation_link_fails_naming_the_link(deployed):
     env, _ = deployed
     with served_changed(env, "layout.html", lambda t: t.replace('href="/files"', 'href="/file-list"')):
-        message = failure(browser.navigation(env))
+        message = failure(ui.navigation(env))
     for page in ("/login", "/items", "/files"):
         assert f"link 'Files' (/file-list) on {page}: answered 404" in message, message
     assert "link 'Items'" not in message
@@ -143,7 +143,7 @@ def test_access_controls_check_that_every_page_needing_a_login_sends_the_browser
 
 def test_an_environment_without_pages_is_not_configured_for_the_browser_checks(make_env):
     env = config.load_environment(str(make_env()))
-    for check in (browser.pages_load, browser.forms_submit, browser.navigation, browser.phone):
+    for check in (ui.pages_load, ui.forms_submit, ui.navigation, ui.phone):
         with pytest.raises(NotConfigured, match=r"no `ui` section in .*not_applicable"):
             check(env)
 
@@ -203,16 +203,16 @@ def over_https(deployed, tmp_path_factory):
 def test_an_https_endpoint_with_a_private_ca_is_checked_with_exactly_its_verified_key_pinned(over_https):
     env, ca = over_https
     pinned = env.model_copy(update={"ui": env.ui.model_copy(update={"ca_file": ca})})
-    assert browser.chromium_args(pinned, pinned.ui)[-1].startswith("--ignore-certificate-errors-spki-list=")
-    checked = browser.pages_load(pinned)
+    assert ui.chromium_args(pinned, pinned.ui)[-1].startswith("--ignore-certificate-errors-spki-list=")
+    checked = ui.pages_load(pinned)
     assert [f.subject for f in checked.findings if f.ok] == ["page /login", "page /items", "page /files"], checked.findings
 
 
 def test_an_https_endpoint_is_refused_without_its_ca_or_with_another_ca(over_https, tmp_path):
     env, _ = over_https
     with pytest.raises(CheckFailed, match=r"page /login did not load: .*ERR_CERT_AUTHORITY_INVALID"):
-        browser.pages_load(env)
+        ui.pages_load(env)
     other, _, _ = private_ca(tmp_path, "other")
     wrong = env.model_copy(update={"ui": env.ui.model_copy(update={"ca_file": other})})
     with pytest.raises(CheckFailed, match=r"the certificate of localhost:\d+ is not verified by ui.ca_file"):
-        browser.pages_load(wrong)
+        ui.pages_load(wrong)

@@ -6,6 +6,7 @@ import contextlib
 import datetime
 import hashlib
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -216,3 +217,59 @@ def test_an_https_endpoint_is_refused_without_its_ca_or_with_another_ca(over_htt
     wrong = env.model_copy(update={"ui": env.ui.model_copy(update={"ca_file": other})})
     with pytest.raises(CheckFailed, match=r"the certificate of localhost:\d+ is not verified by ui.ca_file"):
         ui.pages_load(wrong)
+
+
+def _csrf(page: requests.Response) -> str:
+    match = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+def _logged_in(env: config.Environment, secret: str) -> tuple[requests.Session, str, requests.Response]:
+    """A browser-like session logged in through the login page, the app's base URL, and the login's answer."""
+    base = ui.base_url(env)
+    browser_session = requests.Session()
+    form = browser_session.get(f"{base}/login", timeout=10)
+    answer = browser_session.post(f"{base}/login", data={"csrf": _csrf(form), "username": "admin", "password": secret},
+                                  allow_redirects=False, timeout=10)
+    assert answer.status_code == 303 and answer.headers["Location"] == "/items", answer.text
+    return browser_session, base, answer
+
+
+def test_the_login_page_sets_an_httponly_samesite_lax_session_cookie_and_a_forged_one_is_refused(deployed, secret):
+    env, _ = deployed
+    browser_session, base, answer = _logged_in(env, secret)
+    assert re.fullmatch(r"demo_session=[\w=-]+\.[0-9a-f]{64}; Path=/; Max-Age=3600; HttpOnly; SameSite=Lax",
+                        answer.headers["Set-Cookie"]), answer.headers["Set-Cookie"]
+    assert browser_session.get(f"{base}/items", timeout=10).status_code == 200
+    token = browser_session.cookies["demo_session"]
+    forged = requests.get(f"{base}/items", cookies={"demo_session": token[:-1] + ("1" if token[-1] == "0" else "0")},
+                          allow_redirects=False, timeout=10)
+    assert forged.status_code == 303 and forged.headers["Location"] == "/login"
+
+
+def test_a_form_sent_without_its_csrf_token_is_refused_with_403_and_changes_nothing(deployed, secret):
+    env, _ = deployed
+    browser_session, base, _ = _logged_in(env, secret)
+    name = f"no-csrf-{os.getpid()}"
+    for token in ("", "0" * 64):
+        refused = browser_session.post(f"{base}/items", data={"csrf": token, "name": name}, allow_redirects=False,
+                                       timeout=10)
+        assert refused.status_code == 403 and "This form has expired" in refused.text
+    assert name not in browser_session.get(f"{base}/items", timeout=10).text
+
+
+def test_a_file_uploaded_through_the_files_page_downloads_from_its_link_with_identical_bytes(deployed, secret):
+    env, _ = deployed
+    browser_session, base, _ = _logged_in(env, secret)
+    data, name = os.urandom(4096), f"page upload {os.getpid()}.bin"
+    page = browser_session.get(f"{base}/files", timeout=10)
+    sent = browser_session.post(f"{base}/files", data={"csrf": _csrf(page)}, files={"file": (name, data)},
+                                allow_redirects=False, timeout=10)
+    assert sent.status_code == 303 and sent.headers["Location"] == "/files", sent.text
+    listed = browser_session.get(f"{base}/files", timeout=10).text
+    link = re.search(rf'<a href="(/files/\d+)" download>{re.escape(name)}</a>', listed)
+    assert link, listed
+    download = browser_session.get(base + link.group(1), timeout=10)
+    assert download.status_code == 200 and download.content == data
+    assert requests.get(base + link.group(1), allow_redirects=False, timeout=10).status_code == 303

@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from runbook import config
 from runbook.checks import security, ui
-from runbook.errors import CheckFailed
+from runbook.errors import CheckFailed, ConfigError
 from runbook.findings import NotConfigured, require
 
 from . import apps, prerequisites
@@ -273,3 +273,16 @@ def test_a_file_uploaded_through_the_files_page_downloads_from_its_link_with_ide
     download = browser_session.get(base + link.group(1), timeout=10)
     assert download.status_code == 200 and download.content == data
     assert requests.get(base + link.group(1), allow_redirects=False, timeout=10).status_code == 303
+
+
+@pytest.mark.parametrize("section, key, problem", [
+    ({"pages": [{"path": "/items"}]}, "ui", "login.page '/login' is not one of the pages ['/items']"),
+    ({"pages": [{"path": "/login"}, {"path": "/items"}]}, "ui",
+     "the login page /login cannot need a login: set `login: false` on it"),
+    ({"pages": [{"path": "items", "login": False}]}, "ui.pages[0].path", "String should match pattern"),
+    ({"pages": []}, "ui.pages", "List should have at least 1 item"),
+], ids=["login-page-missing", "login-page-needs-login", "path-without-slash", "no-pages"])
+def test_a_wrong_ui_section_is_refused_naming_the_key(make_env, section, key, problem):
+    with pytest.raises(ConfigError) as refused:
+        config.load_environment(str(make_env({"ui": section})))
+    assert re.search(rf"test\.yaml: {re.escape(key)} \(line \d+\): {re.escape(problem)}", str(refused.value)), refused.value

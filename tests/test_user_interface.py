@@ -203,8 +203,8 @@ def over_https(deployed, tmp_path_factory):
 
 def test_an_https_endpoint_with_a_private_ca_is_checked_with_exactly_its_verified_key_pinned(over_https):
     env, ca = over_https
-    pinned = env.model_copy(update={"ui": env.ui.model_copy(update={"ca_file": ca})})
-    assert ui.chromium_args(pinned, pinned.ui)[-1].startswith("--ignore-certificate-errors-spki-list=")
+    pinned = env.model_copy(update={"endpoints": env.endpoints.model_copy(update={"ca_file": ca})})
+    assert ui.chromium_args(pinned)[-1].startswith("--ignore-certificate-errors-spki-list=")
     checked = ui.pages_load(pinned)
     assert [f.subject for f in checked.findings if f.ok] == ["page /login", "page /items", "page /files"], checked.findings
 
@@ -214,8 +214,8 @@ def test_an_https_endpoint_is_refused_without_its_ca_or_with_another_ca(over_htt
     with pytest.raises(CheckFailed, match=r"page /login did not load: .*ERR_CERT_AUTHORITY_INVALID"):
         ui.pages_load(env)
     other, _, _ = private_ca(tmp_path, "other")
-    wrong = env.model_copy(update={"ui": env.ui.model_copy(update={"ca_file": other})})
-    with pytest.raises(CheckFailed, match=r"the certificate of localhost:\d+ is not verified by ui.ca_file"):
+    wrong = env.model_copy(update={"endpoints": env.endpoints.model_copy(update={"ca_file": other})})
+    with pytest.raises(CheckFailed, match=r"the certificate of localhost:\d+ is not verified by endpoints.ca_file"):
         ui.pages_load(wrong)
 
 

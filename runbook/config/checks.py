@@ -27,6 +27,9 @@ class Endpoints(Model):
     settle_seconds: float = Field(30, gt=0, le=3600)
     """...and give up after this many seconds in all, however many attempts are left."""
     smoke: Smoke | None = None
+    ca_file: Path | None = None
+    """Trust this CA bundle, instead of the system's, for every https call to the endpoints (health,
+    status, smoke, probes, the watch's prober, the performance load)."""
 
 
 class Dependency(Model):

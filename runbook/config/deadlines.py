@@ -6,8 +6,8 @@ file transfers and database statements. Every wait has one; a phase may have its
       backup: 3600        # pg_dump, pg_restore
       migrate: 900        # the app's migration commands
       services: 120       # starting, stopping, reloading a service
-      browser: 30         # a page's load or a form's answer in the user interface checks
       phases: {stop: 300} # a phase's commands without a kind (or, for a verifying phase, its checks)
+      browser: 30         # a page's load or a form's answer in the user interface checks
 """
 
 import re

@@ -7,10 +7,11 @@ its user interface scenarios are not configured (declare them under `not_applica
         - {path: /login, login: false}
         - {path: /items}
         - {path: /files}
-      ca_file: .local/tls/ca.pem    # only for an https endpoint whose certificate a private CA signed
+
+An https endpoint whose certificate a private CA signed is trusted through `endpoints.ca_file`, as every
+other call to the endpoints is.
 """
 
-from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, model_validator
@@ -61,8 +62,6 @@ class Ui(Model):
     phone: Viewport = Viewport()
     primary_controls: list[Selector] = ["nav a", "main form button[type=submit]"]
     """What must be visible, within the phone viewport's width, on every page."""
-    ca_file: Path | None = None
-    """The CA (PEM) that signed an https endpoint's certificate, when it is not one the system trusts."""
 
     @model_validator(mode="after")
     def _known_pages(self) -> "Ui":

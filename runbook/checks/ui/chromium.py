@@ -2,7 +2,7 @@
 profile each launch, every wait (its start, a page's load, a form's answer, a click) ending at
 `deadlines.browser`.
 
-An https endpoint whose certificate a private CA signed (`ui.ca_file`): Chromium reads no CA file, and
+An https endpoint whose certificate a private CA signed (`endpoints.ca_file`): Chromium reads no CA file, and
 certificate errors are never ignored at large. The runbook itself verifies the endpoint's certificate
 against that CA and the host name, then starts Chromium with `--ignore-certificate-errors-spki-list` set to
 exactly that certificate's key.
@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 from playwright.sync_api import Browser, BrowserContext, Page, Response, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
+from runbook import ROOT
 from runbook.checks import smoke, tls
 from runbook.config import Environment, TlsEndpoint
 from runbook.config.ui import Ui
@@ -51,16 +52,16 @@ def base_url(env: Environment) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def chromium_args(env: Environment, ui: Ui) -> list[str]:
-    """Chromium's switches; with `ui.ca_file` and an https endpoint, the pin of its verified key too."""
-    parts = urlsplit(base_url(env))
-    if parts.scheme != "https" or ui.ca_file is None:
+def chromium_args(env: Environment) -> list[str]:
+    """Chromium's switches; with `endpoints.ca_file` and an https endpoint, the pin of its verified key too."""
+    parts, ca_file = urlsplit(base_url(env)), env.endpoints.ca_file
+    if parts.scheme != "https" or ca_file is None:
         return list(ARGS)
-    endpoint = TlsEndpoint(host=parts.hostname, port=parts.port or 443, ca_file=ui.ca_file)
+    endpoint = TlsEndpoint(host=parts.hostname, port=parts.port or 443, ca_file=ROOT / ca_file)
     try:
         pin = tls.key_pin(endpoint, env.deadlines.browser)
     except (OSError, ValueError) as e:
-        raise CheckFailed(f"the certificate of {parts.netloc} is not verified by ui.ca_file {ui.ca_file}: {e}") from None
+        raise CheckFailed(f"the certificate of {parts.netloc} is not verified by endpoints.ca_file {ca_file}: {e}") from None
     return [*ARGS, f"--ignore-certificate-errors-spki-list={pin}"]
 
 
@@ -133,10 +134,10 @@ class Session:
 @contextlib.contextmanager
 def session(env: Environment) -> Iterator[Session]:
     """Chromium for one check, closed afterwards; CheckFailed when it cannot start."""
-    ui = section(env)
+    section(env)  # NotConfigured before anything starts
     if not CHROMIUM.is_file():
         raise CheckFailed(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    args = chromium_args(env, ui)
+    args = chromium_args(env)
     with sync_playwright() as playwright:
         try:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args,

@@ -10,6 +10,7 @@ pytest_plugins = [
     "steps.configuration",
     "steps.release",
     "steps.http",
+    "steps.ui",
     "steps.performance",
     "steps.monitoring",
 ]

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, quote
 
 import psycopg
 
+import pages
 import settings
 
 logger = logging.getLogger("demo")
@@ -386,6 +387,13 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     (re.compile(rf"/api/items/{ID}"), {"GET": get_item}),
     (re.compile(r"/api/files"), {"POST": upload_file}),
     (re.compile(rf"/api/files/{ID}"), {"GET": download_file}),
+    (re.compile(r"/"), {"GET": pages.home}),
+    (re.compile(r"/login"), {"GET": pages.login_form, "POST": pages.log_in}),
+    (re.compile(r"/logout"), {"GET": pages.log_out}),
+    (re.compile(r"/items"), {"GET": pages.items, "POST": pages.create_item}),
+    (re.compile(r"/files"), {"GET": pages.files, "POST": pages.upload_file}),
+    (re.compile(rf"/files/{ID}"), {"GET": pages.download_file}),
+    (re.compile(r"/static/([a-z0-9_-]+\.(?:css|svg))"), {"GET": pages.static}),
 ]
 
 

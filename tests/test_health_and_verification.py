@@ -266,7 +266,8 @@ def test_smoke_journeys_pass_against_a_healthy_app_and_the_password_shows_nowher
     assert "read back equal" in run.evidence("Step 11 - Data processing works")
     assert "downloaded identical bytes" in run.evidence("Step 11 - File uploads and downloads work")
     assert run.evidence("Step 11 - API endpoints refuse requests without a login").count("refused with 401") == 4
-    assert run.scenario("Step 12 - Mobile responsiveness")["outcome"] == "skipped"
+    mobile = run.scenario("Step 12 - Mobile responsiveness")
+    assert mobile["outcome"] == "skipped" and "no `ui` section" in mobile["message"], mobile
 
 
 def test_missing_smoke_account_fails_the_smoke_scenarios_naming_the_setting(make_env, run_phase):

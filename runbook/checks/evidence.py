@@ -1,12 +1,19 @@
 """What each Gherkin step of a scenario did and showed: its status, duration and evidence, kept on the
 test item while pytest-bdd runs it, and the `evidence` a step definition adds to."""
 
+import hashlib
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
+from runbook import ROOT
 from runbook.findings import Finding, require
 from runbook.secrets import redact
+
+SCREENSHOTS = "screenshots"
+"""The folder, beside the phase's HTML report, that holds the screenshots its steps show."""
 
 STEPS = pytest.StashKey["Scenario"]()
 
@@ -56,6 +63,21 @@ class Evidence:
     def texts(self, bodies: dict[str, str]) -> None:
         for title, body in bodies.items():
             self.text(title, body)
+
+    def screenshot(self, title: str, png: bytes) -> Path:
+        """Keep a PNG screenshot in the report's folder (`screenshots/`, beside the HTML report; `reports/`
+        without one) and show it in the step's evidence, by its path from that folder and its SHA-256."""
+        htmlpath = self._item.config.getoption("htmlpath", None)
+        folder = Path(htmlpath).resolve().parent if htmlpath else ROOT / "reports"
+        stem = Path(htmlpath).stem if htmlpath else "pytest"
+        evidence = self._step().evidence
+        slug = re.sub(r"[^a-z0-9]+", "-", f"{self._item.name}-{len(evidence)}-{title}".lower()).strip("-")[:120]
+        path = folder / SCREENSHOTS / f"{stem}-{slug}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png)
+        evidence.append({"title": redact(title), "image": path.relative_to(folder).as_posix(),
+                         "sha256": hashlib.sha256(png).hexdigest(), "bytes": len(png)})
+        return path
 
     def findings(self, findings: list[Finding]) -> list[Finding]:
         rows = [{"subject": redact(f.subject), "ok": f.ok, "detail": redact(f.detail)} for f in findings]

@@ -125,13 +125,25 @@ def file_round_trip(client: Client, size: int = UPLOAD_BYTES) -> Finding:
 
 
 def unauthenticated_refused(env: Environment) -> list[Finding]:
-    """Each request that needs a login, sent without one, must be refused with 401."""
+    """Each API request that needs a login, sent without one, must be refused with 401; each page that needs
+    one (`ui.pages`) must send the browser to the login page instead."""
     client = anonymous(env)
     found = []
     for method, path in PROTECTED:
         wrong = unexpected_status(client.send(method, path), 401)
         found.append(Finding(f"{method} {path} without a login", not wrong, wrong or "refused with 401"))
+    for path in env.ui.protected if env.ui else []:
+        found.append(_sent_to_login(client.send("GET", path), path, env.ui.login.page))
     return found
+
+
+def _sent_to_login(response: requests.Response, path: str, login: str) -> Finding:
+    location = urlsplit(response.headers.get("Location", ""))
+    ok = response.status_code in (302, 303) and location.path == login
+    detail = (f"sent to the login page ({response.status_code} to {login})" if ok else
+              f"answered {response.status_code}" + (f" to {location.path}" if location.path else "")
+              + f", expected a redirect to the login page {login}")
+    return Finding(f"page GET {path} without a login", ok, detail)
 
 
 def _new_name() -> str:

@@ -1,9 +1,12 @@
 """TLS certificates of the environment's endpoints: verified chain and name, days until expiry."""
 
+import base64
+import hashlib
 import socket
 import ssl
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from runbook.config import Environment, TlsEndpoint
 from runbook.findings import Finding, NotConfigured
@@ -19,6 +22,15 @@ def _certificate(endpoint: TlsEndpoint, verify: bool, timeout: float) -> x509.Ce
     with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as raw:
         with context.wrap_socket(raw, server_hostname=name) as tls:
             return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def key_pin(endpoint: TlsEndpoint, timeout: float) -> str:
+    """The base64 SHA-256 of the endpoint's certificate's public key (SubjectPublicKeyInfo), once the
+    certificate is verified against its `ca_file` and name: what Chromium's
+    `--ignore-certificate-errors-spki-list` takes. An invalid certificate raises `ssl.SSLError`."""
+    key = _certificate(endpoint, verify=True, timeout=timeout).public_key()
+    spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 def check(endpoint: TlsEndpoint, min_days: int, timeout: float = 10) -> Finding:

@@ -8,6 +8,7 @@ file transfers and database statements. Every wait has one; a phase may have its
       services: 120       # starting, stopping, reloading a service
       drain: 120          # a load balancer's drained server to end its sessions, a returned one to be UP
       phases: {stop: 300} # a phase's commands without a kind (or, for a verifying phase, its checks)
+      browser: 30         # a page's load or a form's answer in the user interface checks
 """
 
 import re
@@ -40,6 +41,8 @@ class Deadlines(Model):
     """A file copied to a host (rsync of a package), whole."""
     statement: Seconds = 300
     """A statement of the runbook's own database sessions (`statement_timeout`)."""
+    browser: Seconds = 30
+    """Anything the user interface checks wait for in Chromium: its start, a page's load, a form's answer."""
     lock: Seconds = 30
     """Waiting for a table lock another session holds (`lock_timeout`): the runbook's sessions, pg_dump, the
     migrations."""

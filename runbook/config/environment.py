@@ -20,6 +20,7 @@ from runbook.config.monitoring import Monitoring
 from runbook.config.observation import Performance, Watch
 from runbook.config.rollout import LoadBalancer, Rollback, Rollout
 from runbook.config.security import Security
+from runbook.config.ui import Ui
 from runbook.errors import ConfigError
 from runbook.hosts import inventory
 from runbook.secrets import references
@@ -46,6 +47,7 @@ class Environment(Model):
     tls: list[TlsEndpoint] = []
     files: list[RequiredFile] = []
     security: Security | None = None
+    ui: Ui | None = None
     thresholds: Thresholds = Thresholds()
     attestations: Attestations = Attestations()
     waivers: list[Waiver] = []

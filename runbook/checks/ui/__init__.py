@@ -1,0 +1,7 @@
+"""Step 12's user interface checks in headless Chromium: `chromium` starts it and opens pages, `checks` walks
+the pages (they load without errors, the forms work, the navigation reaches its pages, a phone's screen fits)."""
+
+from runbook.checks.ui.checks import forms_submit, navigation, pages_load, phone
+from runbook.checks.ui.chromium import CHROMIUM, Checked, base_url, chromium_args
+
+__all__ = ["CHROMIUM", "Checked", "base_url", "chromium_args", "forms_submit", "navigation", "pages_load", "phone"]

@@ -1,0 +1,163 @@
+"""Chromium for the user interface checks: Debian's `/usr/bin/chromium`, driven by Playwright, headless, a fresh
+profile each launch, every wait (its start, a page's load, a form's answer, a click) ending at
+`deadlines.browser`.
+
+An https endpoint whose certificate a private CA signed (`endpoints.ca_file`): Chromium reads no CA file, and
+certificate errors are never ignored at large. The runbook itself verifies the endpoint's certificate
+against that CA and the host name, then starts Chromium with `--ignore-certificate-errors-spki-list` set to
+exactly that certificate's key.
+"""
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+from playwright.sync_api import Browser, BrowserContext, Page, Response, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+
+from runbook import ROOT
+from runbook.checks import smoke, tls
+from runbook.config import Environment, TlsEndpoint
+from runbook.config.ui import Ui
+from runbook.errors import CheckFailed
+from runbook.findings import Finding, NotConfigured
+from runbook.secrets import expand
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+"""Chromium's switches (Playwright gives every launch a fresh, temporary user-data dir of its own)."""
+
+
+@dataclass
+class Checked:
+    """What a check found, and the screenshots (title, PNG) it shows as evidence."""
+
+    findings: list[Finding] = field(default_factory=list)
+    screenshots: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def section(env: Environment) -> Ui:
+    if env.ui is None:
+        raise NotConfigured(f"no `ui` section in {env.source}: the app's pages are not named, so there is nothing "
+                            "to check in a browser (declare these scenarios under `not_applicable` if it has none)")
+    return env.ui
+
+
+def base_url(env: Environment) -> str:
+    """`https://demo.example.com` for the health endpoint `https://demo.example.com/health`."""
+    parts = urlsplit(env.endpoints.health)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def chromium_args(env: Environment) -> list[str]:
+    """Chromium's switches; with `endpoints.ca_file` and an https endpoint, the pin of its verified key too."""
+    parts, ca_file = urlsplit(base_url(env)), env.endpoints.ca_file
+    if parts.scheme != "https" or ca_file is None:
+        return list(ARGS)
+    endpoint = TlsEndpoint(host=parts.hostname, port=parts.port or 443, ca_file=ROOT / ca_file)
+    try:
+        pin = tls.key_pin(endpoint, env.deadlines.browser)
+    except (OSError, ValueError) as e:
+        raise CheckFailed(f"the certificate of {parts.netloc} is not verified by endpoints.ca_file {ca_file}: {e}") from None
+    return [*ARGS, f"--ignore-certificate-errors-spki-list={pin}"]
+
+
+class Session:
+    """One Chromium for a check: pages opened in fresh contexts, console errors kept per page."""
+
+    def __init__(self, env: Environment, browser: Browser) -> None:
+        self.env, self.ui, self.browser = env, section(env), browser
+        self.base = base_url(env)
+        self.timeout_ms = env.deadlines.browser * 1000
+
+    def context(self, phone: bool = False) -> BrowserContext:
+        viewport = {"width": self.ui.phone.width, "height": self.ui.phone.height} if phone else None
+        context = self.browser.new_context(viewport=viewport, accept_downloads=False)
+        context.set_default_timeout(self.timeout_ms)
+        context.set_default_navigation_timeout(self.timeout_ms)
+        return context
+
+    def page(self, context: BrowserContext) -> tuple[Page, list[str]]:
+        """A new page, and the list its console errors and uncaught exceptions are appended to."""
+        page, errors = context.new_page(), []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(f"uncaught {e}"))
+        return page, errors
+
+    def url(self, where: str) -> str:
+        return urljoin(self.base + "/", where.lstrip("/"))
+
+    def open(self, page: Page, where: str) -> Response:
+        try:
+            response = page.goto(self.url(where), wait_until="load")
+        except PlaywrightError as e:
+            raise CheckFailed(f"page {where} did not load: {first_line(e)}") from None
+        if response is None:
+            raise CheckFailed(f"page {where} gave no answer")
+        return response
+
+    def submit(self, page: Page, form: str, what: str) -> Response | None:
+        """Send `form` with its submit button and wait for the page it leads to."""
+        try:
+            with page.expect_navigation(wait_until="load") as answer:
+                page.locator(form).locator("[type=submit]").first.click()
+            return answer.value
+        except PlaywrightError as e:
+            raise CheckFailed(f"{what}: the form {form} did not lead to a page: {first_line(e)}") from None
+
+    def fill(self, page: Page, form: str, selector: str, value: str) -> None:
+        try:
+            page.locator(form).locator(selector).fill(value)
+        except PlaywrightError as e:
+            raise CheckFailed(f"{selector} of the form {form} on {path(page.url)}: {first_line(e)}") from None
+
+    def log_in(self, page: Page) -> Response | None:
+        """Log in with the smoke test account through the login form."""
+        smoke_account, login = smoke.account(self.env), self.ui.login
+        self.open(page, login.page)
+        self.fill(page, login.form, login.username, smoke_account.username)
+        self.fill(page, login.form, login.password, expand(smoke_account.password))
+        return self.submit(page, login.form, f"logging in on {login.page}")
+
+    def signed_in(self, phone: bool = False) -> tuple[Page, list[str]]:
+        page, errors = self.page(self.context(phone))
+        answer = self.log_in(page)
+        if path(page.url) == self.ui.login.page:
+            raise CheckFailed(f"logging in as {smoke.account(self.env).username} on {self.ui.login.page} did not "
+                              f"leave the login page (it answered {answer and answer.status})")
+        return page, errors
+
+
+@contextlib.contextmanager
+def session(env: Environment) -> Iterator[Session]:
+    """Chromium for one check, closed afterwards; CheckFailed when it cannot start."""
+    section(env)  # NotConfigured before anything starts
+    if not CHROMIUM.is_file():
+        raise CheckFailed(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    args = chromium_args(env)
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args,
+                                                 timeout=env.deadlines.browser * 1000)
+        except PlaywrightError as e:
+            raise CheckFailed(f"Chromium ({CHROMIUM}) did not start: {first_line(e)}") from None
+        try:
+            yield Session(env, browser)
+        finally:
+            browser.close()
+
+
+def first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def path(url: str) -> str:
+    return urlsplit(url).path or "/"
+
+
+def shot(page: Page, title: str) -> tuple[str, bytes]:
+    """A screenshot of the whole page, as the evidence of a check."""
+    return title, page.screenshot(full_page=True, type="png")

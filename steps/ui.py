@@ -1,0 +1,31 @@
+"""Steps about the app's pages in a real browser (Step 12): each check's screenshots are its evidence."""
+
+from pytest_bdd import then
+
+from runbook.checks import ui
+
+
+def _shown(evidence, checked: ui.Checked) -> None:
+    for title, png in checked.screenshots:
+        evidence.screenshot(title, png)
+    evidence.require(checked.findings)
+
+
+@then("every page of the app loads in a browser with no console error")
+def pages_load(environment, evidence):
+    _shown(evidence, ui.pages_load(environment))
+
+
+@then("the login form and the create form submit in a browser and show their result")
+def forms_submit(environment, evidence):
+    _shown(evidence, ui.forms_submit(environment))
+
+
+@then("every navigation link of every page reaches its page")
+def navigation(environment, evidence):
+    _shown(evidence, ui.navigation(environment))
+
+
+@then("at a phone's screen size no page scrolls sideways and the primary controls are visible")
+def phone(environment, evidence):
+    _shown(evidence, ui.phone(environment))

@@ -40,6 +40,7 @@ defaults
 
 frontend https
     bind *:{{ local.port }} ssl crt {{ certificate }}
+    http-request set-header X-Forwarded-Proto https
     default_backend {{ lb.backend }}
 
 backend {{ lb.backend }}

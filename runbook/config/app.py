@@ -102,9 +102,28 @@ class Database(Model):
     connect_timeout: int = Field(5, ge=1, le=120)
 
 
+class StackService(Model):
+    """A small service of the local stack that the demo app depends on, on 127.0.0.1:`port`."""
+
+    port: int = Field(ge=1024, le=65535)
+
+
+class AuthService(StackService):
+    """The local stack's authentication service: the one account it accepts, and the secret the app
+    presents to it (both secret references, written to a 0600 file, never on a command line)."""
+
+    username: str
+    password: Secretable
+    secret: Secretable
+
+
 class Local(Model):
     """The embedded local environment's private services, all under `state_dir`."""
 
     state_dir: Path = Path(".local")
     postgres_port: int | None = Field(None, ge=1024, le=65535)
     """Port of the private PostgreSQL cluster; none when `database.url` is configured."""
+    api: StackService | None = None
+    """The external API the demo calls (`GET /health`, `GET /v1/rates`)."""
+    auth: AuthService | None = None
+    """The authentication service the demo's logins go through (`GET /health`, `POST /v1/verify`)."""

@@ -22,4 +22,6 @@ class Part:
 
 def parts(env: Environment) -> list[Part]:
     """The stack parts the environment's `local:` section asks for."""
-    return []
+    from runbook.local.services import Services  # the parts build on Part, defined above
+
+    return [Services()] if env.local.api or env.local.auth else []

@@ -29,6 +29,8 @@ from urllib.parse import parse_qs, quote
 import psycopg
 
 import auth_client
+import cache
+import jobs
 import rates
 import settings
 import upstream
@@ -343,7 +345,7 @@ def download_file(request: Request) -> Response:
 
 
 def _answer(handle: Callable[[Request], tuple[HTTPStatus, dict[str, Any]]]) -> Handler:
-    """A handler of the dependency modules (rates, jobs, cache) as a JSON response; its Refusal an HttpError."""
+    """A handler of a dependency module (rates, jobs, cache) as a JSON handler; its Refusal an HttpError."""
 
     @functools.wraps(handle)
     def handler(request: Request) -> Response:
@@ -367,6 +369,10 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     (re.compile(r"/api/files"), {"POST": upload_file}),
     (re.compile(rf"/api/files/{ID}"), {"GET": download_file}),
     (re.compile(r"/api/rates"), {"GET": _answer(rates.get_rates)}),
+    (re.compile(r"/api/jobs"), {"POST": authenticated(_answer(jobs.submit))}),
+    (re.compile(rf"/api/jobs/{ID}"), {"GET": authenticated(_answer(jobs.status))}),
+    (re.compile(rf"/api/cache/{cache.KEY}"), {"PUT": authenticated(_answer(cache.put)),
+                                              "GET": authenticated(_answer(cache.get))}),
 ]
 
 

@@ -208,7 +208,7 @@ def test_health_passes_against_a_healthy_app_showing_version_and_schema(demo_app
     assert attempts_shown(run.evidence(HEALTH_SCENARIO)) == 1
     status = run.evidence(VERSION_SCENARIO)
     assert f"{app.base}/api/status answered 200 after 1 attempt" in status
-    assert '"version": "1.0.0"' in status and '"schema_version": "0001"' in status
+    assert '"version": "1.0.0"' in status and '"schema_version": "0002"' in status
 
 
 def test_health_retries_until_the_app_answers(demo_app, gunicorn, make_env, run_phase):

@@ -1,8 +1,8 @@
 """Jobs: submitted through the app, queued on RabbitMQ (APP_AMQP_URL), done by the worker (worker.py).
 
 `POST /api/jobs` `{"text"}` stores the job in the `jobs` table as `queued`, then publishes its id to
-the durable queue `demo.jobs` (with publisher confirms); the worker computes the result and marks
-the job `done`. `GET /api/jobs/<id>` answers its status and, once done, its result.
+the durable queue APP_AMQP_QUEUE (default `demo.jobs`, with publisher confirms); the worker computes
+the result and marks the job `done`. `GET /api/jobs/<id>` answers its status and, once done, its result.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import psycopg
 import settings
 import upstream
 
-QUEUE = "demo.jobs"
+DEFAULT_QUEUE = "demo.jobs"
 TIMEOUT_SECONDS = 3
 MAX_TEXT = 10_000
 
@@ -36,20 +36,26 @@ def parameters() -> pika.URLParameters:
     return params
 
 
-def declare(channel: Any) -> None:
-    channel.queue_declare(QUEUE, durable=True)
+def queue() -> str:
+    return settings.get("APP_AMQP_QUEUE") or DEFAULT_QUEUE
 
 
-def publish(job_id: int) -> None:
+def declare(channel: Any) -> str:
+    """Declare the durable queue (publisher and worker alike, whichever comes first); its name."""
+    name = queue()
+    channel.queue_declare(name, durable=True)
+    return name
+
+
+def publish(job_id: int, params: pika.URLParameters) -> None:
     """Put the job's id on the queue, confirmed by the broker; `upstream.Unavailable` when it is not."""
-    params = parameters()
     try:
         connection = pika.BlockingConnection(params)
         try:
             channel = connection.channel()
-            declare(channel)
+            name = declare(channel)
             channel.confirm_delivery()
-            channel.basic_publish("", QUEUE, json.dumps({"id": job_id}).encode(),
+            channel.basic_publish("", name, json.dumps({"id": job_id}).encode(),
                                   pika.BasicProperties(delivery_mode=2, content_type="application/json"),
                                   mandatory=True)
         finally:
@@ -61,6 +67,7 @@ def publish(job_id: int) -> None:
 
 def submit(request: Any) -> tuple[HTTPStatus, dict[str, Any]]:
     """`POST /api/jobs`: 202 with the queued job's id; 503 (and no job kept) when the queue refuses it."""
+    params = parameters()
     text = request.json().get("text")
     if not isinstance(text, str) or not 0 < len(text) <= MAX_TEXT:
         raise upstream.Refusal(HTTPStatus.BAD_REQUEST, f"'text' must be a string of 1 to {MAX_TEXT} characters")
@@ -69,7 +76,7 @@ def submit(request: Any) -> tuple[HTTPStatus, dict[str, Any]]:
         (job_id,) = conn.execute("INSERT INTO jobs (submitted_by, input) VALUES (%s, %s) RETURNING id",
                                  (request.environ["demo.user"], text)).fetchone()
     try:
-        publish(job_id)
+        publish(job_id, params)
     except upstream.Unavailable as error:
         with settings.connect(url) as conn:
             conn.execute("DELETE FROM jobs WHERE id = %s", (job_id,))

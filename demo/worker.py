@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The demo's worker: takes job ids from RabbitMQ's `demo.jobs` queue and does each job (jobs.py).
+"""The demo's worker: takes job ids from RabbitMQ's queue APP_AMQP_QUEUE (default `demo.jobs`) and
+does each job (jobs.py).
 
     python worker.py
 
@@ -54,10 +55,10 @@ def consume() -> None:
     connection = pika.BlockingConnection(jobs.parameters())
     try:
         channel = connection.channel()
-        jobs.declare(channel)
+        name = jobs.declare(channel)
         channel.basic_qos(prefetch_count=1)
-        logger.info("waiting for jobs on %s", jobs.QUEUE)
-        for method, _, body in channel.consume(jobs.QUEUE, inactivity_timeout=POLL_SECONDS):
+        logger.info("waiting for jobs on %s", name)
+        for method, _, body in channel.consume(name, inactivity_timeout=POLL_SECONDS):
             if stopping.is_set():
                 break
             if method is not None:

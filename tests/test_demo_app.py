@@ -303,7 +303,8 @@ def test_upload_over_10_mib_is_413(server: str, auth: dict[str, str]) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/api/items"), ("GET", "/api/items/1"), ("POST", "/api/files?name=a"), ("GET", "/api/files/1")],
+    [("POST", "/api/items"), ("GET", "/api/items/1"), ("POST", "/api/files?name=a"), ("GET", "/api/files/1"),
+     ("POST", "/api/jobs"), ("GET", "/api/jobs/1"), ("PUT", "/api/cache/a"), ("GET", "/api/cache/a")],
 )
 def test_protected_endpoints_are_401_without_valid_token(
     server: str, auth: dict[str, str], method: str, path: str
@@ -315,6 +316,19 @@ def test_protected_endpoints_are_401_without_valid_token(
             method, f"{server}{path}", json={"name": "x"}, headers=headers, timeout=HTTP_TIMEOUT
         )
         assert "error" in json_body(response, 401)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "variable"),
+    [("POST", "/api/jobs", {"text": "x"}, "APP_AMQP_URL"), ("GET", "/api/cache/a", None, "APP_REDIS_URL"),
+     ("GET", "/api/rates", None, "APP_API_URL")],
+    ids=["jobs", "cache", "rates"],
+)
+def test_dependency_endpoints_are_503_naming_the_variable_when_it_is_not_set(
+    server: str, auth: dict[str, str], method: str, path: str, body: dict | None, variable: str
+) -> None:
+    response = requests.request(method, f"{server}{path}", json=body, headers=auth, timeout=HTTP_TIMEOUT)
+    assert json_body(response, 503) == {"error": f"{variable} is not configured"}
 
 
 def test_logins_and_changes_are_audited_with_their_request_id(app_dir: Path, tmp_path: Path) -> None:

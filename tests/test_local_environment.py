@@ -25,13 +25,15 @@ def cluster_env(tmp_path_factory):
     state = ROOT / ".local" / f"test-cluster-{uuid.uuid4().hex[:8]}"
     folder = tmp_path_factory.mktemp("cluster")
     text = (ROOT / "environments" / "local.yaml").read_text()
+    for port in ("8720", "8721"):  # the stack's external API and auth service, on ports of their own
+        text = text.replace(port, str(_free_port()))
     data = yaml.safe_load(text.replace("${file:.local/secrets/", f"${{file:{state}/secrets/"))
     data["app"]["root"] = str(state / "app")
     data["database"]["backup_dir"] = str(state / "backups")
     data["dependencies"] = [d for d in data["dependencies"] if d["kind"] != "storage"]
     data["files"] = [{"path": str(state / "backups"), "mode": "0700"}]
     data["attestations"] = {"required": False}
-    data["local"] = {"state_dir": str(state), "postgres_port": _free_port()}
+    data["local"] |= {"state_dir": str(state), "postgres_port": _free_port()}
     data["services"][0]["command"] = data["services"][0]["command"].replace("8710", str(_free_port()))
     path = folder / "cluster.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -7,14 +7,16 @@ does each job (jobs.py).
 Run by supervisord from the live release, configured like the app (APP_AMQP_URL and DATABASE_URL,
 from the environment or `.env`). A job is acknowledged only once its result is committed, so a job
 whose worker dies is delivered again. When the broker or the database is away it retries every
-RETRY_SECONDS. SIGTERM, SIGINT or SIGHUP: it finishes the job at hand and exits (supervisord
-starts it again, on the release live then).
+RETRY_SECONDS. SIGTERM or SIGINT: it finishes the job at hand and exits. SIGHUP (a graceful
+reload): it finishes the job at hand and executes itself again from the path it was started by
+(`current/worker.py`), so the same process runs the release live then.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -34,6 +36,7 @@ logger = logging.getLogger("demo.worker")
 RETRY_SECONDS = 2
 POLL_SECONDS = 1
 stopping = threading.Event()
+reloading = threading.Event()
 
 
 def handle(channel, method, body: bytes) -> None:
@@ -72,8 +75,9 @@ def consume() -> None:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pika").setLevel(logging.WARNING)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
+    signal.signal(signal.SIGHUP, lambda *_: (reloading.set(), stopping.set()))
     try:
         settings.load_env_file()
         settings.database_url()
@@ -87,6 +91,11 @@ def main() -> int:
         except (pika.exceptions.AMQPError, psycopg.Error, OSError) as error:
             logger.warning("%s; retrying in %d s", str(error) or type(error).__name__, RETRY_SECONDS)
             stopping.wait(RETRY_SECONDS)
+    if reloading.is_set():
+        script = os.path.abspath(sys.argv[0])
+        logger.info("reloading from %s", script)
+        os.chdir(os.path.dirname(script))  # resolves `current` as it points now
+        os.execv(sys.executable, [sys.executable, script])
     logger.info("stopped")
     return 0
 

@@ -8,6 +8,7 @@ Redis (127.0.0.1:6379), PostgreSQL (127.0.0.1:5432) with a fresh database.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -289,3 +290,40 @@ def test_a_job_the_broker_does_not_take_is_503_and_not_kept(demo) -> None:
 def job_count(env: dict[str, str]) -> int:
     with psycopg.connect(env["DATABASE_URL"], connect_timeout=5) as conn:
         return conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
+
+
+def test_a_reloaded_worker_keeps_its_process_and_runs_the_code_its_path_points_to_now(
+        app: str, demo, tmp_path: Path) -> None:
+    folder, env = demo
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    marked = Path(shutil.copytree(folder, releases / "marked"))
+    (marked / "worker.py").write_text((folder / "worker.py").read_text().replace(
+        'logger.info("waiting for jobs on %s", name)', 'logger.info("marked release waiting on %s", name)'))
+    current = tmp_path / "current"
+    current.symlink_to(folder)
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, str(current / "worker.py")], env=env, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_line(log, "waiting for jobs on", process)
+        tmp_link = tmp_path / "current.new"
+        tmp_link.symlink_to(marked)
+        tmp_link.replace(current)
+        process.send_signal(signal.SIGHUP)
+        wait_for_line(log, "marked release waiting on", process)
+        assert process.poll() is None
+        env_file = check_env(tmp_path, app)
+        found = journeys.job_processed(env_file, smoke.log_in(env_file))
+        assert found.ok, found
+    finally:
+        stop(process)
+
+
+def wait_for_line(log: Path, text: str, process: subprocess.Popen, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while text not in log.read_text():
+        assert process.poll() is None, f"the worker exited with {process.returncode}: {log.read_text()}"
+        assert time.monotonic() < deadline, f"{text!r} not logged within {seconds:g} s: {log.read_text()}"
+        time.sleep(0.1)

@@ -29,8 +29,13 @@ from urllib.parse import parse_qs, quote
 
 import psycopg
 
+import auth_client
+import cache
+import jobs
 import pages
+import rates
 import settings
+import upstream
 
 logger = logging.getLogger("demo")
 
@@ -307,15 +312,26 @@ def metrics(request: Request) -> Response:
     return Response(HTTPStatus.OK, generate_latest(registry), CONTENT_TYPE_LATEST)
 
 
+def _credentials_valid(username: str, password: str) -> bool:
+    """Checked by the authentication service when APP_AUTH_URL is set (503 when it cannot say), else
+    against the users table."""
+    if auth_client.configured():
+        try:
+            return auth_client.verify(username, password)
+        except upstream.Unavailable as error:
+            raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, f"authentication service unavailable: {error}") from None
+    with connect() as conn:
+        _sync_admin(conn)
+        row = conn.execute("SELECT password_hash FROM users WHERE username = %s", (username,)).fetchone()
+    return row is not None and verify_password(password, row[0])
+
+
 def login(request: Request) -> Response:
     secret = _secret_key()
     payload = request.json()
     username = _text_field(payload, "username")
     password = _text_field(payload, "password")
-    with connect() as conn:
-        _sync_admin(conn)
-        row = conn.execute("SELECT password_hash FROM users WHERE username = %s", (username,)).fetchone()
-    if row is None or not verify_password(password, row[0]):
+    if not _credentials_valid(username, password):
         audit(request, username, "login.refused", f"user {username}")
         raise HttpError(HTTPStatus.UNAUTHORIZED, "invalid username or password")
     audit(request, username, "login", f"user {username}")
@@ -377,6 +393,20 @@ def download_file(request: Request) -> Response:
     return Response(HTTPStatus.OK, data, "application/octet-stream", [("Content-Disposition", disposition)])
 
 
+def _answer(handle: Callable[[Request], tuple[HTTPStatus, dict[str, Any]]]) -> Handler:
+    """A handler of a dependency module (rates, jobs, cache) as a JSON handler; its Refusal an HttpError."""
+
+    @functools.wraps(handle)
+    def handler(request: Request) -> Response:
+        try:
+            status, payload = handle(request)
+        except upstream.Refusal as refusal:
+            raise HttpError(refusal.status, refusal.message) from None
+        return json_response(status, payload)
+
+    return handler
+
+
 ID = r"(\d{1,18})"
 ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     (re.compile(r"/health"), {"GET": health}),
@@ -394,6 +424,11 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     (re.compile(r"/files"), {"GET": pages.files, "POST": pages.upload_file}),
     (re.compile(rf"/files/{ID}"), {"GET": pages.download_file}),
     (re.compile(r"/static/([a-z0-9_-]+\.(?:css|svg))"), {"GET": pages.static}),
+    (re.compile(r"/api/rates"), {"GET": _answer(rates.get_rates)}),
+    (re.compile(r"/api/jobs"), {"POST": authenticated(_answer(jobs.submit))}),
+    (re.compile(rf"/api/jobs/{ID}"), {"GET": authenticated(_answer(jobs.status))}),
+    (re.compile(rf"/api/cache/{cache.KEY}"), {"PUT": authenticated(_answer(cache.put)),
+                                              "GET": authenticated(_answer(cache.get))}),
 ]
 
 

@@ -10,6 +10,10 @@ Feature: Post-deployment verification
   only a person can judge: it passes only on a signed attestation in the environment's attestation
   file.
 
+  A check tagged with one of the application's own journeys (message queue, cache, external API)
+  runs only where the environment file lists that journey for the smoke test account; elsewhere
+  it is reported as not applicable, with the reason.
+
   Background:
     Given the target environment
 
@@ -33,6 +37,22 @@ Feature: Post-deployment verification
   @critical
   Scenario: Step 11 - API endpoints refuse requests without a login
     Then every request that needs a login is refused without one
+
+  @critical @message_queue
+  Scenario: Step 11 - Message queue processing works
+    Given the smoke test user has logged in
+    Then a job the user submits is processed within its deadline
+
+  @critical @cache
+  Scenario: Step 11 - Cache operations work
+    Given the smoke test user has logged in
+    Then a value the user caches reads back the same
+    And the cached value is gone once its time to live has passed
+
+  @critical @external_api
+  Scenario: Step 11 - External API calls work
+    Given the smoke test user has logged in
+    Then the application's call to the external API answers
 
   @critical
   Scenario: Step 11 - The data from before the deploy is intact

@@ -5,7 +5,7 @@ import json
 
 from pytest_bdd import given, parsers, then
 
-from runbook.checks import connectivity, probes, smoke
+from runbook.checks import connectivity, journeys, probes, smoke
 
 
 @then(parsers.parse("the health endpoint answers with HTTP status {status:d}"))
@@ -50,3 +50,25 @@ def file_downloads_identical(smoke_client, evidence):
 @then("every request that needs a login is refused without one")
 def unauthenticated_refused(environment, evidence):
     evidence.require(smoke.unauthenticated_refused(environment))
+
+
+@then("a job the user submits is processed within its deadline")
+def job_processed(environment, smoke_client, evidence):
+    evidence.require([journeys.job_processed(environment, smoke_client)])
+
+
+@then("a value the user caches reads back the same", target_fixture="cached_value")
+def value_cached(environment, smoke_client, evidence):
+    finding, key, written = journeys.cache_written(environment, smoke_client)
+    evidence.require([finding])
+    return key, written
+
+
+@then("the cached value is gone once its time to live has passed")
+def cached_value_expires(environment, smoke_client, cached_value, evidence):
+    evidence.require([journeys.cache_expired(environment, smoke_client, *cached_value)])
+
+
+@then("the application's call to the external API answers")
+def external_api_answers(smoke_client, evidence):
+    evidence.require([journeys.external_api_answers(smoke_client)])

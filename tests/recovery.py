@@ -10,17 +10,17 @@ from pathlib import Path
 from . import apps
 
 NOTES = "-- migrate:up\nALTER TABLE items ADD COLUMN notes text;\n-- migrate:down\nALTER TABLE items DROP COLUMN notes;\n"
-"""1.1.0's migration: the schema goes from 0001 to 0002."""
+"""1.1.0's migration: the schema goes from 0002 to 0003."""
 
 
 @contextlib.contextmanager
 def on_1_0_0(folder: Path):
-    """The demo app on 1.0.0 with customer rows, and packages of a healthy 1.1.0 (schema 0002) and a
+    """The demo app on 1.0.0 with customer rows, and packages of a healthy 1.1.0 (schema 0003) and a
     1.2.0 whose health check fails after the same migration."""
     with apps.deployable(folder) as app:
         apps.build(folder, "1.0.0")
-        apps.build(folder, "1.1.0", {"0002_notes.sql": NOTES})
-        apps.build(folder, "1.2.0", {"0002_notes.sql": NOTES}, edit=apps.broken_health)
+        apps.build(folder, "1.1.0", {"0003_notes.sql": NOTES})
+        apps.build(folder, "1.2.0", {"0003_notes.sql": NOTES}, edit=apps.broken_health)
         first = apps.invoke(folder / "reports-first", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
         assert first.code == 0, first.output
         app.write_items(3)

@@ -20,7 +20,7 @@ def on_own_cluster(tmp_path):
     with apps.deployable(tmp_path, {"database": {"url": None}, "local": {"postgres_port": port}}) as app:
         app.database = f"postgresql://postgres@127.0.0.1:{port}/demo"
         apps.build(tmp_path, "1.0.0")
-        apps.build(tmp_path, "1.1.0", {"0002_notes.sql": NOTES})
+        apps.build(tmp_path, "1.1.0", {"0003_notes.sql": NOTES})
         first = apps.invoke(tmp_path / "reports-first", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
         assert first.code == 0, first.output
         app.write_items(2)
@@ -50,7 +50,7 @@ def test_database_stopped_after_the_backup_ends_in_the_contract_and_is_recovered
     assert back.code == 0 and "started PostgreSQL" in back.output and "started the app" not in back.output, back.output
     recovered = apps.invoke(reports, "rollback", "--env", str(app.env_file), "--break-lock")
     assert recovered.code == 0, recovered.output
-    assert app.status()["version"] == "1.0.0" and app.schema() == "0001" and rows_kept(app, rows)
+    assert app.status()["version"] == "1.0.0" and app.schema() == "0002" and rows_kept(app, rows)
     assert not lock_file(app).exists()
 
 

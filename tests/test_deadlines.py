@@ -179,7 +179,7 @@ def test_a_migration_that_hangs_is_stopped_and_the_deploy_rolled_back(app_env, b
     data = yaml.safe_load(app.env_file.read_text())
     app.env_file.write_text(yaml.safe_dump(apps.merge(data, {"deadlines": {"migrate": 3}}), sort_keys=False))
     build("1.0.0")
-    build("1.1.0", {"0002_slow.sql": apps.SLOW_MIGRATION.format(seconds=600)})
+    build("1.1.0", {"0003_slow.sql": apps.SLOW_MIGRATION.format(seconds=600)})
     assert (first := invoke("deploy", "--env", str(app.env_file), "--version", "1.0.0")).code == 0, first.output
 
     started = time.monotonic()
@@ -188,6 +188,6 @@ def test_a_migration_that_hangs_is_stopped_and_the_deploy_rolled_back(app_env, b
     assert result.code == 1, result.output
     assert re.search(r"host localhost: `\S+ bin/migrate up` did not finish within 3 s \(deadline migrate\)",
                      result.output), result.output
-    assert app.status()["version"] == "1.0.0" and app.schema() == "0001"
+    assert app.status()["version"] == "1.0.0" and app.schema() == "0002"
     assert _settled(lambda: _sleeping(app.database) == 0), "pg_sleep still runs in the database"
     assert not [p for p in _processes_in(app.folder / "app") if "bin/migrate" in p]

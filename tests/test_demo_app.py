@@ -29,7 +29,8 @@ from psycopg import sql
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 SERVER_URL = "postgresql://postgres@127.0.0.1:5432"
-APP_VARIABLES = ("DATABASE_URL", "APP_UPLOAD_DIR", "APP_SECRET_KEY", "APP_ADMIN_PASSWORD", "APP_BANNER", "APP_AUDIT_LOG")
+APP_VARIABLES = ("DATABASE_URL", "APP_UPLOAD_DIR", "APP_SECRET_KEY", "APP_ADMIN_PASSWORD", "APP_BANNER", "APP_AUDIT_LOG",
+                 "APP_AUTH_URL", "APP_AUTH_SECRET", "APP_API_URL", "APP_AMQP_URL", "APP_REDIS_URL")
 ADMIN_PASSWORD = "correct horse"
 DB_PASSWORD = "never-show-this-password"
 HTTP_TIMEOUT = 10
@@ -227,7 +228,7 @@ def test_health_is_503_without_leaking_password_when_database_is_down(broken_ser
 
 def test_status_reports_version_file_and_schema_version(server: str) -> None:
     response = requests.get(f"{server}/api/status", timeout=HTTP_TIMEOUT)
-    assert json_body(response, 200) == {"app": "demo", "version": "1.2.3", "schema_version": "0001"}
+    assert json_body(response, 200) == {"app": "demo", "version": "1.2.3", "schema_version": "0002"}
 
 
 def test_status_is_503_when_database_is_down(broken_server: str) -> None:
@@ -302,7 +303,8 @@ def test_upload_over_10_mib_is_413(server: str, auth: dict[str, str]) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/api/items"), ("GET", "/api/items/1"), ("POST", "/api/files?name=a"), ("GET", "/api/files/1")],
+    [("POST", "/api/items"), ("GET", "/api/items/1"), ("POST", "/api/files?name=a"), ("GET", "/api/files/1"),
+     ("POST", "/api/jobs"), ("GET", "/api/jobs/1"), ("PUT", "/api/cache/a"), ("GET", "/api/cache/a")],
 )
 def test_protected_endpoints_are_401_without_valid_token(
     server: str, auth: dict[str, str], method: str, path: str
@@ -314,6 +316,19 @@ def test_protected_endpoints_are_401_without_valid_token(
             method, f"{server}{path}", json={"name": "x"}, headers=headers, timeout=HTTP_TIMEOUT
         )
         assert "error" in json_body(response, 401)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "variable"),
+    [("POST", "/api/jobs", {"text": "x"}, "APP_AMQP_URL"), ("GET", "/api/cache/a", None, "APP_REDIS_URL"),
+     ("GET", "/api/rates", None, "APP_API_URL")],
+    ids=["jobs", "cache", "rates"],
+)
+def test_dependency_endpoints_are_503_naming_the_variable_when_it_is_not_set(
+    server: str, auth: dict[str, str], method: str, path: str, body: dict | None, variable: str
+) -> None:
+    response = requests.request(method, f"{server}{path}", json=body, headers=auth, timeout=HTTP_TIMEOUT)
+    assert json_body(response, 503) == {"error": f"{variable} is not configured"}
 
 
 def test_logins_and_changes_are_audited_with_their_request_id(app_dir: Path, tmp_path: Path) -> None:
@@ -367,14 +382,17 @@ def migrate_status(migrate: Migrate) -> dict[str, Any]:
 
 
 def test_migrate_up_status_down_round_trip(migrate: Migrate, fresh_database_url: str) -> None:
-    assert migrate_status(migrate) == {"current": None, "applied": [], "pending": ["0001"]}
+    assert migrate_status(migrate) == {"current": None, "applied": [], "pending": ["0001", "0002"]}
 
     assert migrate("up").returncode == 0
-    assert migrate_status(migrate) == {"current": "0001", "applied": ["0001"], "pending": []}
-    assert {"users", "items", "files", "schema_migrations"} <= public_tables(fresh_database_url)
+    assert migrate_status(migrate) == {"current": "0002", "applied": ["0001", "0002"], "pending": []}
+    assert {"users", "items", "files", "jobs", "schema_migrations"} <= public_tables(fresh_database_url)
 
     assert migrate("down").returncode == 0
-    assert migrate_status(migrate) == {"current": None, "applied": [], "pending": ["0001"]}
+    assert migrate_status(migrate) == {"current": "0001", "applied": ["0001"], "pending": ["0002"]}
+    assert "jobs" not in public_tables(fresh_database_url)
+    assert migrate("down").returncode == 0
+    assert migrate_status(migrate) == {"current": None, "applied": [], "pending": ["0001", "0002"]}
     assert public_tables(fresh_database_url) == {"schema_migrations"}
 
 
@@ -382,10 +400,10 @@ def test_up_to_stops_at_version_and_down_to_zero_reverts_all(
     private_app: Path, migrate: Migrate, fresh_database_url: str
 ) -> None:
     extra = "-- migrate:up\nCREATE TABLE extra (id int);\n-- migrate:down\nDROP TABLE extra;\n"
-    add_migration(private_app, "0002_extra.sql", extra)
+    add_migration(private_app, "0003_extra.sql", extra)
 
     assert migrate("up", "--to", "0001").returncode == 0
-    assert migrate_status(migrate)["pending"] == ["0002"]
+    assert migrate_status(migrate)["pending"] == ["0002", "0003"]
     assert migrate("up").returncode == 0
     assert "extra" in public_tables(fresh_database_url)
 
@@ -399,7 +417,7 @@ def test_migration_failing_halfway_leaves_nothing_behind(
 ) -> None:
     add_migration(
         private_app,
-        "0002_broken.sql",
+        "0003_broken.sql",
         "-- migrate:up\nCREATE TABLE half_done (id int);\nSELECT * FROM no_such_table;\n"
         "-- migrate:down\nDROP TABLE half_done;\n",
     )
@@ -407,11 +425,11 @@ def test_migration_failing_halfway_leaves_nothing_behind(
     result = migrate("up")
 
     assert result.returncode == 1
-    assert "0002_broken" in result.stderr and "no_such_table" in result.stderr
+    assert "0003_broken" in result.stderr and "no_such_table" in result.stderr
     assert "Traceback" not in result.stderr
     assert "half_done" not in public_tables(fresh_database_url)
     applied = fetch_one(fresh_database_url, "SELECT array_agg(version ORDER BY version) FROM schema_migrations")
-    assert applied == ["0001"]
+    assert applied == ["0001", "0002"]
 
 
 @pytest.mark.parametrize(
@@ -420,14 +438,14 @@ def test_migration_failing_halfway_leaves_nothing_behind(
 def test_down_is_refused_for_migration_without_down_part(
     private_app: Path, migrate: Migrate, fresh_database_url: str, down_part: str
 ) -> None:
-    add_migration(private_app, "0002_one_way.sql", f"-- migrate:up\nCREATE TABLE one_way (id int);\n{down_part}")
+    add_migration(private_app, "0003_one_way.sql", f"-- migrate:up\nCREATE TABLE one_way (id int);\n{down_part}")
     assert migrate("up").returncode == 0
 
     result = migrate("down", "--to", "0")
 
     assert result.returncode == 1
-    assert "0002_one_way" in result.stderr
-    assert migrate_status(migrate)["applied"] == ["0001", "0002"]
+    assert "0003_one_way" in result.stderr
+    assert migrate_status(migrate)["applied"] == ["0001", "0002", "0003"]
     assert {"one_way", "users"} <= public_tables(fresh_database_url)
 
 

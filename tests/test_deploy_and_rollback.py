@@ -22,33 +22,33 @@ ALTER TABLE items DROP COLUMN note;
 
 def test_deploy_upgrade_failed_release_rolls_back_and_manual_rollback_returns_to_the_first(app_env, build, invoke, tmp_path):
     build("1.0.0")
-    build("1.1.0", {"0002_item_notes.sql": MIGRATION_1_1})
-    build("1.2.0", {"0002_item_notes.sql": MIGRATION_1_1,
-                    "0003_tags.sql": "-- migrate:up\nCREATE TABLE tags (name text);\n-- migrate:down\nDROP TABLE tags;\n"},
+    build("1.1.0", {"0003_item_notes.sql": MIGRATION_1_1})
+    build("1.2.0", {"0003_item_notes.sql": MIGRATION_1_1,
+                    "0004_tags.sql": "-- migrate:up\nCREATE TABLE tags (name text);\n-- migrate:down\nDROP TABLE tags;\n"},
           edit=broken_health)
     first = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0")
     assert first.code == 0, first.output
-    assert app_env.status()["version"] == "1.0.0" and app_env.schema() == "0001"
+    assert app_env.status()["version"] == "1.0.0" and app_env.schema() == "0002"
     app_env.write_items(3)
 
     second = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
     assert second.code == 0, second.output
-    assert app_env.status() == {"app": "demo", "version": "1.1.0", "schema_version": "0002"}
+    assert app_env.status() == {"app": "demo", "version": "1.1.0", "schema_version": "0003"}
     record = second.record
-    assert record["migrations"]["applied"] == ["0002"] and record["backup"]["tables"]
+    assert record["migrations"]["applied"] == ["0003"] and record["backup"]["tables"]
     assert os.path.exists(record["backup"]["path"]) and record["backup"]["size_bytes"] > 0
     app_env.write_items(2)
     rows_before = app_env.rows()
 
     broken = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.2.0")
     assert broken.code == 1, broken.output
-    assert app_env.status() == {"app": "demo", "version": "1.1.0", "schema_version": "0002"}
+    assert app_env.status() == {"app": "demo", "version": "1.1.0", "schema_version": "0003"}
     assert app_env.rows() == rows_before
     record = broken.record
     assert record["outcome"] == "failed"
     assert record["rollback"]["reason"].startswith("Health checks (Step 10) failed:")
     assert "HTTP 500" in record["rollback"]["reason"] or "500" in record["rollback"]["reason"]
-    assert record["rollback"]["to"].endswith("-1.1.0") and record["rollback"]["schema"] == "0002"
+    assert record["rollback"]["to"].endswith("-1.1.0") and record["rollback"]["schema"] == "0003"
     data = next(p for p in record["phases"] if p["sequence"] == "rollback" and p["name"] == "verify-rollback")
     assert data["outcome"] == "passed"
     page = (broken.folder / "index.html").read_text()
@@ -56,12 +56,12 @@ def test_deploy_upgrade_failed_release_rolls_back_and_manual_rollback_returns_to
 
     back = invoke("rollback", "--env", str(app_env.env_file))
     assert back.code == 0, back.output
-    assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0001"}
+    assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0002"}
     assert app_env.rows() == rows_before
 
     status = invoke("status", "--env", str(app_env.env_file), "--json")
     found = json.loads(status.output)
-    assert found["live"]["version"] == "1.0.0" and found["schema_version"] == "0001" and found["lock"] == "free"
+    assert found["live"]["version"] == "1.0.0" and found["schema_version"] == "0002" and found["lock"] == "free"
     assert found["last_run"]["kind"] == "rollback" and found["last_run"]["outcome"] == "rolled back"
 
 
@@ -95,13 +95,13 @@ def test_package_whose_checksums_do_not_match_stops_at_the_gate_and_changes_noth
 
 def test_migration_failing_halfway_is_undone_and_the_previous_release_serves(invoke, app_env, build):
     build("1.0.0")
-    build("1.1.0", {"0002_half.sql": "-- migrate:up\nCREATE TABLE half (id int);\nSELECT 1/0;\n"
+    build("1.1.0", {"0003_half.sql": "-- migrate:up\nCREATE TABLE half (id int);\nSELECT 1/0;\n"
                                     "-- migrate:down\nDROP TABLE half;\n"})
     assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
     result = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
     assert result.code == 1, result.output
-    assert "migration 0002_half failed" in result.output and "division by zero" in result.output
-    assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0001"}
+    assert "migration 0003_half failed" in result.output and "division by zero" in result.output
+    assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0002"}
     with psycopg.connect(app_env.database, connect_timeout=5) as conn:
         assert conn.execute("SELECT to_regclass('half')").fetchone() == (None,)
 
@@ -127,7 +127,7 @@ def test_rollback_without_a_previous_release_is_refused(invoke, app_env, build):
 
 def test_second_deploy_while_one_runs_is_refused_naming_the_holder(invoke, app_env, build):
     build("1.0.0")
-    build("1.1.0", {"0002_slow.sql": SLOW_MIGRATION.format(seconds=8)})
+    build("1.1.0", {"0003_slow.sql": SLOW_MIGRATION.format(seconds=8)})
     assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
     running = start_deploy(app_env.folder / "reports", app_env.env_file, "1.1.0")
     try:
@@ -142,7 +142,7 @@ def test_second_deploy_while_one_runs_is_refused_naming_the_holder(invoke, app_e
 
 def test_deploy_killed_midway_is_reported_and_recovered_with_one_command(invoke, app_env, build):
     build("1.0.0")
-    build("1.1.0", {"0002_slow.sql": SLOW_MIGRATION.format(seconds=3)})
+    build("1.1.0", {"0003_slow.sql": SLOW_MIGRATION.format(seconds=3)})
     assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
     app_env.write_items(2)
     rows = app_env.rows()
@@ -159,20 +159,20 @@ def test_deploy_killed_midway_is_reported_and_recovered_with_one_command(invoke,
 
     recovered = invoke("rollback", "--env", str(app_env.env_file), "--break-lock")
     assert recovered.code == 0, recovered.output
-    assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0001"}
+    assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0002"}
     assert app_env.rows() == rows
     assert "UNFINISHED" not in invoke("status", "--env", str(app_env.env_file)).output
 
 
 def test_restore_db_discards_writes_since_the_backup_and_says_so(invoke, app_env, build, tmp_path):
     build("1.0.0")
-    build("1.1.0", {"0002_item_notes.sql": MIGRATION_1_1}, edit=broken_health)
+    build("1.1.0", {"0003_item_notes.sql": MIGRATION_1_1}, edit=broken_health)
     assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
     app_env.write_items(2)
     rows = app_env.rows()
     result = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0", "--restore-db")
     assert result.code == 1, result.output
-    assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0001"}
+    assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0002"}
     assert app_env.rows() == rows
     record = result.record
     assert record["database_restored"]["backup"] == record["backup"]["path"]

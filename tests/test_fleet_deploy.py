@@ -144,7 +144,7 @@ def test_deploy_reaches_every_host_backing_up_and_migrating_once(app, hosts, inv
     assert live and live.endswith("-1.0.0")
     for host in hosts:
         assert app.current(host) == live, host.name
-        assert app.status(host) == {"app": "demo", "version": "1.0.0", "schema_version": "0001"}, host.name
+        assert app.status(host) == {"app": "demo", "version": "1.0.0", "schema_version": "0002"}, host.name
 
     # One backup, taken on the backup host (the first) and named after the release.
     backup = record["backup"]
@@ -153,7 +153,7 @@ def test_deploy_reaches_every_host_backing_up_and_migrating_once(app, hosts, inv
     for host in hosts[1:]:
         assert os.listdir(host.root / "backups") == [], host.name
     # The migrations ran once, on the migrate host.
-    assert record["migrations"]["applied"] == ["0001"] and app.schema() == "0001"
+    assert record["migrations"]["applied"] == ["0001", "0002"] and app.schema() == "0002"
     assert (hosts[0].root / MIGRATED_ON.name).read_text() == "host1\n"
     for host in hosts[1:]:
         assert not (host.root / MIGRATED_ON.name).exists(), host.name
@@ -206,7 +206,7 @@ def test_second_batch_failing_its_health_check_brings_every_host_back(app, hosts
     assert result.code == 1, result.output
     for host in hosts:
         assert app.current(host) == before, host.name
-        assert app.status(host) == {"app": "demo", "version": "1.0.0", "schema_version": "0001"}, host.name
+        assert app.status(host) == {"app": "demo", "version": "1.0.0", "schema_version": "0002"}, host.name
     record = result.record
     assert record["outcome"] == "failed"
     failed = [p for p in record["phases"] if p["outcome"] == "failed"]
@@ -244,7 +244,7 @@ def test_a_host_whose_key_does_not_match_is_refused_and_nothing_changes(hosts, t
 
 
 def test_a_second_deploy_while_one_runs_is_refused_naming_the_holder(app, hosts, invoke, build, tmp_path):
-    build("1.0.0", {"0002_slow.sql": apps.SLOW_MIGRATION.format(seconds=20)})
+    build("1.0.0", {"0003_slow.sql": apps.SLOW_MIGRATION.format(seconds=20)})
     running = apps.start_deploy(tmp_path / "reports", app.env_file, "1.0.0")
     try:
         apps.wait_for_phase(tmp_path / "reports", running, "1.0.0", "migrate", timeout=240)
@@ -256,14 +256,14 @@ def test_a_second_deploy_while_one_runs_is_refused_naming_the_holder(app, hosts,
     assert running.returncode == 0, output
     for host in hosts:
         assert app.served_version(host) == "1.0.0", host.name
-    assert app.schema() == "0002"
+    assert app.schema() == "0003"
     assert not (hosts[0].root / "app" / "runbook.lock").exists()
 
 
 def test_a_host_lost_mid_phase_ends_in_the_contract_with_the_state_of_each_host(app, hosts, invoke, build, tmp_path):
     """ssh to host3 fails (exit 255) from the middle of the deploy on: every such failure is a phase's,
     never a traceback; the rollback cannot reach host3 either, so a human is told each host's state."""
-    build("1.0.0", {"0002_slow.sql": apps.SLOW_MIGRATION.format(seconds=6)})
+    build("1.0.0", {"0003_slow.sql": apps.SLOW_MIGRATION.format(seconds=6)})
     reports = tmp_path / "reports"
     running = apps.start_deploy(reports, app.env_file, "1.0.0")
     apps.wait_for_phase(reports, running, "1.0.0", "migrate", timeout=240)

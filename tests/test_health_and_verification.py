@@ -208,7 +208,7 @@ def test_health_passes_against_a_healthy_app_showing_version_and_schema(demo_app
     assert attempts_shown(run.evidence(HEALTH_SCENARIO)) == 1
     status = run.evidence(VERSION_SCENARIO)
     assert f"{app.base}/api/status answered 200 after 1 attempt" in status
-    assert '"version": "1.0.0"' in status and '"schema_version": "0001"' in status
+    assert '"version": "1.0.0"' in status and '"schema_version": "0002"' in status
 
 
 def test_health_retries_until_the_app_answers(demo_app, gunicorn, make_env, run_phase):
@@ -299,3 +299,15 @@ def test_smoke_journeys_never_show_the_password_or_the_token(demo_app, gunicorn,
     assert redact(f"token {client.token}") == "token ***" and client.token not in repr(client)
     shown = " ".join([str(client), *map(str, found)])
     assert secret not in shown and client.token not in shown
+
+
+def test_journeys_the_environment_does_not_list_are_not_applicable_saying_why(demo_app, gunicorn, make_env, run_phase):
+    app = gunicorn.serve(demo_app("1.0.0"))
+    run = run_phase("verification", make_env({"strict": True, "endpoints": app.endpoints()}))
+    for name, journey in [("Step 11 - Message queue processing works", "message_queue"),
+                          ("Step 11 - Cache operations work", "cache"),
+                          ("Step 11 - External API calls work", "external_api")]:
+        found = run.scenario(name)
+        assert found["outcome"] == "not applicable", found
+        assert found["message"].startswith(f"the app of test has no {journey} journey: endpoints.smoke.journeys in ")
+        assert {s["status"] for s in found["steps"]} == {"not run"}

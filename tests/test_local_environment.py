@@ -26,7 +26,7 @@ def cluster_env(tmp_path_factory):
     state = ROOT / ".local" / f"test-cluster-{uuid.uuid4().hex[:8]}"
     folder = tmp_path_factory.mktemp("cluster")
     text = (ROOT / "environments" / "local.yaml").read_text().replace(".local/", f"{state}/")
-    for port in ("8710", "8711", "8712", "8713", "8790", "54329"):
+    for port in ("8710", "8711", "8712", "8713", "8720", "8721", "8790", "54329"):
         text = text.replace(port, str(_free_port()))
     data = yaml.safe_load(text)
     data["dependencies"] = [d for d in data["dependencies"] if d["kind"] != "storage"]

@@ -107,7 +107,7 @@ def test_a_release_losing_rows_of_a_table_its_migrations_do_not_name_fails_and_t
     hidden = ("-- migrate:up\nCREATE TABLE audit (id int);\n"
               "DO $$ BEGIN EXECUTE 'DELETE FROM ' || 'it' || 'ems'; END $$;\n"
               "-- migrate:down\nDROP TABLE audit;\n")
-    build("1.1.0", {"0002_audit.sql": hidden})
+    build("1.1.0", {"0003_audit.sql": hidden})
     assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
     app_env.write_items(3)
     rows = app_env.rows()

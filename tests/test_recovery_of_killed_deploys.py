@@ -34,14 +34,14 @@ def _recovers(live: apps.App, reports, rows) -> None:
 
     recovered = apps.invoke(reports, "rollback", "--env", str(live.env_file), "--break-lock")
     assert recovered.code == 0, recovered.output
-    assert live.status()["version"] == "1.0.0" and live.schema() == "0001"
+    assert live.status()["version"] == "1.0.0" and live.schema() == "0002"
     assert rows_kept(live, rows)
     assert not lock_file(live).exists()
     assert last_record(reports, "rollback")["crashed_run"]["description"].startswith("run ")
 
     twice = apps.invoke(reports, "rollback", "--env", str(live.env_file), "--break-lock")
     assert twice.code == 0 and "nothing to recover" in twice.output, twice.output
-    assert live.status()["version"] == "1.0.0" and live.schema() == "0001" and rows_kept(live, rows)
+    assert live.status()["version"] == "1.0.0" and live.schema() == "0002" and rows_kept(live, rows)
 
 
 @pytest.mark.parametrize("phase", PHASES)
@@ -67,11 +67,11 @@ def test_deploy_killed_after_recording_its_end_but_before_unlocking_keeps_its_re
 
     recovered = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file), "--break-lock")
     assert recovered.code == 0 and "only its lock was left" in recovered.output, recovered.output
-    assert live.status()["version"] == "1.1.0" and live.schema() == "0002" and rows_kept(live, rows)
+    assert live.status()["version"] == "1.1.0" and live.schema() == "0003" and rows_kept(live, rows)
     assert not lock_file(live).exists()
     back = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file))
     assert back.code == 0, back.output
-    assert live.status()["version"] == "1.0.0" and live.schema() == "0001" and rows_kept(live, rows)
+    assert live.status()["version"] == "1.0.0" and live.schema() == "0002" and rows_kept(live, rows)
 
 
 def test_break_lock_with_no_crashed_run_stops_and_switches_nothing(live, tmp_path):

@@ -21,7 +21,7 @@ def live(tmp_path_factory):
 def _back_on_1_0_0(live: apps.App, reports, rows) -> None:
     recovered = apps.invoke(reports, "rollback", "--env", str(live.env_file), "--break-lock")
     assert recovered.code == 0, recovered.output
-    assert live.status()["version"] == "1.0.0" and live.schema() == "0001" and rows_kept(live, rows)
+    assert live.status()["version"] == "1.0.0" and live.schema() == "0002" and rows_kept(live, rows)
     assert not lock_file(live).exists()
     assert "UNFINISHED" not in apps.invoke(reports, "status", "--env", str(live.env_file)).output
 
@@ -52,7 +52,7 @@ def test_manual_rollback_killed_while_planning_changes_nothing(live, tmp_path):
     recovered = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file), "--break-lock")
     assert recovered.code == 0, recovered.output
     assert "no release folder holds its down migrations" not in recovered.output
-    assert live.status()["version"] == "1.1.0" and live.schema() == "0002" and rows_kept(live, rows)
+    assert live.status()["version"] == "1.1.0" and live.schema() == "0003" and rows_kept(live, rows)
     back = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file))
     assert back.code == 0 and live.status()["version"] == "1.0.0", back.output
 
@@ -79,7 +79,7 @@ def test_rollback_to_a_pruned_release_is_refused_with_nothing_changed(live, tmp_
     try:
         refused = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file))
         assert refused.code == 2 and f"release {previous.name} is not on localhost" in refused.output, refused.output
-        assert live.status()["version"] == "1.1.0" and live.schema() == "0002" and rows_kept(live, rows)
+        assert live.status()["version"] == "1.1.0" and live.schema() == "0003" and rows_kept(live, rows)
         assert not lock_file(live).exists()
     finally:
         shutil.move(hidden, previous)
@@ -87,7 +87,7 @@ def test_rollback_to_a_pruned_release_is_refused_with_nothing_changed(live, tmp_
 
 
 def test_sigterm_during_migrate_rolls_back_to_the_release_before(live, tmp_path):
-    apps.build(live.folder, "1.3.0", {"0002_slow.sql": apps.SLOW_MIGRATION.format(seconds=6)})
+    apps.build(live.folder, "1.3.0", {"0003_slow.sql": apps.SLOW_MIGRATION.format(seconds=6)})
     rows = live.rows()
     running = apps.start_deploy(tmp_path, live.env_file, "1.3.0")
     apps.wait_for_phase(tmp_path, running, "1.3.0", "migrate")
@@ -95,18 +95,18 @@ def test_sigterm_during_migrate_rolls_back_to_the_release_before(live, tmp_path)
     output, _ = running.communicate(timeout=300)
     assert running.returncode == 1, output
     assert "SIGTERM received" in output and "interrupted by SIGTERM" in output
-    assert live.status()["version"] == "1.0.0" and live.schema() == "0001" and rows_kept(live, rows)
+    assert live.status()["version"] == "1.0.0" and live.schema() == "0002" and rows_kept(live, rows)
     assert not lock_file(live).exists()
 
 
 def test_a_rollback_that_fails_too_says_the_state_of_every_host_and_the_command_to_run(app_env, build, invoke):
     build("1.0.0")
-    build("1.1.0", {"0002_stuck.sql": "-- migrate:up\nCREATE TABLE stuck (id int);\n-- migrate:down\nSELECT 1/0;\n"},
+    build("1.1.0", {"0003_stuck.sql": "-- migrate:up\nCREATE TABLE stuck (id int);\n-- migrate:down\nSELECT 1/0;\n"},
           edit=apps.broken_health)
     assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
     failed = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
     assert failed.code == 3, failed.output
     human = failed.output[failed.output.index("A HUMAN IS NEEDED"):]
     assert "localhost: current 20" in human and "-1.1.0" in human and "web stopped" in human, human
-    assert "database schema: 0002" in human
+    assert "database schema: 0003" in human
     assert f"invoke rollback --env {app_env.env_file} --break-lock" in human

@@ -68,8 +68,8 @@ def rolling(app_env, **changes) -> None:
 def test_rolling_deploy_answers_every_request_and_rolls_back_gracefully(app_env, build, invoke):
     rolling(app_env)
     build("1.0.0")
-    build("1.1.0", {"0002_notes.sql": MIGRATION_SAFE})
-    build("1.2.0", {"0002_notes.sql": MIGRATION_SAFE}, edit=broken_health)
+    build("1.1.0", {"0003_notes.sql": MIGRATION_SAFE})
+    build("1.2.0", {"0003_notes.sql": MIGRATION_SAFE}, edit=broken_health)
     assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
 
     with Load(f"{app_env.base}/api/status", threads=3) as load:
@@ -83,7 +83,7 @@ def test_rolling_deploy_answers_every_request_and_rolls_back_gracefully(app_env,
 
     broken = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.2.0")
     assert broken.code == 1, broken.output
-    assert app_env.status() == {"app": "demo", "version": "1.1.0", "schema_version": "0002"}
+    assert app_env.status() == {"app": "demo", "version": "1.1.0", "schema_version": "0003"}
     back = [p["name"] for p in broken.record["phases"] if p["sequence"] == "rollback"]
     assert back.index("switch-back") < back.index("reload") < back.index("database") and "stop" not in back
 
@@ -91,14 +91,14 @@ def test_rolling_deploy_answers_every_request_and_rolls_back_gracefully(app_env,
 def test_rolling_preflight_refuses_a_migration_that_breaks_the_serving_release(app_env, build, invoke):
     rolling(app_env)
     build("1.0.0")
-    build("1.1.0", {"0002_drop_names.sql": MIGRATION_DROPS})
+    build("1.1.0", {"0003_drop_names.sql": MIGRATION_DROPS})
     assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
     result = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
     assert result.code == 1, result.output
     step = result.scenario("Step 2 - Database schema changes are prepared")
     assert step["outcome"] == "failed"
-    assert "migration 0002_drop_names: drops a table or column" in result.output + (result.folder / "preflight.html").read_text()
-    assert app_env.status()["version"] == "1.0.0" and app_env.schema() == "0001"
+    assert "migration 0003_drop_names: drops a table or column" in result.output + (result.folder / "preflight.html").read_text()
+    assert app_env.status()["version"] == "1.0.0" and app_env.schema() == "0002"
 
 
 def test_load_balancer_drains_a_host_before_its_switch_and_restores_it_after(app_env, build, invoke, tmp_path):

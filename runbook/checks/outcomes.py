@@ -8,14 +8,18 @@ report) carries the same outcome: passed, failed, or skipped with the outcome an
 """
 
 from dataclasses import dataclass
+from typing import get_args
 
 import pytest
 
 from runbook.config import Environment, Waiver
+from runbook.config.checks import Journey
 from runbook.times import utc_now
 
 OUTCOMES = ("passed", "attested", "waived", "not applicable", "skipped", "failed")
 """Every outcome, in the order the verdict line counts them."""
+JOURNEYS = get_args(Journey)
+"""The scenario tags that name a journey of the app (see `endpoints.smoke.journeys`)."""
 SUCCESS = frozenset({"passed", "attested", "waived", "not applicable"})
 """The outcomes that count toward success; `skipped` and `failed` do not."""
 
@@ -26,9 +30,18 @@ class Verdict:
     message: str
 
 
-def not_applicable(env: Environment | None, scenario: str) -> str | None:
-    """The reason the environment declares the scenario not applicable, or None."""
-    return next((n.reason for n in env.not_applicable if n.scenario == scenario), None) if env else None
+def not_applicable(env: Environment | None, scenario: str, tags: set[str] | frozenset[str] = frozenset()) -> str | None:
+    """The reason the environment declares the scenario not applicable, or None: under `not_applicable`,
+    or by not listing the journey it is tagged with (e.g. `@message_queue`) under `endpoints.smoke.journeys`."""
+    if env is None:
+        return None
+    declared = next((n.reason for n in env.not_applicable if n.scenario == scenario), None)
+    smoke = env.endpoints.smoke
+    missing = sorted(set(tags) & set(JOURNEYS) - set(smoke.journeys if smoke else []))
+    if declared is None and missing:
+        declared = (f"the app of {env.name} has no {missing[0]} journey: endpoints.smoke.journeys in "
+                    f"{env.source} does not list it")
+    return declared
 
 
 def _waiver(env: Environment | None, scenario: str) -> tuple[Waiver | None, str]:

@@ -119,7 +119,8 @@ def pytest_bdd_before_scenario(request, feature, scenario) -> None:
         uri=f"features/{feature.rel_filename}",
         line=scenario.line_number,
     )
-    declared = outcomes.not_applicable(request.getfixturevalue("environment"), scenario.name)
+    declared = outcomes.not_applicable(request.getfixturevalue("environment"), scenario.name,
+                                       scenario.tags | feature.tags)
     if declared is not None:
         request.node.stash[DECLARED] = declared
         pytest.skip(f"not applicable: {declared}")

@@ -121,6 +121,21 @@ class LocalPrometheus(Model):
     retention: str = Field("1d", pattern=r"^[0-9]+[smhdwy]$")
 
 
+class StackService(Model):
+    """A small service of the local stack that the demo app depends on, on 127.0.0.1:`port`."""
+
+    port: int = Field(ge=1024, le=65535)
+
+
+class AuthService(StackService):
+    """The local stack's authentication service: the one account it accepts, and the secret the app
+    presents to it (both secret references, written to a 0600 file, never on a command line)."""
+
+    username: str
+    password: Secretable
+    secret: Secretable
+
+
 class Local(Model):
     """The embedded local environment's private services, all under `state_dir`."""
 
@@ -131,3 +146,7 @@ class Local(Model):
     """A load balancer with TLS in front of the app's instances (needs a `load_balancer` section)."""
     prometheus: LocalPrometheus | None = None
     """Run the Prometheus of `monitoring` under supervisord, scraping `monitoring.jobs`."""
+    api: StackService | None = None
+    """The external API the demo calls (`GET /health`, `GET /v1/rates`)."""
+    auth: AuthService | None = None
+    """The authentication service the demo's logins go through (`GET /health`, `POST /v1/verify`)."""

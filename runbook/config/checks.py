@@ -9,11 +9,22 @@ from pydantic import Field, model_validator
 from runbook.config.base import Mode, Model, Name, Secretable, Url
 
 
+Journey = Literal["message_queue", "cache", "external_api"]
+"""A journey of Step 11 that an app may have beyond the core ones: its scenario carries it as a tag."""
+
+
 class Smoke(Model):
-    """The account the smoke tests log in with (Steps 11 and 12)."""
+    """The account the smoke tests log in with (Steps 11 and 12), and what the app has to walk through."""
 
     username: str
     password: Secretable
+    journeys: list[Journey] = []
+    """The app's journeys beyond the core ones: a scenario tagged with one that is not listed is not
+    applicable (e.g. `message_queue`: a job submitted through the app is processed by its worker)."""
+    job_seconds: float = Field(20, gt=0, le=600)
+    """message_queue: how long a submitted job may take to be done."""
+    cache_ttl_seconds: int = Field(2, ge=1, le=60)
+    """cache: the time to live of the value written, and so how long the check waits for it to expire."""
 
 
 class Endpoints(Model):

@@ -24,5 +24,7 @@ def parts(env: Environment) -> list[Part]:
     """The stack parts the environment's `local:` section asks for."""
     from runbook.local.haproxy import Haproxy  # the parts build on Part, defined above
     from runbook.local.prometheus import Prometheus
+    from runbook.local.services import Services
 
-    return [*([Haproxy()] if env.local.haproxy else []), *([Prometheus()] if env.local.prometheus else [])]
+    return [*([Haproxy()] if env.local.haproxy else []), *([Prometheus()] if env.local.prometheus else []),
+            *([Services()] if env.local.api or env.local.auth else [])]

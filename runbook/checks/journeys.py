@@ -1,0 +1,83 @@
+"""Step 11's journeys through the app's own dependencies, walked by the smoke test user: a job through
+the message queue and the app's worker, a value through the cache, a call to the external API.
+
+Each runs only where `endpoints.smoke.journeys` lists it (elsewhere its scenario is not applicable),
+and every wait has a deadline from `endpoints.smoke`. The app's endpoints: `POST /api/jobs`,
+`GET /api/jobs/<id>`, `PUT`/`GET /api/cache/<key>`, `GET /api/rates` (see demo/README.md).
+"""
+
+import hashlib
+import time
+from secrets import token_hex
+
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from runbook.checks.smoke import Client
+from runbook.config import Environment
+from runbook.findings import Finding
+
+POLL_SECONDS = 0.25
+
+
+def _until(seconds: float, attempt):
+    """`attempt()` every POLL_SECONDS until it returns something other than None, for at most
+    `seconds`; the last answer (None when it never came) and the time taken."""
+    started = time.monotonic()
+    retrying = Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(POLL_SECONDS),
+                        retry=retry_if_result(lambda answer: answer is None), retry_error_callback=lambda _: None)
+    return retrying(attempt), time.monotonic() - started
+
+
+def job_processed(env: Environment, client: Client) -> Finding:
+    """Submit a job and wait for the worker to have done it, with the result the worker should compute."""
+    deadline = env.endpoints.smoke.job_seconds
+    text = f"runbook smoke job {token_hex(4)}"
+    job = client.expect(202, "POST", "/api/jobs", json={"text": text}).json()
+    subject = f"job {job['id']} ({text!r})"
+
+    def done() -> dict | None:
+        answer = client.expect(200, "GET", f"/api/jobs/{job['id']}").json()
+        return answer if answer["status"] == "done" else None
+
+    answer, took = _until(deadline, done)
+    if answer is None:
+        return Finding(subject, False, f"still queued after {deadline:g} s: no worker took it from the queue")
+    expected = {"words": len(text.split()), "characters": len(text), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+    ok = answer["result"] == expected
+    return Finding(subject, ok, f"done within {took:.1f} s (deadline {deadline:g} s), "
+                                + ("with the expected result" if ok else f"with the result {answer['result']}, expected {expected}"))
+
+
+def cache_written(env: Environment, client: Client) -> tuple[Finding, str, float]:
+    """Write a new value with the configured time to live and read it back at once; the finding, the
+    key, and when the value was written (monotonic)."""
+    ttl = env.endpoints.smoke.cache_ttl_seconds
+    key, value = f"runbook-smoke-{token_hex(4)}", token_hex(16)
+    written = time.monotonic()
+    client.expect(200, "PUT", f"/api/cache/{key}", json={"value": value, "ttl_seconds": ttl})
+    read = client.expect(200, "GET", f"/api/cache/{key}").json()
+    same = read.get("value") == value
+    detail = f"written with a time to live of {ttl} s, " + ("read back equal" if same else f"read back as {read.get('value')!r}")
+    return Finding(f"cache key {key}", same, detail), key, written
+
+
+def cache_expired(env: Environment, client: Client, key: str, written: float) -> Finding:
+    """The value written at `written` is gone once its time to live has passed (a second's grace)."""
+    ttl = env.endpoints.smoke.cache_ttl_seconds
+    left = max(0.0, written + ttl - time.monotonic())
+
+    def gone() -> bool | None:
+        return True if client.send("GET", f"/api/cache/{key}").status_code == 404 else None
+
+    expired, _ = _until(left + 1 + POLL_SECONDS, gone)
+    detail = (f"gone (404) once its time to live of {ttl} s had passed" if expired
+              else f"still readable more than a second after its time to live of {ttl} s")
+    return Finding(f"cache key {key}", bool(expired), detail)
+
+
+def external_api_answers(client: Client) -> Finding:
+    """The app's `GET /api/rates`, which calls the external API, answers with rates."""
+    answer = client.expect(200, "GET", "/api/rates").json()
+    rates = answer.get("rates")
+    ok = isinstance(rates, dict) and bool(rates)
+    return Finding("GET /api/rates", ok, f"answered {len(rates) if ok else 'no'} rates from {answer.get('source')}")

@@ -1,0 +1,118 @@
+"""The systemd test hosts are real: systemd as PID 1 on a Debian root of their own (never the machine's),
+sshd reached over a veth link, units driven with systemctl and seen by testinfra, journald's journal, and
+nothing left behind."""
+
+import os
+import subprocess
+import uuid
+
+import pytest
+import requests
+import tenacity
+import testinfra
+
+from . import prerequisites, systemd_hosts as systemd
+from .apps import free_port
+from .fleet import _namespaces
+
+UNIT = "rbdemo"
+
+
+@pytest.fixture(scope="module")
+def can_boot():
+    prerequisites.require(systemd.missing())
+
+
+@pytest.fixture(scope="module")
+def hosts(can_boot, tmp_path_factory):
+    with systemd.systemd_hosts(1, tmp_path_factory.mktemp("systemd")) as made:
+        yield made
+
+
+def ssh(hosts, command: str) -> subprocess.CompletedProcess:
+    return hosts.ssh(hosts[0], command)
+
+
+@pytest.fixture
+def refusal_folder():
+    folder = systemd.STATE / f"refusal-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    yield folder
+    for entry in folder.iterdir():
+        entry.unlink()
+    folder.rmdir()
+
+
+def test_the_machines_own_root_is_refused_also_behind_a_link_under_the_state_folder(refusal_folder):
+    with pytest.raises(systemd.Refused, match="own root filesystem"):
+        systemd.check_bootable(systemd.Path("/"))
+    (refusal_folder / "merged").symlink_to("/")
+    host = systemd.SystemdHost(name="host1", namespace="unused", address="", local_address="", link="",
+                               root=refusal_folder / "merged", folder=refusal_folder)
+    with pytest.raises(systemd.Refused, match="own root filesystem"):
+        systemd.boot_directory(host)
+    assert host.sshd is None, "nspawn was started on /"
+
+
+def test_a_root_outside_the_state_folder_or_not_made_here_is_refused(tmp_path, refusal_folder):
+    (tmp_path / systemd.STAMP).write_text(systemd.stamp_text())
+    with pytest.raises(systemd.Refused, match="not under the state folder"):
+        systemd.check_bootable(tmp_path)
+    with pytest.raises(systemd.Refused, match="not a root made by debootstrap"):
+        systemd.check_bootable(refusal_folder)
+
+
+def test_the_cached_root_is_stamped_with_its_packages_and_reused(can_boot):
+    root = systemd.debian_root()
+    stamp = root / systemd.STAMP
+    made = stamp.stat().st_mtime_ns
+    assert stamp.read_text() == systemd.stamp_text()
+    assert "openssh-server" in stamp.read_text() and (root / "lib" / "systemd" / "systemd").exists()
+    assert systemd.debian_root() == root and stamp.stat().st_mtime_ns == made, "the cached root was made again"
+
+
+def test_a_booted_host_runs_systemd_as_pid_1_and_answers_ssh_under_its_own_name(hosts):
+    assert ssh(hosts, "cat /proc/1/comm").stdout.strip() == "systemd"
+    assert ssh(hosts, "hostname").stdout.strip() == "host1"
+    assert ssh(hosts, "systemctl is-system-running").stdout.strip() in ("running", "degraded")
+
+
+def test_the_hosts_journal_is_kept_by_journald(hosts):
+    assert ssh(hosts, "systemctl is-active systemd-journald").stdout.strip() == "active"
+    lines = ssh(hosts, "journalctl -n 5 --no-pager -q").stdout.splitlines()
+    assert 1 <= len(lines) <= 5, lines
+
+
+def test_a_unit_is_started_and_stopped_by_systemctl_and_seen_by_testinfra_and_the_journal(hosts):
+    port = free_port()
+    unit = "\n".join(["[Unit]", "Description=runbook test unit", "[Service]", "Type=simple",
+                      f"ExecStart=/usr/bin/python3 -u -m http.server {port} --directory /srv", "[Install]",
+                      "WantedBy=multi-user.target", ""])
+    written = ssh(hosts, f"mkdir -p /srv && cat > /etc/systemd/system/{UNIT}.service <<'EOF'\n{unit}EOF\n"
+                         f"systemctl daemon-reload && systemctl enable {UNIT} && systemctl start {UNIT}")
+    assert written.returncode == 0, written.stderr
+    service = testinfra.get_host(hosts[0].spec, ssh_config=str(hosts.ssh_config)).service(UNIT)
+    assert service.is_running and service.is_enabled
+    answer = tenacity.Retrying(stop=tenacity.stop_after_delay(10), wait=tenacity.wait_fixed(0.2), reraise=True)(
+        requests.get, f"http://{hosts[0].address}:{port}/", timeout=5)
+    assert answer.status_code == 200
+    journal = ssh(hosts, f"journalctl -u {UNIT} -n 50 --no-pager -q").stdout
+    assert '"GET / HTTP/1.1" 200' in journal, journal
+    assert ssh(hosts, f"systemctl stop {UNIT}").returncode == 0
+    assert not service.is_running
+    status = ssh(hosts, f"systemctl status {UNIT} --no-pager")
+    assert status.returncode == 3 and "inactive (dead)" in status.stdout, status.stdout
+
+
+def test_a_host_is_torn_down_with_no_process_left_and_the_cache_untouched(can_boot, tmp_path):
+    with systemd.systemd_hosts(1, tmp_path) as made:
+        host = made[0]
+        assert ssh(made, "touch /etc/written-by-a-host").returncode == 0
+        inside = systemd.processes_in(host.pid_namespace)
+        assert ssh(made, "systemctl is-active ssh").stdout.strip() == "active" and len(inside) > 3, inside
+        nspawn = host.sshd
+    assert nspawn.returncode is not None
+    assert systemd.processes_in(host.pid_namespace) == []
+    assert host.namespace not in _namespaces()
+    assert not host.state.exists()
+    assert not os.path.exists(systemd.CACHE / "etc" / "written-by-a-host")

@@ -25,6 +25,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -74,12 +75,19 @@ def debootstrap_command(target: Path, suite: str = SUITE, packages: tuple[str, .
             source or mirror()]
 
 
-def nspawn_command(directory: Path, namespace: str, hostname: str) -> list[str]:
-    """Boot `directory` in the network namespace `namespace`. `--register=no --keep-unit`: this machine
-    has no system bus (no systemd as PID 1) to register a machine with."""
+def project_binds() -> tuple[Path, ...]:
+    """What a host needs to run the project's code from the runner's virtualenv at the same paths
+    (bind-mounted read-only instead of installed): the venv, the Python it was made from, and the
+    folders its editable install and the demo's services are in."""
+    return tuple(dict.fromkeys(Path(p) for p in (sys.base_prefix, sys.prefix, ROOT / "runbook", ROOT / "demo")))
+
+
+def nspawn_command(directory: Path, namespace: str, hostname: str, binds: tuple[Path, ...] = ()) -> list[str]:
+    """Boot `directory` in the network namespace `namespace`, `binds` mounted read-only at their own paths.
+    `--register=no --keep-unit`: this machine has no system bus (no systemd as PID 1) to register with."""
     return [NSPAWN, f"--directory={directory}", "--boot", "--register=no", "--keep-unit",
             f"--network-namespace-path=/run/netns/{namespace}", f"--hostname={hostname}",
-            "--console=pipe", "--quiet"]
+            *(f"--bind-ro={path}" for path in binds), "--console=pipe", "--quiet"]
 
 
 def missing() -> str | None:
@@ -220,12 +228,12 @@ def _mount(host: SystemdHost, lower: Path) -> None:
     fleet_hosts._run("mount", "-t", "overlay", "overlay", "-o", options, str(host.merged))
 
 
-def boot_directory(host: SystemdHost) -> None:
+def boot_directory(host: SystemdHost, binds: tuple[Path, ...] = ()) -> None:
     """Start systemd-nspawn on the host's root, in its network namespace (refused unless bootable)."""
     directory = check_bootable(host.merged)
     Path("/run/systemd/nspawn/propagate").mkdir(parents=True, exist_ok=True)
     with open(host.folder / "start.log", "wb") as log:
-        host.sshd = subprocess.Popen(nspawn_command(directory, host.namespace, host.name), stdin=subprocess.DEVNULL,
+        host.sshd = subprocess.Popen(nspawn_command(directory, host.namespace, host.name, binds), stdin=subprocess.DEVNULL,
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                      env=fleet_hosts.ENV)
 
@@ -281,12 +289,13 @@ def _teardown(hosts: fleet_hosts.Fleet) -> list[str]:
 
 
 @contextlib.contextmanager
-def systemd_hosts(count: int, folder: Path, forward: tuple[int, ...] = (), state: Path = STATE):
+def systemd_hosts(count: int, folder: Path, forward: tuple[int, ...] = (), binds: tuple[Path, ...] = (),
+                  state: Path = STATE):
     """`count` booted systemd hosts (a `tests.fleet.Fleet` of `SystemdHost`s), powered off and removed on exit.
 
     `folder` keeps the keys and the ssh config as for `tests.fleet.fleet`; each host's overlay is under
     `state`/systemd-hosts. `forward`: as for `tests.fleet.fleet`, the machine's ports reached at
-    `hosts.shared_address`.
+    `hosts.shared_address`. `binds`: runner paths each host sees read-only (e.g. `project_binds()`).
     """
     if count < 1:
         raise ValueError("a fleet has at least one host")
@@ -323,7 +332,7 @@ def systemd_hosts(count: int, folder: Path, forward: tuple[int, ...] = (), state
             _install(host, result.client_key)
             kind, key = Path(f"{host.host_key}.pub").read_text().split()[:2]
             known.append(f"{host.address} {kind} {key}")
-            boot_directory(host)
+            boot_directory(host, binds)
         result.known_hosts.write_text("\n".join(known) + "\n")
         result.ssh_config.write_text(result.config_text())
         if forward:

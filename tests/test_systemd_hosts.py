@@ -4,7 +4,9 @@ nothing left behind."""
 
 import os
 import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -25,7 +27,7 @@ def can_boot():
 
 @pytest.fixture(scope="module")
 def hosts(can_boot, tmp_path_factory):
-    with systemd.systemd_hosts(1, tmp_path_factory.mktemp("systemd")) as made:
+    with systemd.systemd_hosts(1, tmp_path_factory.mktemp("systemd"), binds=systemd.project_binds()) as made:
         yield made
 
 
@@ -102,6 +104,34 @@ def test_a_unit_is_started_and_stopped_by_systemctl_and_seen_by_testinfra_and_th
     assert not service.is_running
     status = ssh(hosts, f"systemctl status {UNIT} --no-pager")
     assert status.returncode == 3 and "inactive (dead)" in status.stdout, status.stdout
+
+
+def test_the_demo_services_gunicorn_runs_from_the_read_only_venv_as_a_notify_unit_reloaded_by_hup(hosts):
+    port = free_port()
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    services = systemd.ROOT / "demo" / "services"
+    unit = "\n".join(["[Unit]", "Description=the demo's external API under gunicorn", "[Service]", "Type=notify",
+                      f"ExecStart={gunicorn} --chdir {services} --bind 0.0.0.0:{port} --workers 1 extapi:application",
+                      "ExecReload=/bin/kill -HUP $MAINPID", ""])
+    started = ssh(hosts, f"cat > /etc/systemd/system/rbapi.service <<'EOF'\n{unit}EOF\n"
+                         "systemctl daemon-reload && systemctl start rbapi")
+    assert started.returncode == 0, started.stderr + ssh(hosts, "journalctl -u rbapi -n 20 --no-pager").stdout
+    assert ssh(hosts, f"touch {sys.prefix}/written-by-a-host").returncode != 0, "the venv is writable from a host"
+    url = f"http://{hosts[0].address}:{port}/health"
+    assert requests.get(url, timeout=5).json() == {"status": "ok"}
+    main = ssh(hosts, "systemctl show -p MainPID --value rbapi").stdout.strip()
+    worker = ssh(hosts, f"pgrep -P {main}").stdout.split()
+    assert ssh(hosts, "systemctl reload rbapi").returncode == 0
+
+    def replaced() -> list[str]:
+        now = ssh(hosts, f"pgrep -P {main}").stdout.split()
+        assert now and now != worker, now
+        return now
+
+    tenacity.Retrying(stop=tenacity.stop_after_delay(15), wait=tenacity.wait_fixed(0.2), reraise=True)(replaced)
+    assert ssh(hosts, "systemctl show -p MainPID --value rbapi").stdout.strip() == main
+    assert requests.get(url, timeout=5).json() == {"status": "ok"}
+    assert ssh(hosts, "systemctl stop rbapi").returncode == 0
 
 
 def test_a_host_is_torn_down_with_no_process_left_and_the_cache_untouched(can_boot, tmp_path):

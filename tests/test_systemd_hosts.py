@@ -12,10 +12,15 @@ import pytest
 import requests
 import tenacity
 import testinfra
+import yaml
 
-from . import prerequisites, systemd_hosts as systemd
+from runbook import config
+from runbook.errors import ActionFailed
+from runbook.release import services
+
+from . import fleet_app, prerequisites, systemd_hosts as systemd
 from .apps import free_port
-from .fleet import _namespaces
+from .fleet import MACHINE_SERVICES, _namespaces
 
 UNIT = "rbdemo"
 
@@ -27,7 +32,8 @@ def can_boot():
 
 @pytest.fixture(scope="module")
 def hosts(can_boot, tmp_path_factory):
-    with systemd.systemd_hosts(1, tmp_path_factory.mktemp("systemd"), binds=systemd.project_binds()) as made:
+    with systemd.systemd_hosts(1, tmp_path_factory.mktemp("systemd"), binds=systemd.project_binds(),
+                               forward=MACHINE_SERVICES) as made:
         yield made
 
 
@@ -106,32 +112,86 @@ def test_a_unit_is_started_and_stopped_by_systemctl_and_seen_by_testinfra_and_th
     assert status.returncode == 3 and "inactive (dead)" in status.stdout, status.stdout
 
 
-def test_the_demo_services_gunicorn_runs_from_the_read_only_venv_as_a_notify_unit_reloaded_by_hup(hosts):
-    port = free_port()
+def install(hosts, name: str, unit: str) -> None:
+    """Write a unit on the host and have systemd read it."""
+    written = ssh(hosts, f"cat > /etc/systemd/system/{name}.service <<'EOF'\n{unit}EOF\nsystemctl daemon-reload")
+    assert written.returncode == 0, written.stderr
+
+
+def gunicorn_unit(port: int, start: str | None = None) -> str:
+    """The demo's external API under gunicorn from the runner's (read-only) venv; `start`: another command."""
     gunicorn = Path(sys.executable).parent / "gunicorn"
     services = systemd.ROOT / "demo" / "services"
-    unit = "\n".join(["[Unit]", "Description=the demo's external API under gunicorn", "[Service]", "Type=notify",
-                      f"ExecStart={gunicorn} --chdir {services} --bind 0.0.0.0:{port} --workers 1 extapi:application",
-                      "ExecReload=/bin/kill -HUP $MAINPID", ""])
-    started = ssh(hosts, f"cat > /etc/systemd/system/rbapi.service <<'EOF'\n{unit}EOF\n"
-                         "systemctl daemon-reload && systemctl start rbapi")
+    command = start or f"{gunicorn} --chdir {services} --bind 0.0.0.0:{port} --workers 1 extapi:application"
+    return "\n".join(["[Unit]", "Description=the demo's external API under gunicorn", "[Service]", "Type=notify",
+                      f"ExecStart={command}", "ExecReload=/bin/kill -HUP $MAINPID", ""])
+
+
+def workers(hosts, main: str) -> list[str]:
+    return ssh(hosts, f"pgrep -P {main}").stdout.split()
+
+
+def main_pid(hosts, name: str) -> str:
+    return ssh(hosts, f"systemctl show -p MainPID --value {name}").stdout.strip()
+
+
+def wait_for_new_workers(hosts, main: str, old: list[str]) -> None:
+    def replaced() -> None:
+        now = workers(hosts, main)
+        assert now and now != old, now
+
+    tenacity.Retrying(stop=tenacity.stop_after_delay(15), wait=tenacity.wait_fixed(0.2), reraise=True)(replaced)
+
+
+def test_the_demo_services_gunicorn_runs_from_the_read_only_venv_as_a_notify_unit_reloaded_by_hup(hosts):
+    port = free_port()
+    install(hosts, "rbapi", gunicorn_unit(port))
+    started = ssh(hosts, "systemctl start rbapi")
     assert started.returncode == 0, started.stderr + ssh(hosts, "journalctl -u rbapi -n 20 --no-pager").stdout
     assert ssh(hosts, f"touch {sys.prefix}/written-by-a-host").returncode != 0, "the venv is writable from a host"
     url = f"http://{hosts[0].address}:{port}/health"
     assert requests.get(url, timeout=5).json() == {"status": "ok"}
-    main = ssh(hosts, "systemctl show -p MainPID --value rbapi").stdout.strip()
-    worker = ssh(hosts, f"pgrep -P {main}").stdout.split()
+    main, old = main_pid(hosts, "rbapi"), workers(hosts, main_pid(hosts, "rbapi"))
     assert ssh(hosts, "systemctl reload rbapi").returncode == 0
-
-    def replaced() -> list[str]:
-        now = ssh(hosts, f"pgrep -P {main}").stdout.split()
-        assert now and now != worker, now
-        return now
-
-    tenacity.Retrying(stop=tenacity.stop_after_delay(15), wait=tenacity.wait_fixed(0.2), reraise=True)(replaced)
-    assert ssh(hosts, "systemctl show -p MainPID --value rbapi").stdout.strip() == main
+    wait_for_new_workers(hosts, main, old)
+    assert main_pid(hosts, "rbapi") == main
     assert requests.get(url, timeout=5).json() == {"status": "ok"}
     assert ssh(hosts, "systemctl stop rbapi").returncode == 0
+
+
+@pytest.fixture
+def systemd_env(hosts, tmp_path):
+    """An environment file whose one host is the systemd host, reached over ssh, its service `web` under
+    systemd."""
+    (tmp_path / "inventory.ini").write_text(fleet_app.inventory(hosts))
+    data = fleet_app.environment(hosts, tmp_path, "postgresql://postgres@127.0.0.1:5432/unused")
+    data["services"] = [{"name": "web", "manager": "systemd"}]
+    (tmp_path / "systemd.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    env = config.load_environment(str(tmp_path / "systemd.yaml"))
+    return env, env.hosts[0], env.services[0]
+
+
+def test_the_runbooks_systemd_manager_starts_reloads_and_stops_a_unit_on_a_systemd_host(hosts, systemd_env):
+    env, host, web = systemd_env
+    install(hosts, "web", gunicorn_unit(free_port()))
+    assert not services.running(env, host, web).ok
+    services.control(env, host, web, "start")
+    assert services.running(env, host, web).detail == "systemd unit web is running"
+    main, old = main_pid(hosts, "web"), workers(hosts, main_pid(hosts, "web"))
+    services.reload(env, host, web)
+    wait_for_new_workers(hosts, main, old)
+    assert main_pid(hosts, "web") == main
+    services.control(env, host, web, "stop")
+    assert not services.running(env, host, web).ok
+
+
+def test_a_unit_that_fails_to_start_is_an_action_failed_naming_systemds_words(hosts, systemd_env):
+    env, host, web = systemd_env
+    install(hosts, "web", gunicorn_unit(0, start="/bin/sh -c 'echo this release is broken >&2; exit 3'"))
+    with pytest.raises(ActionFailed, match="start web failed: Job for web.service failed"):
+        services.control(env, host, web, "start")
+    assert ssh(hosts, "systemctl is-failed web").stdout.strip() == "failed"
+    assert "this release is broken" in ssh(hosts, "journalctl -u web -n 50 --no-pager -q").stdout
 
 
 def test_a_host_is_torn_down_with_no_process_left_and_the_cache_untouched(can_boot, tmp_path):

@@ -2,9 +2,11 @@
 sshd reached over a veth link, units driven with systemctl and seen by testinfra, journald's journal, and
 nothing left behind."""
 
+import fcntl
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -77,6 +79,27 @@ def test_the_cached_root_is_stamped_with_its_packages_and_reused(can_boot):
     assert stamp.read_text() == systemd.stamp_text()
     assert "openssh-server" in stamp.read_text() and (root / "lib" / "systemd" / "systemd").exists()
     assert systemd.debian_root() == root and stamp.stat().st_mtime_ns == made, "the cached root was made again"
+
+
+def test_a_worker_that_waited_for_the_build_lock_uses_the_root_the_other_worker_made(tmp_path):
+    cache = tmp_path / "cache" / "debian-root"
+    cache.mkdir(parents=True)
+    lock_file = tmp_path / "cache" / "debian-root.lock"
+    found: list[Path] = []
+    with open(lock_file, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # this test is the worker building the root
+        waiter = threading.Thread(target=lambda: found.append(systemd.debian_root(cache)), daemon=True)
+        waiter.start()
+        inode = f":{os.stat(lock_file).st_ino} "
+
+        def blocked() -> None:
+            assert any("->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines())
+
+        tenacity.Retrying(stop=tenacity.stop_after_delay(10), wait=tenacity.wait_fixed(0.05), reraise=True)(blocked)
+        (cache / systemd.STAMP).write_text(systemd.stamp_text())
+    waiter.join(10)
+    assert found == [cache]
+    assert not (tmp_path / "cache" / "debian-root.building").exists(), "the waiting worker ran debootstrap"
 
 
 def test_a_booted_host_runs_systemd_as_pid_1_and_answers_ssh_under_its_own_name(hosts):

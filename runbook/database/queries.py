@@ -26,14 +26,16 @@ def url(env: Environment) -> str:
 
 
 @contextlib.contextmanager
-def connect(env: Environment) -> Iterator[psycopg.Connection]:
+def connect(env: Environment, dbname: str | None = None) -> Iterator[psycopg.Connection]:
     """A session whose statements end after `deadlines.statement` and whose waits for a lock another
-    session holds end after `deadlines.lock`, each then a `DeadlineExceeded` naming the deadline."""
+    session holds end after `deadlines.lock`, each then a `DeadlineExceeded` naming the deadline.
+    `dbname`: another database of the same server (a restore drill's scratch copy)."""
     limits = env.deadlines
     options = commands.session_options(limits.statement, limits.lock)
+    chosen = {"dbname": dbname} if dbname else {}
     try:
         conn = psycopg.connect(url(env), connect_timeout=env.database.connect_timeout, autocommit=True,
-                               options=options)
+                               options=options, **chosen)
     except psycopg.OperationalError as e:
         reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         raise CheckFailed(f"database {endpoint(env)} does not answer: {reason}") from None

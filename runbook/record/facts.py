@@ -50,6 +50,39 @@ class Package(Part):
     """The package's checksum."""
 
 
+class TableFigures(Part):
+    rows: int = Field(ge=0)
+    """The table's row count."""
+    checksum: int
+    """The XOR of its rows' 64-bit hashes (md5 of each row's text): equal for equal rows, in any order."""
+
+
+class Drill(Part):
+    """The backup restored into a scratch database on the same server and compared with the database as
+    the dump saw it (Step 3's "verify backup integrity")."""
+
+    database: str
+    """The scratch database, dropped after the drill."""
+    depth: Literal["full", "schema"]
+    """full: every table's data; schema: the schema and the protected tables' data alone."""
+    restore_seconds: float = Field(ge=0)
+    """The measured time to recover: how long the restore took."""
+    compare_seconds: float = Field(ge=0)
+    """How long comparing the copy with the database took."""
+    tables: int = Field(ge=0)
+    """The tables of the database at the dump, each present in the copy."""
+    compared: dict[str, TableFigures]
+    """The tables whose row count and checksum were compared, with the figures both had."""
+    leftovers_dropped: list[str]
+    """Scratch databases of killed drills this drill dropped first."""
+
+
+class TableActivity(Part):
+    inserted: int
+    updated: int
+    deleted: int
+
+
 class Backup(Part):
     """The database backup taken before anything changed (Step 3)."""
 
@@ -65,6 +98,16 @@ class Backup(Part):
     """Every table of the database, each listed by `pg_restore --list` in the dump."""
     host: str
     """The host that took and keeps the dump."""
+    taken: str | None = None
+    """When the dump's snapshot was taken (UTC)."""
+    lsn: str | None = None
+    """The WAL position (LSN) at the dump's snapshot: with the one at the switch, the span a point-in-time
+    recovery may choose from."""
+    activity: dict[str, TableActivity] | None = None
+    """Each table's rows inserted, updated and deleted (the server's statistics) at the dump; a rollback that
+    restores the backup states the writes since from their growth."""
+    drill: Drill | None = None
+    """The restore drill that verified the backup."""
 
 
 class TableRows(Part):

@@ -9,15 +9,17 @@ from runbook.release import package, releases
 
 
 def take_backup(d: Deployment) -> list[str]:
-    """Snapshot the protected tables, then dump the database."""
+    """Snapshot the protected tables, then dump the database and drill its restore."""
     env = d.env
     d.snapshot = queries.snapshot(env, env.rollback.protected_tables)
-    taken = backup.take(env, d.release or f"{d.run.started:%Y%m%dT%H%M%SZ}-manual")
+    taken = backup.take(env, d.release or f"{d.run.started:%Y%m%dT%H%M%SZ}-manual", d.run.id)
     d.backup = taken.as_record()
     d.run.facts["backup"] = d.backup
     d.run.facts["snapshot"] = {table: {"rows": t["rows"]} for table, t in d.snapshot.items()}
-    return [f"{taken.format}-format dump {taken.path} on {taken.host}: {taken.size_bytes} bytes, sha256 {taken.sha256}",
-            f"pg_restore --list lists all {len(taken.tables)} tables: {', '.join(taken.tables)}"]
+    return [f"{taken.format}-format dump {taken.path} on {taken.host}: {taken.size_bytes} bytes, sha256 {taken.sha256}, "
+            f"WAL position {taken.lsn}",
+            f"pg_restore --list lists all {len(taken.tables)} tables: {', '.join(taken.tables)}",
+            *taken.drill.lines()]
 
 
 def in_release(d: Deployment, folder: str, template: list[str], version: str = "") -> str:

@@ -10,7 +10,7 @@ import pytest
 from psycopg import sql
 
 from runbook import config
-from runbook.database import backup, drill
+from runbook.database import backup, drill, queries
 from runbook.errors import ActionFailed
 from runbook.config.app import Drill
 
@@ -133,3 +133,17 @@ def test_a_scratch_database_a_killed_drill_left_is_dropped_by_the_next(shop, dat
     taken = backup.take(env, "after-a-kill", run_id())
     assert taken.drill.leftovers_dropped == [leftover]
     assert scratch_databases(database_url) == []
+
+
+def test_preflight_names_a_database_login_that_may_not_create_the_drills_scratch_database(shop, database_url):
+    role = f"runbook_nocreatedb_{secrets.token_hex(3)}"
+    with psycopg.connect(f"{MACHINE_PG}/postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB").format(sql.Identifier(role)))
+    try:
+        assert queries.may_create_databases(shop()).ok
+        limited = shop({"database": {"url": database_url.replace("postgres@", f"{role}@")}})
+        finding = queries.may_create_databases(limited)
+        assert not finding.ok and f"role {role} may not create databases" in finding.detail
+    finally:
+        with psycopg.connect(f"{MACHINE_PG}/postgres", autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -117,6 +117,16 @@ def backup_room(env: Environment) -> Finding:
     return Finding(subject, free >= needed, detail + ("" if free >= needed else " (not enough room)"))
 
 
+def may_create_databases(env: Environment) -> Finding:
+    """The runbook's login may create (and so drop) the restore drill's scratch database."""
+    with connect(env) as conn:
+        user, allowed = conn.execute("SELECT current_user, rolcreatedb OR rolsuper FROM pg_roles "
+                                     "WHERE rolname = current_user").fetchone()
+    detail = f"role {user} {'may' if allowed else 'may not'} create databases"
+    return Finding(f"database {endpoint(env)}", allowed,
+                   detail + ("" if allowed else " (the restore drill needs CREATEDB: ALTER ROLE ... CREATEDB)"))
+
+
 def query_column(env: Environment, query: str) -> list[str]:
     """The first column of a query's rows, as text (empty when the table does not exist yet)."""
     with connect(env) as conn:

@@ -141,6 +141,58 @@ class Rollback(Part):
     """Whether the backup was restored (discarding every write since) rather than migrated down."""
 
 
+class Dropped(Part):
+    """A table or column the down migrations drop."""
+
+    migration: str
+    """The migration whose down part drops it."""
+    table: str
+    column: str | None
+    """null: the whole table."""
+    rows: int | None
+    """The rows it holds (a column: rows with a value in it) when the plan was made; null: it does not exist."""
+
+
+class Loss(Part):
+    """What restoring the backup discards: every write made since it was taken."""
+
+    backup: str
+    """The backup's path."""
+    taken: str | None
+    """When it was taken (UTC)."""
+    seconds: float | None
+    """Time from the backup to the plan."""
+    lsn: str | None
+    """The WAL position at the backup."""
+    inserted: int | None
+    updated: int | None
+    deleted: int | None
+    """Rows inserted, updated and deleted since the backup, over all tables (`pg_stat_user_tables`' counters'
+    growth); null: not known (the statistics were reset since, or the backup did not record them)."""
+    tables: dict[str, TableActivity]
+    """The tables written since the backup, each with its rows inserted, updated and deleted."""
+
+
+class RollbackPlan(Part):
+    """What the rollback chose to do to the database, and why, stated before it acted (Step 15)."""
+
+    path: Literal["code only", "down migrations", "restore the backup"]
+    """code only: the release returned to runs on the schema as it is (no data touched); down migrations:
+    the live release's down parts revert the schema; restore the backup: the pre-deploy backup is restored."""
+    why: str
+    """Why this path: the release's declared schema range, the down parts found, or the operator's choice."""
+    schema_now: str | None
+    """The schema version when the plan was made."""
+    schema_after: str | None
+    """The schema version the rollback leaves."""
+    dropped: list[Dropped]
+    """Down migrations: what they drop, with the rows it holds now (lost)."""
+    loss: Loss | None
+    """Restore the backup: the writes it discards."""
+    refused: str | None
+    """Why this path was refused (a strict environment's restore without --accept-loss); null: it was not."""
+
+
 class DatabaseRestored(Part):
     """Present when a backup was restored: the writes made since it was taken were discarded."""
 

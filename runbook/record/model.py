@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field
 
 from runbook.record.facts import (Approval, Backup, CrashedRun, DatabaseRestored, Delivery, Host, Incident,
-                                  Migrations, Package, Part, Rollback, Signing, TableRows)
+                                  Migrations, Package, Part, Rollback, RollbackPlan, Signing, TableRows)
 from runbook.record.watching import Bake, Baseline
 from runbook.times import STAMP_PATTERN
 
@@ -170,6 +170,8 @@ class Record(Part):
     """Present when a backup was restored."""
     rollback: Rollback | None = None
     """The rollback, when one ran."""
+    rollback_plan: RollbackPlan | None = None
+    """What the rollback chose to do to the database and what it cost, stated before it acted."""
     needs_human: str | None = None
     """What state things are in when the rollback failed too, and what to run after fixing the cause."""
     refused: str | None = None

@@ -2,7 +2,7 @@
 
 from runbook.database import backup, commands, migrations, queries
 from runbook.hosts.commands import KILL_AFTER
-from runbook.engine import state
+from runbook.engine import planner, state
 from runbook.engine.deployment import Deployment
 from runbook.errors import ActionFailed
 from runbook.release import package, releases
@@ -63,7 +63,8 @@ def after_migrate(d: Deployment) -> list[str]:
 
 
 def revert_database(d: Deployment) -> list[str]:
-    """Down migrations back to the recorded schema, or the backup restored when asked."""
+    """What the rollback's plan chose: nothing (code only), down migrations back to the recorded schema, or
+    the backup restored."""
     env = d.env
     if d.restore_db:
         if not d.backup or not d.backup.get("tables"):
@@ -71,10 +72,13 @@ def revert_database(d: Deployment) -> list[str]:
         backup.restore(env, d.backup)
         d.run.facts["database_restored"] = {
             "backup": d.backup["path"],
-            "note": "the database was restored from the pre-deploy backup: every write made since it was taken was discarded",
+            "note": "the database was restored from the pre-deploy backup: every write made since it was taken was discarded"
+                    + (f": {d.plan.loss}" if d.plan and d.plan.loss else ""),
         }
         return [f"restored {d.backup['path']}; writes made after it was taken are discarded"]
     now = queries.schema_version(env)
+    if d.plan is not None and d.plan.path == planner.CODE:
+        return [f"code only: the schema stays at {now or 'none'}, no data touched ({d.plan.why})"]
     if now == d.target_schema:
         return [f"schema already at {now or 'none'}: nothing to revert"]
     newest = d.release if d.release and d.release in releases.listing(env, state.primary(env)) else None

@@ -37,6 +37,11 @@ def items_as_stored(app) -> list[tuple]:
         return conn.execute("SELECT xmin::text, id, name FROM items ORDER BY id").fetchall()
 
 
+def lsn(text: str) -> int:
+    high, low = text.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
 def columns(app, table: str) -> list[str]:
     with psycopg.connect(app.database, connect_timeout=5) as conn:
         return [r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = %s "
@@ -95,8 +100,9 @@ def test_a_restore_plan_states_the_rows_written_since_the_backup(app_env, build,
 
     plan = invoke("rollback", "--env", str(app_env.env_file), "--plan", "--restore-db")
     assert plan.code == 0, plan.output
-    deploy_record = sorted((app_env.folder / "reports").glob("*-deploy-*/record.json"))[-1].read_text()
-    at_backup = json.loads(deploy_record)["backup"]["drill"]["compared"]["public.items"]["rows"]
+    deploy_record = json.loads(sorted((app_env.folder / "reports").glob("*-deploy-*/record.json"))[-1].read_text())
+    at_backup = deploy_record["backup"]["drill"]["compared"]["public.items"]["rows"]
+    assert lsn(deploy_record["backup"]["lsn"]) <= lsn(deploy_record["switch"]["lsn"])  # the switch comes after the backup
     assert now - at_backup >= 5
     assert "database rollback: restore the backup, because it was asked for (--restore-db)" in plan.output
     assert f"public.items: {now - at_backup} inserted, 0 updated, 0 deleted" in plan.output

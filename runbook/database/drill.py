@@ -37,7 +37,6 @@ SAME_TEXT = ["SET TIME ZONE 'UTC'", "SET DateStyle = ISO", "SET IntervalStyle = 
 """Settings that fix how rows are written as text, so the source and the copy hash alike (a database's own
 settings are not in its dump)."""
 ACTIVITY = "SELECT schemaname || '.' || relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables"
-LSN = "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text"
 LOCK = "SELECT pg_try_advisory_lock(hashtext('runbook restore drill ' || %s))"
 UNLOCK = "SELECT pg_advisory_unlock(hashtext('runbook restore drill ' || %s))"
 
@@ -117,7 +116,7 @@ def source(env: Environment) -> Iterator[Source]:
     with queries.connect(env) as conn, conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-        lsn = conn.execute(LSN).fetchone()[0]
+        lsn = conn.execute(queries.LSN).fetchone()[0]
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         depth = env.database.drill.depth_for(size)
         tables = [r[0] for r in conn.execute(TABLES)]

@@ -15,6 +15,10 @@ from runbook.hosts import runner, survey
 from runbook.secrets import expand, redact
 
 
+LSN = "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text"
+"""The server's WAL position (LSN): where a point-in-time recovery may stop."""
+
+
 def url(env: Environment) -> str:
     """The database URL with secrets resolved (its password known to the redactor); the local cluster's
     when none is configured."""
@@ -177,6 +181,15 @@ def unchanged(before: dict[str, dict], after: dict[str, dict]) -> list[Finding]:
                   else f"all {was['rows']} rows from before the deploy are there, unchanged ({now.get('rows')} rows now)")
         found.append(Finding(f"table {table}", not lost, detail))
     return found
+
+
+def wal_position_or_why(env: Environment) -> str:
+    """The WAL position now, or why it cannot be read (it is recorded, never a reason to stop)."""
+    try:
+        with connect(env) as conn:
+            return conn.execute(LSN).fetchone()[0]
+    except Exception as e:  # psycopg's errors, a database that does not answer
+        return f"unknown ({type(e).__name__}: {e})"
 
 
 def schema_version_or_why(env: Environment) -> str | None:

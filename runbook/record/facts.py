@@ -115,6 +115,16 @@ class TableRows(Part):
     """The table's row count before the deploy; null when the table did not exist."""
 
 
+class Switch(Part):
+    """The moment the new release went live (its first switch)."""
+
+    at: str
+    """When (UTC)."""
+    lsn: str
+    """The database's WAL position then (or why it could not be read): with the backup's, the span a DBA may
+    choose a point-in-time recovery from."""
+
+
 class Migrations(Part):
     """The database migrations of the deploy (Step 8)."""
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field
 
 from runbook.record.facts import (Approval, Backup, CrashedRun, DatabaseRestored, Delivery, Host, Incident,
-                                  Migrations, Package, Part, Rollback, RollbackPlan, Signing, TableRows)
+                                  Migrations, Package, Part, Rollback, RollbackPlan, Signing, Switch, TableRows)
 from runbook.record.watching import Bake, Baseline
 from runbook.times import STAMP_PATTERN
 
@@ -160,6 +160,8 @@ class Record(Part):
     """The package deployed."""
     configuration_changes: dict[str, str] | None = None
     """Each configuration file's unified diff against the previous release, secrets redacted."""
+    switch: Switch | None = None
+    """When the release went live, with the database's WAL position."""
     migrations: Migrations | None = None
     """The migrations the deploy applied."""
     bake: Bake | None = None

@@ -9,6 +9,7 @@ from runbook.errors import ActionFailed, RunbookError
 from runbook.findings import require
 from runbook.hosts import connection
 from runbook.release import configfiles, package, releases, rollout
+from runbook.times import stamp, utc_now
 
 
 def prepare_release(d: Deployment) -> list[str]:
@@ -67,7 +68,13 @@ def _switch(d: Deployment, target: str | None) -> list[str]:
 
 
 def switch_release(d: Deployment) -> list[str]:
-    return _switch(d, d.release)
+    """Switch the batch; at the first switch the WAL position is recorded: with the backup's, the span a
+    point-in-time recovery may choose from."""
+    notes = _switch(d, d.release)
+    if "switch" not in d.run.facts:
+        d.run.facts["switch"] = {"at": stamp(utc_now()), "lsn": queries.wal_position_or_why(d.env)}
+        notes.append(f"WAL position at the switch: {d.run.facts['switch']['lsn']}")
+    return notes
 
 
 def switch_back(d: Deployment) -> list[str]:

@@ -88,6 +88,8 @@ def test_a_destructive_migrations_plan_names_the_table_and_its_row_count(app_env
     assert planned["path"] == "down migrations" and planned["schema_after"] == "0001"
     assert planned["dropped"] == [{"migration": "0002_notes", "table": "notes", "column": None, "rows": 7}]
     assert columns(app_env, "notes") == []
+    page = (result.folder / "index.html").read_text()
+    assert "Rollback plan" in page and "drops table notes (7 rows, by 0002_notes)" in page
 
 
 def test_a_restore_plan_states_the_rows_written_since_the_backup(app_env, build, invoke):

@@ -6,6 +6,10 @@ import json
 import psycopg
 import pytest
 
+from runbook import config
+from runbook.database import backup
+from runbook.engine import planner
+
 from . import apps
 
 ADD_NOTE = "-- migrate:up\nALTER TABLE items ADD COLUMN note text;\n-- migrate:down\nALTER TABLE items DROP COLUMN note;\n"
@@ -109,3 +113,25 @@ def test_a_restore_plan_states_the_rows_written_since_the_backup(app_env, build,
     assert "database rollback: restore the backup, because it was asked for (--restore-db)" in plan.output
     assert f"public.items: {now - at_backup} inserted, 0 updated, 0 deleted" in plan.output
     assert "every write since the backup is lost" in plan.output and app_env.status()["version"] == "1.1.0"
+
+
+def test_a_strict_environment_refuses_a_restore_without_accept_loss_and_states_the_loss(make_env, database_url):
+    env = config.load_environment(str(make_env({"strict": True})))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS ledger (id serial PRIMARY KEY, amount int)")
+    taken = backup.take(env, "strict", "20261202T053000Z-test-backup-5791c1").as_record()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO ledger (amount) SELECT i FROM generate_series(1, 4) i")
+        conn.execute("UPDATE ledger SET amount = 0 WHERE amount = 1")
+    refused = planner.choose(env, None, None, None, taken, restore_db=True, accept_loss=False)
+    assert refused.refused and "give --accept-loss" in refused.refused
+    assert refused.loss.tables["public.ledger"] == {"inserted": 4, "updated": 1, "deleted": 0}
+    assert planner.choose(env, None, None, None, taken, restore_db=True, accept_loss=True).refused is None
+
+
+def test_a_schema_range_that_names_no_version_is_refused_naming_the_file(app_env, build, invoke):
+    build("1.0.0", files={"RUNS_ON_SCHEMA": "latest\n"})
+    build("1.1.0", {"0002_item_note.sql": ADD_NOTE})
+    deployed(invoke, app_env, "1.0.0", "1.1.0")
+    plan = invoke("rollback", "--env", str(app_env.env_file), "--plan")
+    assert plan.code == 2 and "RUNS_ON_SCHEMA must name a schema version or a range" in plan.output, plan.output

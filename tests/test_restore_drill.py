@@ -3,7 +3,9 @@ compared with the database as the dump saw it; a corrupted dump fails, and no sc
 
 import os
 import secrets
+import signal
 import threading
+import time
 
 import psycopg
 import pytest
@@ -14,6 +16,7 @@ from runbook.database import backup, drill, queries
 from runbook.errors import ActionFailed
 from runbook.config.app import Drill
 
+from . import apps
 from .apps import MACHINE_PG
 
 
@@ -147,3 +150,21 @@ def test_preflight_names_a_database_login_that_may_not_create_the_drills_scratch
     finally:
         with psycopg.connect(f"{MACHINE_PG}/postgres", autocommit=True) as conn:
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_sigterm_during_the_drill_fails_the_backup_and_drops_the_scratch_database(make_env, database_url, tmp_path):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bulk")
+        conn.execute("CREATE TABLE bulk (id serial PRIMARY KEY, body text)")
+        conn.execute("INSERT INTO bulk (body) SELECT repeat(md5(i::text), 8) FROM generate_series(1, 150000) i")
+    path = make_env()
+    running = apps.start_task(tmp_path / "reports", "backup", "--env", str(path))
+    deadline = time.monotonic() + 120
+    while not scratch_databases(database_url):
+        assert running.poll() is None and time.monotonic() < deadline, running.communicate()[0]
+        time.sleep(0.005)
+    running.send_signal(signal.SIGTERM)
+    output, _ = running.communicate(timeout=120)
+    assert running.returncode == 1, output
+    assert "backup: failed (Interrupted: interrupted by SIGTERM)" in output, output
+    assert scratch_databases(database_url) == []

@@ -84,5 +84,8 @@ def watch(env_arg: str) -> int:
 
 
 def backup(env_arg: str) -> int:
-    """`invoke backup`: Step 3 on its own."""
-    return _alone(Deployment(start(env_arg, None, "backup")), "backup", [sequences.BACKUP])
+    """`invoke backup`: Step 3 on its own; SIGTERM or Ctrl-C fail it, so its restore drill's scratch database
+    is dropped."""
+    run = start(env_arg, None, "backup")
+    with signals.as_failures():
+        return _alone(Deployment(run), "backup", [sequences.BACKUP])

@@ -13,6 +13,7 @@ from psycopg import sql
 
 from runbook import config
 from runbook.database import backup, drill, queries
+from runbook.database.migrations import parse
 from runbook.errors import ActionFailed
 from runbook.config.app import Drill
 
@@ -167,4 +168,27 @@ def test_sigterm_during_the_drill_fails_the_backup_and_drops_the_scratch_databas
     output, _ = running.communicate(timeout=120)
     assert running.returncode == 1, output
     assert "backup: failed (Interrupted: interrupted by SIGTERM)" in output, output
+    assert scratch_databases(database_url) == []
+
+
+def test_a_rehearsal_runs_a_migration_up_down_and_up_on_the_copy_leaving_the_database_alone(shop, database_url):
+    env = shop({"database": {"drill": {"rehearse": True}}})
+    good = parse("0002_vip.sql", "-- migrate:up\nALTER TABLE customers ADD COLUMN vip boolean;\n"
+                                 "-- migrate:down\nALTER TABLE customers DROP COLUMN vip;\n")
+    taken = backup.take(env, "rehearsed", run_id(), [good])
+    assert [r.migration for r in taken.drill.rehearsal] == ["0002_vip"]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM information_schema.columns WHERE column_name = 'vip'").fetchone() == (0,)
+    assert scratch_databases(database_url) == []
+
+
+def test_a_down_part_that_leaves_a_column_behind_fails_the_rehearsal_showing_the_difference(shop, database_url):
+    env = shop({"database": {"drill": {"rehearse": True}}})
+    leaky = parse("0002_perks.sql", "-- migrate:up\nALTER TABLE customers ADD COLUMN vip boolean;\n"
+                                    "CREATE TABLE perks (id int);\n-- migrate:down\nDROP TABLE perks;\n")
+    with pytest.raises(ActionFailed) as failed:
+        backup.take(env, "leaky", run_id(), [leaky])
+    message = str(failed.value)
+    assert "rehearsal of 0002_perks: its down part does not return the schema" in message
+    assert "+    vip boolean" in message and "the scratch database" in message and "was dropped" in message
     assert scratch_databases(database_url) == []

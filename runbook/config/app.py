@@ -98,6 +98,9 @@ class Drill(Model):
     large to restore on every deploy)."""
     full_below_mb: int | None = Field(None, ge=1)
     """With `depth: schema`: a database smaller than this many MB is still drilled in full."""
+    rehearse: bool = False
+    """A deploy's pending migrations run up, down and up again on the drill's copy; one that fails, or whose
+    down part leaves the schema otherwise than it found it, stops the deploy before anything changes."""
 
     @model_validator(mode="after")
     def _below_needs_schema(self) -> "Drill":

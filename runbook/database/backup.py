@@ -15,6 +15,7 @@ from psycopg import sql
 from runbook.config import Environment
 from runbook.database import commands, drill, queries
 from runbook.database.drill import Drill
+from runbook.database.migrations import Migration
 from runbook.database.login import login
 from runbook.errors import ActionFailed
 from runbook.hosts import commands as host_commands
@@ -59,9 +60,10 @@ def listed_tables(env: Environment, path: str) -> set[str]:
     return {f"{m.group(1)}.{m.group(2)}" for m in re.finditer(r"TABLE DATA (\S+) (\S+) ", toc)}
 
 
-def take(env: Environment, label: str, run_id: str) -> Backup:
+def take(env: Environment, label: str, run_id: str, pending: list[Migration] | None = None) -> Backup:
     """Dump the database into the backup folder as `<label>.dump` (or `.dir`) in a snapshot whose figures
-    are taken alongside, verify it by a restore drill, measure it."""
+    are taken alongside, verify it by a restore drill (rehearsing the `pending` migrations on the copy),
+    measure it."""
     jobs = env.database.dump_jobs
     fmt, suffix = ("directory", "dir") if jobs > 1 else ("custom", "dump")
     path = str(env.database.backup_dir / f"{label}.{suffix}")
@@ -77,7 +79,7 @@ def take(env: Environment, label: str, run_id: str) -> Backup:
             raise ActionFailed(f"backup {path} does not list these tables: {', '.join(missing)}")
         size, digest = runner.must(env.backup_host, commands.measure(path), what=f"measuring backup {path}",
                                    kind="backup").split()
-        drilled = drill.run(env, path, fmt == "directory", seen, run_id)
+        drilled = drill.run(env, path, fmt == "directory", seen, run_id, pending)
     return Backup(path, fmt, int(size), digest, seen.tables, env.backup_host.name, taken, seen.lsn, seen.activity,
                   drilled)
 

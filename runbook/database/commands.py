@@ -46,6 +46,11 @@ def restore(pg_restore: str, path: str, directory: bool, jobs: int, dbname: str,
     return _client(pg_restore, ["--clean", "--if-exists", "--no-owner", *mode, path], dbname, password_file)
 
 
+def schema_dump(pg_dump: str, dbname: str, password_file: str | None = None) -> list[str]:
+    """The database's schema as SQL on standard output, without owners and privileges."""
+    return _client(pg_dump, ["--schema-only", "--no-owner", "--no-privileges"], dbname, password_file)
+
+
 def drill_restore(pg_restore: str, path: str, directory: bool, jobs: int, dbname: str,
                   password_file: str | None = None, use_list: str | None = None) -> list[str]:
     """pg_restore of a dump into an empty scratch database, stopping at the first error (a restore drill);

@@ -20,8 +20,10 @@ import psycopg
 from psycopg import sql
 
 from runbook.config import Environment
-from runbook.database import commands, queries
+from runbook.database import commands, queries, rehearsal
 from runbook.database.login import login
+from runbook.database.migrations import Migration
+from runbook.database.rehearsal import Rehearsed
 from runbook.errors import ActionFailed
 from runbook.hosts import commands as host_commands
 from runbook.hosts import connection, runner
@@ -73,6 +75,8 @@ class Drill:
     tables: int
     compared: dict[str, Figures]
     leftovers_dropped: list[str]
+    rehearsal: list[Rehearsed]
+    """The pending migrations rehearsed on the copy (`database.drill.rehearse`)."""
 
     def as_record(self) -> dict:
         return asdict(self)
@@ -85,7 +89,9 @@ class Drill:
                 f"restore drill ({self.depth}: {what}) into the scratch database {self.database}: time to recover "
                 f"{self.restore_seconds:.2f} s; all {self.tables} tables present; row counts and checksums of "
                 f"{len(self.compared)} tables ({rows} rows) equal to the database's at the dump "
-                f"(compared in {self.compare_seconds:.2f} s); {self.database} dropped"]
+                f"(compared in {self.compare_seconds:.2f} s); {self.database} dropped",
+                *(f"rehearsed {r.migration} on the copy: up {r.up_seconds:.2f} s, down {r.down_seconds:.2f} s, up again; "
+                  "its down part returns the schema to what it was" for r in self.rehearsal)]
 
 
 def scratch_name(database: str, run_id: str) -> str:
@@ -126,9 +132,11 @@ def source(env: Environment) -> Iterator[Source]:
         yield Source(snapshot, lsn, size, depth, tables, figures, activity)
 
 
-def run(env: Environment, path: str, directory: bool, source: Source, run_id: str) -> Drill:
-    """Restore the dump at `path` into a scratch database, compare it with `source`, drop it (also when the
-    restore or the comparison fails, or the run is stopped); `ActionFailed` naming each difference."""
+def run(env: Environment, path: str, directory: bool, source: Source, run_id: str,
+        pending: list[Migration] | None = None) -> Drill:
+    """Restore the dump at `path` into a scratch database, compare it with `source`, rehearse the `pending`
+    migrations on it, drop it (also when any of that fails, or the run is stopped); `ActionFailed` naming
+    each difference."""
     name = scratch_name(psycopg.conninfo.conninfo_to_dict(queries.url(env))["dbname"], run_id)
     with scratch(env, name) as leftovers:
         started = time.monotonic()
@@ -140,8 +148,10 @@ def run(env: Environment, path: str, directory: bool, source: Source, run_id: st
         problems = differences(source, present, copy)
         if problems:
             raise ActionFailed(f"restore drill of {path} into {name}: " + "; ".join(problems))
-        return Drill(name, source.depth, round(restored - started, 3), round(time.monotonic() - restored, 3),
-                     len(source.tables), copy, leftovers)
+        compared = round(time.monotonic() - restored, 3)
+        rehearsed = rehearsal.run(env, name, pending) if pending else []
+        return Drill(name, source.depth, round(restored - started, 3), compared, len(source.tables), copy, leftovers,
+                     rehearsed)
 
 
 def differences(source: Source, present: set[str], copy: dict[str, Figures]) -> list[str]:

@@ -57,6 +57,15 @@ class TableFigures(Part):
     """The XOR of its rows' 64-bit hashes (md5 of each row's text): equal for equal rows, in any order."""
 
 
+class Rehearsed(Part):
+    migration: str
+    """The migration, `<version>_<name>`."""
+    up_seconds: float = Field(ge=0)
+    """How long its up part took on the copy."""
+    down_seconds: float = Field(ge=0)
+    """How long its down part took on the copy."""
+
+
 class Drill(Part):
     """The backup restored into a scratch database on the same server and compared with the database as
     the dump saw it (Step 3's "verify backup integrity")."""
@@ -75,6 +84,8 @@ class Drill(Part):
     """The tables whose row count and checksum were compared, with the figures both had."""
     leftovers_dropped: list[str]
     """Scratch databases of killed drills this drill dropped first."""
+    rehearsal: list[Rehearsed] = []
+    """The deploy's pending migrations rehearsed on the copy (up, down, up), when the environment asks for it."""
 
 
 class TableActivity(Part):

@@ -12,7 +12,7 @@ def take_backup(d: Deployment) -> list[str]:
     """Snapshot the protected tables, then dump the database and drill its restore."""
     env = d.env
     d.snapshot = queries.snapshot(env, env.rollback.protected_tables)
-    taken = backup.take(env, d.release or f"{d.run.started:%Y%m%dT%H%M%SZ}-manual", d.run.id)
+    taken = backup.take(env, d.release or f"{d.run.started:%Y%m%dT%H%M%SZ}-manual", d.run.id, _to_rehearse(d))
     d.backup = taken.as_record()
     d.run.facts["backup"] = d.backup
     d.run.facts["snapshot"] = {table: {"rows": t["rows"]} for table, t in d.snapshot.items()}
@@ -20,6 +20,14 @@ def take_backup(d: Deployment) -> list[str]:
             f"WAL position {taken.lsn}",
             f"pg_restore --list lists all {len(taken.tables)} tables: {', '.join(taken.tables)}",
             *taken.drill.lines()]
+
+
+def _to_rehearse(d: Deployment) -> list[migrations.Migration]:
+    """A deploy's pending migrations, when the environment rehearses them on the drill's copy."""
+    if not d.env.database.drill.rehearse or d.package is None:
+        return []
+    applied = queries.applied_versions(d.env)
+    return migrations.pending(migrations.in_package(package.read(d.package).files, d.env.app.migrations.dir), applied)
 
 
 def in_release(d: Deployment, folder: str, template: list[str], version: str = "") -> str:

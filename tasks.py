@@ -53,20 +53,27 @@ def preflight(c, env="local", version=None, change=None):
                   "change": "the change ticket, e.g. CHG-123 (required where the environment says so)",
                   "approved_by": "who approved the change (not the operator)",
                   "emergency": "deploy outside the maintenance windows or in a freeze (needs --reason)",
-                  "reason": "why an emergency deploy cannot wait"})
+                  "reason": "why an emergency deploy cannot wait",
+                  "accept_loss": "with --restore-db in a strict environment: accept losing the writes since the backup"})
 @exits
-def deploy(c, version, env="local", restore_db=False, change=None, approved_by=None, emergency=False, reason=None):
+def deploy(c, version, env="local", restore_db=False, change=None, approved_by=None, emergency=False, reason=None,
+           accept_loss=False):
     """Deploy a version (runbook Steps 1-16): gate, backup, release, migrate, verify; roll back on failure."""
-    return entry.deploy(env, version, restore_db, change, approved_by, emergency, reason)
+    return entry.deploy(env, version, restore_db, change, approved_by, emergency, reason, accept_loss)
 
 
 @task(help=ENV | {"to": "the release to return to (default: the one live before the current)",
                   "restore_db": "restore the recorded pre-deploy backup instead of running down migrations",
-                  "break_lock": "break a stale lock left by a crashed run and recover from it"})
+                  "break_lock": "break a stale lock left by a crashed run and recover from it",
+                  "plan": "print what the rollback would do to the data and what it costs; change nothing",
+                  "accept_loss": "accept losing the writes since the backup (a restore in a strict environment)"})
 @exits
-def rollback(c, env="local", to=None, restore_db=False, break_lock=False):
-    """Roll back to the previous release (runbook Steps 14-16), with its database schema."""
-    return entry.rollback(env, to, restore_db, break_lock)
+def rollback(c, env="local", to=None, restore_db=False, break_lock=False, plan=False, accept_loss=False):
+    """Roll back to the previous release (runbook Steps 14-16), with its database schema; --plan only says how."""
+    if plan:
+        print("\n".join(entry.rollback_plan(env, to, restore_db, accept_loss)))
+        return 0
+    return entry.rollback(env, to, restore_db, break_lock, accept_loss)
 
 
 @task(help=ENV)

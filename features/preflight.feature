@@ -69,12 +69,14 @@ Feature: Pre-flight checklist
     And every pending migration is undone whole if it fails
     And every pending migration is safe while the previous release still serves
 
-  # Step 3: Database preparation
+  # Step 3: Database preparation. The backup phase verifies every backup by restoring it into a
+  # scratch database and comparing it with the database as it was dumped (the restore drill).
 
   @critical
   Scenario: Step 3 - The database can be backed up and the backup verified
     Then the pg_dump client is not older than the database server
     And the backup folder is writable with room for a dump of the database
+    And the database login may create the scratch database of the restore drill
 
   # Step 4: Service dependencies
 

@@ -21,6 +21,11 @@ def backup_folder_ready(environment, evidence):
     evidence.require([queries.backup_room(environment)])
 
 
+@then("the database login may create the scratch database of the restore drill")
+def drill_can_run(environment, evidence):
+    evidence.require([queries.may_create_databases(environment)])
+
+
 @then("the migrations the package will apply are listed", target_fixture="pending_migrations")
 def pending_migrations(environment, package_contents, evidence):
     pending = schema.pending(environment, package_contents)

@@ -170,12 +170,16 @@ def wait_for_phase(reports: Path, running: subprocess.Popen, version: str | None
     raise AssertionError(f"the {kind} never reached phase {phase} of its {sequence}")
 
 
-def build(folder: Path, version: str, migrations: dict[str, str] | None = None, edit=None) -> Path:
-    """A package of the demo in `folder/dist`, optionally changed: extra migrations, app.py edited."""
+def build(folder: Path, version: str, migrations: dict[str, str] | None = None, edit=None,
+          files: dict[str, str] | None = None) -> Path:
+    """A package of the demo in `folder/dist`, optionally changed: extra migrations, app.py edited, extra
+    files at its top (e.g. RUNS_ON_SCHEMA)."""
     source = folder / f"src-{version}"
     shutil.copytree(ROOT / "demo", source)
     for name, text in (migrations or {}).items():
         (source / "migrations" / name).write_text(text)
+    for name, text in (files or {}).items():
+        (source / name).write_text(text)
     if edit:
         (source / "app.py").write_text(edit((source / "app.py").read_text()))
     result = invoke(folder / "reports", "package", "--version", version, "--source", str(source), "--name", "demo",

@@ -62,7 +62,7 @@ def app_env(tmp_path):
 @pytest.fixture
 def build(tmp_path):
     """Build a package of the demo (optionally changed) into this test's dist folder."""
-    return lambda version, migrations=None, edit=None: apps.build(tmp_path, version, migrations, edit)
+    return lambda version, migrations=None, edit=None, files=None: apps.build(tmp_path, version, migrations, edit, files)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -89,6 +89,32 @@ class Supervisor(Model):
     ctl: str = "supervisorctl"
 
 
+class Drill(Model):
+    """Step 3's restore drill: every backup is restored into a scratch database on the same server and
+    compared with the database as the dump saw it."""
+
+    depth: Literal["full", "schema"] = "full"
+    """full: every table's data; schema: the schema and the protected tables' data alone (a database too
+    large to restore on every deploy)."""
+    full_below_mb: int | None = Field(None, ge=1)
+    """With `depth: schema`: a database smaller than this many MB is still drilled in full."""
+    rehearse: bool = False
+    """A deploy's pending migrations run up, down and up again on the drill's copy; one that fails, or whose
+    down part leaves the schema otherwise than it found it, stops the deploy before anything changes."""
+
+    @model_validator(mode="after")
+    def _below_needs_schema(self) -> "Drill":
+        if self.full_below_mb is not None and self.depth == "full":
+            raise ValueError("`full_below_mb` applies only with `depth: schema` (a full drill is full at every size)")
+        return self
+
+    def depth_for(self, size_bytes: int) -> str:
+        """The depth a database of `size_bytes` is drilled at."""
+        if self.depth == "schema" and self.full_below_mb is not None and size_bytes < self.full_below_mb * 2**20:
+            return "full"
+        return self.depth
+
+
 class Database(Model):
     url: Url | None = None
     """libpq URL; omitted in the local environment, which then runs its own cluster."""
@@ -100,6 +126,8 @@ class Database(Model):
     dump_jobs: int = Field(1, ge=1, le=64)
     """More than 1: a directory-format dump taken with that many parallel jobs."""
     connect_timeout: int = Field(5, ge=1, le=120)
+    drill: Drill = Drill()
+    """How each backup's restore drill restores it."""
 
 
 class LocalHaproxy(Model):

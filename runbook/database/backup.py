@@ -1,23 +1,26 @@
 """Database backups (runbook Step 3), taken on the backup host with pg_dump in custom format (directory
-format with parallel jobs when configured), verified with `pg_restore --list` against every table.
+format with parallel jobs when configured), verified with `pg_restore --list` against every table and by a
+restore drill (`runbook.database.drill`).
 
 A backup's path is recorded when it is taken; a restore reads it from the record, never from the clock.
 """
 
 import contextlib
 import re
-import uuid
 from dataclasses import asdict, dataclass
 from typing import Iterator
 
-import psycopg
 from psycopg import sql
 
 from runbook.config import Environment
-from runbook.database import commands, queries
+from runbook.database import commands, drill, queries
+from runbook.database.drill import Drill
+from runbook.database.migrations import Migration
+from runbook.database.login import login
 from runbook.errors import ActionFailed
 from runbook.hosts import commands as host_commands
-from runbook.hosts import connection, runner
+from runbook.hosts import runner
+from runbook.times import stamp, utc_now
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,15 @@ class Backup:
     tables: list[str]
     """Every table of the database when it was taken; each is in the dump's table of contents."""
     host: str
+    taken: str
+    """When the dump's snapshot was taken (UTC)."""
+    lsn: str
+    """The WAL position at the dump's snapshot."""
+    activity: dict[str, dict[str, int]]
+    """Each table's rows inserted, updated and deleted (server statistics) at the dump: a rollback that
+    restores the backup states the writes since from their growth."""
+    drill: Drill
+    """The restore drill that verified it."""
 
     def as_record(self) -> dict:
         return asdict(self)
@@ -37,31 +49,8 @@ class Backup:
 def tables(env: Environment) -> list[str]:
     """Every ordinary table outside the system schemas, as `schema.table`."""
     with queries.connect(env) as conn:
-        rows = conn.execute(
-            "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-            " AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1"
-        ).fetchall()
+        rows = conn.execute(drill.TABLES).fetchall()
     return [r[0] for r in rows]
-
-
-@contextlib.contextmanager
-def _login(env: Environment) -> Iterator[tuple[str, str | None]]:
-    """The conninfo for the PostgreSQL clients without its password, and the password file that holds it
-    (None without a password): written on the backup host for one command, removed after it."""
-    info = psycopg.conninfo.conninfo_to_dict(queries.url(env))
-    password = info.pop("password", None)
-    dbname = psycopg.conninfo.make_conninfo(**info)
-    if not password:
-        yield dbname, None
-        return
-    host, path = env.backup_host, str(env.database.backup_dir / f".pgpass-runbook-{uuid.uuid4().hex}")
-    escaped = password.replace("\\", "\\\\").replace(":", "\\:")
-    connection.put(host, path, f"*:*:*:*:{escaped}\n".encode(), 0o600)
-    try:
-        yield dbname, path
-    finally:
-        runner.must(host, host_commands.remove_files(path), what=f"removing the password file {path}")
 
 
 def listed_tables(env: Environment, path: str) -> set[str]:
@@ -71,22 +60,28 @@ def listed_tables(env: Environment, path: str) -> set[str]:
     return {f"{m.group(1)}.{m.group(2)}" for m in re.finditer(r"TABLE DATA (\S+) (\S+) ", toc)}
 
 
-def take(env: Environment, label: str) -> Backup:
-    """Dump the database into the backup folder as `<label>.dump` (or `.dir`), verify it, measure it."""
+def take(env: Environment, label: str, run_id: str, pending: list[Migration] | None = None) -> Backup:
+    """Dump the database into the backup folder as `<label>.dump` (or `.dir`) in a snapshot whose figures
+    are taken alongside, verify it by a restore drill (rehearsing the `pending` migrations on the copy),
+    measure it."""
     jobs = env.database.dump_jobs
     fmt, suffix = ("directory", "dir") if jobs > 1 else ("custom", "dump")
     path = str(env.database.backup_dir / f"{label}.{suffix}")
-    expected = tables(env)
     with _removed_unless_verified(env, path):
-        with _login(env) as (dbname, password_file):
-            argv = commands.dump(env.database.pg_dump, path, jobs, dbname, password_file, env.deadlines.lock)
-            runner.must(env.backup_host, argv, what=f"pg_dump into {path}", kind="backup")
-        missing = sorted(set(expected) - listed_tables(env, path))
+        with drill.source(env) as seen:
+            taken = stamp(utc_now())
+            with login(env) as (dbname, password_file):
+                argv = commands.dump(env.database.pg_dump, path, jobs, dbname, password_file, env.deadlines.lock,
+                                     seen.snapshot)
+                runner.must(env.backup_host, argv, what=f"pg_dump into {path}", kind="backup")
+        missing = sorted(set(seen.tables) - listed_tables(env, path))
         if missing:
             raise ActionFailed(f"backup {path} does not list these tables: {', '.join(missing)}")
         size, digest = runner.must(env.backup_host, commands.measure(path), what=f"measuring backup {path}",
                                    kind="backup").split()
-    return Backup(path, fmt, int(size), digest, expected, env.backup_host.name)
+        drilled = drill.run(env, path, fmt == "directory", seen, run_id, pending)
+    return Backup(path, fmt, int(size), digest, seen.tables, env.backup_host.name, taken, seen.lsn, seen.activity,
+                  drilled)
 
 
 @contextlib.contextmanager
@@ -117,7 +112,7 @@ def restore(env: Environment, backup: dict) -> None:
         for name in extra:
             schema, table = name.split(".", 1)
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.{} CASCADE").format(sql.Identifier(schema), sql.Identifier(table)))
-    with _login(env) as (dbname, password_file):
+    with login(env) as (dbname, password_file):
         argv = commands.restore(env.database.pg_restore, backup["path"], backup["format"] == "directory",
                                 env.database.dump_jobs, dbname, password_file)
         runner.must(env.backup_host, argv, what=f"restoring backup {backup['path']}", kind="backup")

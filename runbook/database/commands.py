@@ -28,12 +28,14 @@ def _client(tool: str, args: list[str], dbname: str, password_file: str | None) 
 
 
 def dump(pg_dump: str, path: str, jobs: int, dbname: str, password_file: str | None = None,
-         lock_wait: int | None = None) -> list[str]:
+         lock_wait: int | None = None, snapshot: str | None = None) -> list[str]:
     """pg_dump in custom format into the file `path`, or, with more than one job, into the folder `path`;
-    `lock_wait`: seconds it may wait for a table another session has locked, then it fails."""
+    `lock_wait`: seconds it may wait for a table another session has locked, then it fails; `snapshot`: a
+    snapshot another session exported (`pg_export_snapshot()`), so the dump sees exactly what that session sees."""
     formats = ["--format=directory", f"--jobs={jobs}"] if jobs > 1 else ["--format=custom"]
     waits = [f"--lock-wait-timeout={lock_wait}s"] if lock_wait else []
-    return _client(pg_dump, [*formats, *waits, f"--file={path}"], dbname, password_file)
+    seen = [f"--snapshot={snapshot}"] if snapshot else []
+    return _client(pg_dump, [*formats, *waits, *seen, f"--file={path}"], dbname, password_file)
 
 
 def restore(pg_restore: str, path: str, directory: bool, jobs: int, dbname: str,
@@ -42,6 +44,20 @@ def restore(pg_restore: str, path: str, directory: bool, jobs: int, dbname: str,
     a folder dump (those cannot share one)."""
     mode = [f"--jobs={jobs}"] if directory else ["--single-transaction"]
     return _client(pg_restore, ["--clean", "--if-exists", "--no-owner", *mode, path], dbname, password_file)
+
+
+def schema_dump(pg_dump: str, dbname: str, password_file: str | None = None) -> list[str]:
+    """The database's schema as SQL on standard output, without owners and privileges."""
+    return _client(pg_dump, ["--schema-only", "--no-owner", "--no-privileges"], dbname, password_file)
+
+
+def drill_restore(pg_restore: str, path: str, directory: bool, jobs: int, dbname: str,
+                  password_file: str | None = None, use_list: str | None = None) -> list[str]:
+    """pg_restore of a dump into an empty scratch database, stopping at the first error (a restore drill);
+    `use_list`: a table of contents file naming the only entries to restore."""
+    mode = [f"--jobs={jobs}"] if directory else ["--single-transaction"]
+    listed = [f"--use-list={use_list}"] if use_list else []
+    return _client(pg_restore, ["--exit-on-error", "--no-owner", *mode, *listed, path], dbname, password_file)
 
 
 def session_options(statement: int, lock: int) -> str:

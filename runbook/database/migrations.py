@@ -113,3 +113,22 @@ def pending(migrations: list[Migration], applied: set[str]) -> list[Migration]:
 def command(template: list[str], python: str, version: str = "") -> list[str]:
     """An app migration command with its placeholders (`{{ python }}`, `{{ version }}`) filled in."""
     return [jinja2.Template(arg, undefined=jinja2.StrictUndefined).render(python=python, version=version) for arg in template]
+
+
+DROP_TABLE = re.compile(r"\bDROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?([\w.]+(?:\s*,\s*[\w.]+)*)", re.IGNORECASE)
+ALTER_TABLE = re.compile(r"\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?([\w.]+)\s+([^;]*)", re.IGNORECASE)
+DROP_COLUMN = re.compile(r"\bDROP\s+(?:COLUMN\s+)?(?:IF\s+EXISTS\s+)?(?!CONSTRAINT\b|DEFAULT\b|NOT\b|IDENTITY\b|"
+                         r"EXPRESSION\b)(\w+)", re.IGNORECASE)
+
+
+def dropped_by(migration: Migration) -> list[tuple[str, str | None]]:
+    """The tables (column None) and the columns the migration's down part drops, as (table, column).
+
+        >>> dropped_by(parse("0002_notes.sql", "-- migrate:up\\n-- migrate:down\\nALTER TABLE items DROP COLUMN note;"))
+        [('items', 'note')]
+    """
+    text = re.sub(r"--[^\n]*", "", migration.down)
+    text = text.replace('"', "")
+    tables = [(t.strip(), None) for found in DROP_TABLE.findall(text) for t in found.split(",")]
+    columns = [(table, column) for table, actions in ALTER_TABLE.findall(text) for column in DROP_COLUMN.findall(actions)]
+    return tables + columns

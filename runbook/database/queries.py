@@ -15,6 +15,10 @@ from runbook.hosts import runner, survey
 from runbook.secrets import expand, redact
 
 
+LSN = "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text"
+"""The server's WAL position (LSN): where a point-in-time recovery may stop."""
+
+
 def url(env: Environment) -> str:
     """The database URL with secrets resolved (its password known to the redactor); the local cluster's
     when none is configured."""
@@ -26,14 +30,16 @@ def url(env: Environment) -> str:
 
 
 @contextlib.contextmanager
-def connect(env: Environment) -> Iterator[psycopg.Connection]:
+def connect(env: Environment, dbname: str | None = None) -> Iterator[psycopg.Connection]:
     """A session whose statements end after `deadlines.statement` and whose waits for a lock another
-    session holds end after `deadlines.lock`, each then a `DeadlineExceeded` naming the deadline."""
+    session holds end after `deadlines.lock`, each then a `DeadlineExceeded` naming the deadline.
+    `dbname`: another database of the same server (a restore drill's scratch copy)."""
     limits = env.deadlines
     options = commands.session_options(limits.statement, limits.lock)
+    chosen = {"dbname": dbname} if dbname else {}
     try:
         conn = psycopg.connect(url(env), connect_timeout=env.database.connect_timeout, autocommit=True,
-                               options=options)
+                               options=options, **chosen)
     except psycopg.OperationalError as e:
         reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         raise CheckFailed(f"database {endpoint(env)} does not answer: {reason}") from None
@@ -115,6 +121,16 @@ def backup_room(env: Environment) -> Finding:
     return Finding(subject, free >= needed, detail + ("" if free >= needed else " (not enough room)"))
 
 
+def may_create_databases(env: Environment) -> Finding:
+    """The runbook's login may create (and so drop) the restore drill's scratch database."""
+    with connect(env) as conn:
+        user, allowed = conn.execute("SELECT current_user, rolcreatedb OR rolsuper FROM pg_roles "
+                                     "WHERE rolname = current_user").fetchone()
+    detail = f"role {user} {'may' if allowed else 'may not'} create databases"
+    return Finding(f"database {endpoint(env)}", allowed,
+                   detail + ("" if allowed else " (the restore drill needs CREATEDB: ALTER ROLE ... CREATEDB)"))
+
+
 def query_column(env: Environment, query: str) -> list[str]:
     """The first column of a query's rows, as text (empty when the table does not exist yet)."""
     with connect(env) as conn:
@@ -165,6 +181,15 @@ def unchanged(before: dict[str, dict], after: dict[str, dict]) -> list[Finding]:
                   else f"all {was['rows']} rows from before the deploy are there, unchanged ({now.get('rows')} rows now)")
         found.append(Finding(f"table {table}", not lost, detail))
     return found
+
+
+def wal_position_or_why(env: Environment) -> str:
+    """The WAL position now, or why it cannot be read (it is recorded, never a reason to stop)."""
+    try:
+        with connect(env) as conn:
+            return conn.execute(LSN).fetchone()[0]
+    except Exception as e:  # psycopg's errors, a database that does not answer
+        return f"unknown ({type(e).__name__}: {e})"
 
 
 def schema_version_or_why(env: Environment) -> str | None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from runbook.config import Environment, Host
 from runbook.engine.context import BaselineFigures, RunContext
 from runbook.engine.lock import Intent, Lock
+from runbook.engine.planner import Plan
 from runbook.engine.undo import Undo
 from runbook.engine.run import Run
 from runbook.release import releases
@@ -18,7 +19,10 @@ class Deployment:
 
     run: Run
     restore_db: bool = False
-    """Asked for by the operator: a rollback restores the pre-deploy backup instead of down migrations."""
+    """Asked for by the operator (or chosen by the plan, when nothing else can work): a rollback restores the
+    pre-deploy backup instead of down migrations."""
+    accept_loss: bool = False
+    """`--accept-loss`: the operator accepts the writes a restore of the backup discards (strict environments)."""
     break_lock: bool = False
     """Asked for by the operator: `lock` breaks a stale lock and recovers the crashed run."""
     requested_target: str | None = None
@@ -62,6 +66,8 @@ class Deployment:
     """lock, with `--break-lock`: the killed run's lock, whose intent this run finishes or undoes."""
     nothing_to_do: str | None = None
     """lock / plan: why this rollback changes nothing (no crashed run, or one that changed nothing)."""
+    plan: Plan | None = None
+    """plan: the database rollback chosen, and what it costs."""
     undo: Undo | None = None
     """plan, when recovering: what the killed run left to undo, read from the hosts (None: undo it all)."""
     refused: str | None = None

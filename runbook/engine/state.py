@@ -27,6 +27,8 @@ class Live(Stored):
     schema_version: str | None = Field(alias="schema")
     run_id: str
     at: str
+    backup: dict | None = None
+    """The backup the deploy that made it live took before (`backup.Backup`): what a rollback from it restores."""
 
 
 class LastRun(Stored):

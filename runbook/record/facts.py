@@ -50,6 +50,50 @@ class Package(Part):
     """The package's checksum."""
 
 
+class TableFigures(Part):
+    rows: int = Field(ge=0)
+    """The table's row count."""
+    checksum: int
+    """The XOR of its rows' 64-bit hashes (md5 of each row's text): equal for equal rows, in any order."""
+
+
+class Rehearsed(Part):
+    migration: str
+    """The migration, `<version>_<name>`."""
+    up_seconds: float = Field(ge=0)
+    """How long its up part took on the copy."""
+    down_seconds: float = Field(ge=0)
+    """How long its down part took on the copy."""
+
+
+class Drill(Part):
+    """The backup restored into a scratch database on the same server and compared with the database as
+    the dump saw it (Step 3's "verify backup integrity")."""
+
+    database: str
+    """The scratch database, dropped after the drill."""
+    depth: Literal["full", "schema"]
+    """full: every table's data; schema: the schema and the protected tables' data alone."""
+    restore_seconds: float = Field(ge=0)
+    """The measured time to recover: how long the restore took."""
+    compare_seconds: float = Field(ge=0)
+    """How long comparing the copy with the database took."""
+    tables: int = Field(ge=0)
+    """The tables of the database at the dump, each present in the copy."""
+    compared: dict[str, TableFigures]
+    """The tables whose row count and checksum were compared, with the figures both had."""
+    leftovers_dropped: list[str]
+    """Scratch databases of killed drills this drill dropped first."""
+    rehearsal: list[Rehearsed] = []
+    """The deploy's pending migrations rehearsed on the copy (up, down, up), when the environment asks for it."""
+
+
+class TableActivity(Part):
+    inserted: int
+    updated: int
+    deleted: int
+
+
 class Backup(Part):
     """The database backup taken before anything changed (Step 3)."""
 
@@ -65,11 +109,31 @@ class Backup(Part):
     """Every table of the database, each listed by `pg_restore --list` in the dump."""
     host: str
     """The host that took and keeps the dump."""
+    taken: str | None = None
+    """When the dump's snapshot was taken (UTC)."""
+    lsn: str | None = None
+    """The WAL position (LSN) at the dump's snapshot: with the one at the switch, the span a point-in-time
+    recovery may choose from."""
+    activity: dict[str, TableActivity] | None = None
+    """Each table's rows inserted, updated and deleted (the server's statistics) at the dump; a rollback that
+    restores the backup states the writes since from their growth."""
+    drill: Drill | None = None
+    """The restore drill that verified the backup."""
 
 
 class TableRows(Part):
     rows: int | None
     """The table's row count before the deploy; null when the table did not exist."""
+
+
+class Switch(Part):
+    """The moment the new release went live (its first switch)."""
+
+    at: str
+    """When (UTC)."""
+    lsn: str
+    """The database's WAL position then (or why it could not be read): with the backup's, the span a DBA may
+    choose a point-in-time recovery from."""
 
 
 class Migrations(Part):
@@ -96,6 +160,58 @@ class Rollback(Part):
     """The schema version the database was returned to."""
     database_restored: bool
     """Whether the backup was restored (discarding every write since) rather than migrated down."""
+
+
+class Dropped(Part):
+    """A table or column the down migrations drop."""
+
+    migration: str
+    """The migration whose down part drops it."""
+    table: str
+    column: str | None
+    """null: the whole table."""
+    rows: int | None
+    """The rows it holds (a column: rows with a value in it) when the plan was made; null: it does not exist."""
+
+
+class Loss(Part):
+    """What restoring the backup discards: every write made since it was taken."""
+
+    backup: str
+    """The backup's path."""
+    taken: str | None
+    """When it was taken (UTC)."""
+    seconds: float | None
+    """Time from the backup to the plan."""
+    lsn: str | None
+    """The WAL position at the backup."""
+    inserted: int | None
+    updated: int | None
+    deleted: int | None
+    """Rows inserted, updated and deleted since the backup, over all tables (`pg_stat_user_tables`' counters'
+    growth); null: not known (the statistics were reset since, or the backup did not record them)."""
+    tables: dict[str, TableActivity]
+    """The tables written since the backup, each with its rows inserted, updated and deleted."""
+
+
+class RollbackPlan(Part):
+    """What the rollback chose to do to the database, and why, stated before it acted (Step 15)."""
+
+    path: Literal["code only", "down migrations", "restore the backup"]
+    """code only: the release returned to runs on the schema as it is (no data touched); down migrations:
+    the live release's down parts revert the schema; restore the backup: the pre-deploy backup is restored."""
+    why: str
+    """Why this path: the release's declared schema range, the down parts found, or the operator's choice."""
+    schema_now: str | None
+    """The schema version when the plan was made."""
+    schema_after: str | None
+    """The schema version the rollback leaves."""
+    dropped: list[Dropped]
+    """Down migrations: what they drop, with the rows it holds now (lost)."""
+    loss: Loss | None
+    """Restore the backup: the writes it discards."""
+    refused: str | None
+    """Why this path was refused (a strict environment's restore without --accept-loss); null: it was not."""
 
 
 class DatabaseRestored(Part):

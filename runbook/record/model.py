@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field
 
 from runbook.record.facts import (Approval, Backup, CrashedRun, DatabaseRestored, Delivery, Host, Incident,
-                                  Migrations, Package, Part, Rollback, Signing, TableRows)
+                                  Migrations, Package, Part, Rollback, RollbackPlan, Signing, Switch, TableRows)
 from runbook.record.watching import Bake, Baseline
 from runbook.times import STAMP_PATTERN
 
@@ -160,6 +160,8 @@ class Record(Part):
     """The package deployed."""
     configuration_changes: dict[str, str] | None = None
     """Each configuration file's unified diff against the previous release, secrets redacted."""
+    switch: Switch | None = None
+    """When the release went live, with the database's WAL position."""
     migrations: Migrations | None = None
     """The migrations the deploy applied."""
     bake: Bake | None = None
@@ -170,6 +172,8 @@ class Record(Part):
     """Present when a backup was restored."""
     rollback: Rollback | None = None
     """The rollback, when one ran."""
+    rollback_plan: RollbackPlan | None = None
+    """What the rollback chose to do to the database and what it cost, stated before it acted."""
     needs_human: str | None = None
     """What state things are in when the rollback failed too, and what to run after fixing the cause."""
     refused: str | None = None

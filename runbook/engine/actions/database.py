@@ -2,22 +2,32 @@
 
 from runbook.database import backup, commands, migrations, queries
 from runbook.hosts.commands import KILL_AFTER
-from runbook.engine import state
+from runbook.engine import planner, state
 from runbook.engine.deployment import Deployment
 from runbook.errors import ActionFailed
 from runbook.release import package, releases
 
 
 def take_backup(d: Deployment) -> list[str]:
-    """Snapshot the protected tables, then dump the database."""
+    """Snapshot the protected tables, then dump the database and drill its restore."""
     env = d.env
     d.snapshot = queries.snapshot(env, env.rollback.protected_tables)
-    taken = backup.take(env, d.release or f"{d.run.started:%Y%m%dT%H%M%SZ}-manual")
+    taken = backup.take(env, d.release or f"{d.run.started:%Y%m%dT%H%M%SZ}-manual", d.run.id, _to_rehearse(d))
     d.backup = taken.as_record()
     d.run.facts["backup"] = d.backup
     d.run.facts["snapshot"] = {table: {"rows": t["rows"]} for table, t in d.snapshot.items()}
-    return [f"{taken.format}-format dump {taken.path} on {taken.host}: {taken.size_bytes} bytes, sha256 {taken.sha256}",
-            f"pg_restore --list lists all {len(taken.tables)} tables: {', '.join(taken.tables)}"]
+    return [f"{taken.format}-format dump {taken.path} on {taken.host}: {taken.size_bytes} bytes, sha256 {taken.sha256}, "
+            f"WAL position {taken.lsn}",
+            f"pg_restore --list lists all {len(taken.tables)} tables: {', '.join(taken.tables)}",
+            *taken.drill.lines()]
+
+
+def _to_rehearse(d: Deployment) -> list[migrations.Migration]:
+    """A deploy's pending migrations, when the environment rehearses them on the drill's copy."""
+    if not d.env.database.drill.rehearse or d.package is None:
+        return []
+    applied = queries.applied_versions(d.env)
+    return migrations.pending(migrations.in_package(package.read(d.package).files, d.env.app.migrations.dir), applied)
 
 
 def in_release(d: Deployment, folder: str, template: list[str], version: str = "") -> str:
@@ -61,7 +71,8 @@ def after_migrate(d: Deployment) -> list[str]:
 
 
 def revert_database(d: Deployment) -> list[str]:
-    """Down migrations back to the recorded schema, or the backup restored when asked."""
+    """What the rollback's plan chose: nothing (code only), down migrations back to the recorded schema, or
+    the backup restored."""
     env = d.env
     if d.restore_db:
         if not d.backup or not d.backup.get("tables"):
@@ -69,10 +80,13 @@ def revert_database(d: Deployment) -> list[str]:
         backup.restore(env, d.backup)
         d.run.facts["database_restored"] = {
             "backup": d.backup["path"],
-            "note": "the database was restored from the pre-deploy backup: every write made since it was taken was discarded",
+            "note": "the database was restored from the pre-deploy backup: every write made since it was taken was discarded"
+                    + (f": {d.plan.loss}" if d.plan and d.plan.loss else ""),
         }
         return [f"restored {d.backup['path']}; writes made after it was taken are discarded"]
     now = queries.schema_version(env)
+    if d.plan is not None and d.plan.path == planner.CODE:
+        return [f"code only: the schema stays at {now or 'none'}, no data touched ({d.plan.why})"]
     if now == d.target_schema:
         return [f"schema already at {now or 'none'}: nothing to revert"]
     newest = d.release if d.release and d.release in releases.listing(env, state.primary(env)) else None

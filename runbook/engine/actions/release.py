@@ -3,12 +3,13 @@ drained, checked and restored; Step 14's choice of the release to return to."""
 
 from runbook.config import Host
 from runbook.database import queries
-from runbook.engine import state, undo
+from runbook.engine import planner, state, undo
 from runbook.engine.deployment import Deployment
 from runbook.errors import ActionFailed, RunbookError
 from runbook.findings import require
 from runbook.hosts import connection
 from runbook.release import configfiles, package, releases, rollout
+from runbook.times import stamp, utc_now
 
 
 def prepare_release(d: Deployment) -> list[str]:
@@ -67,7 +68,13 @@ def _switch(d: Deployment, target: str | None) -> list[str]:
 
 
 def switch_release(d: Deployment) -> list[str]:
-    return _switch(d, d.release)
+    """Switch the batch; at the first switch the WAL position is recorded: with the backup's, the span a
+    point-in-time recovery may choose from."""
+    notes = _switch(d, d.release)
+    if "switch" not in d.run.facts:
+        d.run.facts["switch"] = {"at": stamp(utc_now()), "lsn": queries.wal_position_or_why(d.env)}
+        notes.append(f"WAL position at the switch: {d.run.facts['switch']['lsn']}")
+    return notes
 
 
 def switch_back(d: Deployment) -> list[str]:
@@ -110,11 +117,13 @@ def check_hosts(d: Deployment) -> list[str]:
 
 def plan_rollback(d: Deployment) -> list[str]:
     """Choose the release to return to (Step 14) and check it can be returned to before anything
-    changes: the deploy's recorded previous one, the killed run's, or the one asked for."""
+    changes: the deploy's recorded previous one, the killed run's, or the one asked for; then choose and
+    state what the rollback does to the data (`planner`)."""
     if d.nothing_to_do:
         return [d.nothing_to_do]
     if d.run.kind == "deploy":
-        return [f"returning to {d.target or 'no release (first deploy)'}, schema {d.target_schema or 'none'}: {d.reason}"]
+        return [f"returning to {d.target or 'no release (first deploy)'}, schema {d.target_schema or 'none'}: {d.reason}",
+                *_plan_database(d, d.release if d.prepared else None)]
     if d.recovering is None:
         _choose_target(d)
     _check_target(d)
@@ -126,32 +135,29 @@ def plan_rollback(d: Deployment) -> list[str]:
             d.nothing_to_do = f"{d.reason}: {undo.describe(d.undo, d.target, d.target_schema)}: releasing the lock"
             return [d.nothing_to_do]
         return [d.reason, undo.describe(d.undo, d.target, d.target_schema)]
-    return [d.reason]
+    return [d.reason, *_plan_database(d, d.release)]
+
+
+def _plan_database(d: Deployment, live: str | None) -> list[str]:
+    """The database path of this rollback, put in the record before anything acts; a refused one stops it."""
+    d.plan = planner.choose(d.env, live, d.target, d.target_schema, d.backup, d.restore_db, d.accept_loss)
+    d.run.facts["rollback_plan"] = d.plan.as_record()
+    if d.plan.refused:
+        raise RunbookError(d.plan.refused)
+    d.target_schema, d.restore_db = d.plan.schema_after, d.plan.path == planner.RESTORE
+    return d.plan.lines()
 
 
 def _choose_target(d: Deployment) -> None:
     """A manual rollback: the release asked for, else the newest earlier live one."""
-    env = d.env
-    found = state.load(env)
-    live = releases.current(env, state.primary(env))
-    d.release = live
-    if d.requested_target:
-        entry = found.entry(d.requested_target)
-        if entry is None:
-            raise RunbookError(f"release {d.requested_target!r} is not a release that was live on {env.name}; "
-                               f"known: {', '.join(e.release for e in found.history) or 'none'}")
-    else:
-        earlier = [e for e in found.history if e.release != live]
-        if not earlier:
-            raise RunbookError(f"{env.name} has no previous release to roll back to (live: {live or 'none'})")
-        entry = earlier[-1]
-    d.target, d.target_schema = entry.release, entry.schema_version
+    live, entry, d.backup = planner.target(d.env, d.requested_target)
+    d.release, d.target, d.target_schema = live, entry.release, entry.schema_version
     d.reason = f"manual rollback by {d.run.operator} from {live} to {entry.release}"
 
 
 def _check_target(d: Deployment) -> None:
     """Refuse (exit 2, nothing changed) a target that cannot serve: its folder missing or changed on an
-    app host, no down migrations for a schema that differs, no backup to restore."""
+    app host, no backup to restore when asked to."""
     env = d.env
     if d.target is not None:
         for host in env.hosts_with("app"):
@@ -162,11 +168,9 @@ def _check_target(d: Deployment) -> None:
                 releases.verify_files(env, host, d.target)
             except ActionFailed as e:
                 raise RunbookError(f"cannot roll back to {d.target}: {e}") from None
-    if d.restore_db:
-        if not d.backup or not d.backup.get("tables"):
-            raise RunbookError("--restore-db restores the backup a deploy took; none is recorded for this rollback")
-        return
-    if queries.schema_version(env) != d.target_schema and (
+    if d.restore_db and (not d.backup or not d.backup.get("tables")):
+        raise RunbookError("--restore-db restores the backup a deploy took; none is recorded for this rollback")
+    if d.recovering is not None and not d.restore_db and queries.schema_version(env) != d.target_schema and (
             not d.release or d.release not in releases.listing(env, state.primary(env))):
         raise RunbookError(f"the schema differs from {d.target_schema or 'none'} and no release folder holds the "
                            f"down migrations ({d.release or 'no release'} is not on {state.primary(env).name})")

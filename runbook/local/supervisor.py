@@ -70,7 +70,19 @@ def supervisorctl(p: Paths, *args: str, timeout: float = 60) -> subprocess.Compl
 
 
 def running(p: Paths) -> bool:
-    return p.supervisord_conf.exists() and supervisorctl(p, "pid").stdout.strip().isdigit()
+    return status(p) is not None
+
+
+def status(p: Paths) -> str | None:
+    """`supervisorctl status`, one line per program; None when no supervisord answers. One call both
+    says that supervisord runs and what each program does (exit 3: some program is not running)."""
+    if not p.supervisord_conf.exists():
+        return None
+    try:
+        listed = supervisorctl(p, "status", timeout=30)
+    except subprocess.TimeoutExpired:
+        raise RunbookError(f"supervisorctl status: no answer within 30 s (log: {p.supervisor / 'supervisord.log'})") from None
+    return listed.stdout if listed.returncode in (0, 3) else None
 
 
 def services(env: Environment) -> list[Program]:
@@ -82,22 +94,25 @@ def services(env: Environment) -> list[Program]:
     ]
 
 
-def up(env: Environment, p: Paths, programs: list[Program]) -> list[str]:
-    """Write supervisord's configuration for `programs` and start it, or have it take up a change."""
+def up(env: Environment, p: Paths, programs: list[Program]) -> tuple[list[str], str]:
+    """Write supervisord's configuration for `programs` and start it, or have it take up a change.
+    Returns what was done and `supervisorctl status`: when all was up, that one call is all it costs."""
     (p.supervisor / "logs").mkdir(parents=True, exist_ok=True)
     text = SUPERVISORD_CONF.render(env=env, sup=p.supervisor, state=p.state, programs=programs)
     changed = not p.supervisord_conf.exists() or p.supervisord_conf.read_text() != text
     if changed:
         p.supervisord_conf.write_text(text)
         p.supervisord_conf.chmod(0o600)
-    if not running(p):
+    listed = status(p)
+    if listed is None:
         run([str(venv_bin() / "supervisord"), "-c", str(p.supervisord_conf)], "starting supervisord")
         for _ in range(100):
-            if running(p):
-                return ["started supervisord"]
+            listed = status(p)
+            if listed is not None:
+                return ["started supervisord"], listed
             time.sleep(0.1)
         raise RunbookError(f"supervisord did not come up (log: {p.supervisor / 'supervisord.log'})")
     if changed:
         supervisorctl(p, "update")
-        return ["updated supervisord's programs"]
-    return []
+        return ["updated supervisord's programs"], status(p) or ""
+    return [], listed

@@ -3,7 +3,7 @@ the local stack and the app's folders, all under the environment's state folder 
 default, gitignored).
 
 `up` starts what is not running and leaves alone what is, so a second `up` changes nothing; when
-all is up it costs one `supervisorctl status` and one connection to PostgreSQL. `down` stops what
+all is up it costs one status call to supervisord and one connection to PostgreSQL. `down` stops what
 `up` started.
 """
 
@@ -33,13 +33,13 @@ def up(env: Environment, programs: bool = True) -> list[str]:
     return done + started + (start_programs(env, listed) if programs else [])
 
 
-def start_programs(env: Environment, listed: str | None = None) -> list[str]:
-    """Start the app's stopped programs on the current release, when there is one; `listed`: a
-    `supervisorctl status` just taken, so as not to ask again."""
+def start_programs(env: Environment, listed: dict[str, str] | None = None) -> list[str]:
+    """Start the app's stopped programs on the current release, when there is one; `listed`: the
+    programs' states just asked of supervisord, so as not to ask again."""
     p = paths(env)
     if listed is None:
-        listed = supervisor.status(p) or ""
-    if env.app.current.exists() and any("STOPPED" in line or "EXITED" in line for line in listed.splitlines()):
+        listed = supervisor.status(p) or {}
+    if env.app.current.exists() and any(state in ("STOPPED", "EXITED") for state in listed.values()):
         supervisorctl(p, "start", "all")
         return [f"started the app's services on the current release ({env.app.current.resolve().name})"]
     return []

@@ -30,5 +30,5 @@ def open_environment(name: str, start_local: bool = True, seen_up: bool = False)
 def start(env: Environment) -> list[str]:
     """Start the local stack; the app's programs only when no run holds the lock: after a killed run
     they would serve whatever `current` points at, which recovery must decide first."""
-    free = env.local is not None and lock.read(env) is None  # a non-local environment: `up` refuses it (exit 2)
-    return local.up(env, programs=free)
+    local.paths(env)  # refuses a non-local environment (exit 2) before its hosts are read for the lock
+    return local.up(env, programs=lock.read(env) is None)

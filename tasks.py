@@ -3,6 +3,9 @@ status, the record's verification, and the local environment.
 
 Exit codes: 0 success; 1 a check or phase failed (nothing changed, or rolled back);
 2 usage, configuration or refusal (nothing changed); 3 failed and the rollback failed: a human is needed.
+
+Each task imports the engine where it runs, so that `invoke --list` loads only invoke and this file
+(tests/test_startup_imports.py pins it).
 """
 
 import functools
@@ -10,11 +13,7 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from runbook import ROOT, config, environments, local as local_env, usage
-from runbook.release import package as packages
-from runbook.engine import entry, run, status as status_
-from runbook.governance import attestation
-from runbook.record import trust
+from runbook import usage
 from runbook.errors import NEEDS_HUMAN, RunbookError
 from runbook.secrets import redact
 
@@ -45,6 +44,7 @@ def exits(body):
 @exits
 def preflight(c, env="local", version=None, change=None):
     """Run the pre-flight checklist (runbook Steps 1-5) as a release gate; writes reports/<run-id>/."""
+    from runbook.engine import entry
     return entry.gate(env, version, change)
 
 
@@ -59,6 +59,7 @@ def preflight(c, env="local", version=None, change=None):
 def deploy(c, version, env="local", restore_db=False, change=None, approved_by=None, emergency=False, reason=None,
            accept_loss=False):
     """Deploy a version (runbook Steps 1-16): gate, backup, release, migrate, verify; roll back on failure."""
+    from runbook.engine import entry
     return entry.deploy(env, version, restore_db, change, approved_by, emergency, reason, accept_loss)
 
 
@@ -70,6 +71,7 @@ def deploy(c, version, env="local", restore_db=False, change=None, approved_by=N
 @exits
 def rollback(c, env="local", to=None, restore_db=False, break_lock=False, plan=False, accept_loss=False):
     """Roll back to the previous release (runbook Steps 14-16), with its database schema; --plan only says how."""
+    from runbook.engine import entry
     if plan:
         print("\n".join(entry.rollback_plan(env, to, restore_db, accept_loss)))
         return 0
@@ -80,6 +82,7 @@ def rollback(c, env="local", to=None, restore_db=False, break_lock=False, plan=F
 @exits
 def watch(c, env="local"):
     """Measure the release serving now, then watch it against the rollback triggers (Steps 14, 20)."""
+    from runbook.engine import entry
     return entry.watch(env)
 
 
@@ -87,6 +90,7 @@ def watch(c, env="local"):
 @exits
 def backup(c, env="local"):
     """Back up the environment's database and verify the backup (runbook Step 3)."""
+    from runbook.engine import entry
     return entry.backup(env)
 
 
@@ -94,6 +98,7 @@ def backup(c, env="local"):
 @exits
 def status(c, env="local", json_=False):
     """Show current and previous releases, schema version, lock and the last run."""
+    from runbook.engine import status as status_
     found = status_.collect(env)
     print(found.model_dump_json(indent=2) if json_ else found.text())
 
@@ -103,6 +108,8 @@ def status(c, env="local", json_=False):
 @exits
 def package(c, version, source="demo", name=None, dest="dist"):
     """Build dist/<app>-<version>.tar.gz with a VERSION file and a SHA-256 manifest."""
+    from runbook import ROOT
+    from runbook.release import package as packages
     source_dir = Path(source) if Path(source).is_absolute() else Path.cwd() / source
     target = packages.build(source_dir, name or source_dir.resolve().name, version, ROOT / dest)
     print(f"{target} sha256 {packages.checksum(target)}")
@@ -112,6 +119,7 @@ def package(c, version, source="demo", name=None, dest="dist"):
 @exits
 def local_up(c, env="local"):
     """Start the local environment's PostgreSQL, supervisord and app (not while a run holds the lock)."""
+    from runbook import config, environments
     done = environments.start(config.load_environment(env))
     print("\n".join(done) if done else "local environment already up: nothing to do")
 
@@ -120,6 +128,7 @@ def local_up(c, env="local"):
 @exits
 def local_down(c, env="local"):
     """Stop what local.up started."""
+    from runbook import config, local as local_env
     done = local_env.down(config.load_environment(env))
     print("\n".join(done) if done else "local environment already down: nothing to do")
 
@@ -130,6 +139,7 @@ def local_down(c, env="local"):
 @exits
 def record_verify(c, folder, env=None, key=None):
     """Check a run's record against its signed manifest under a pinned key: 0 untouched, 1 each difference named."""
+    from runbook.record import trust
     problems, summary = trust.verify_run(Path(folder), env, Path(key) if key else None)
     for problem in problems:
         print(problem)
@@ -144,6 +154,9 @@ def record_verify(c, folder, env=None, key=None):
 @exits
 def attest(c, item, key, version=None, change=None, env="local", by=None):
     """Sign off a checklist item: append a signed entry to the environment's attestation file."""
+    from runbook import config
+    from runbook.engine import run
+    from runbook.governance import attestation
     rules = config.load_environment(env).attestations
     if rules.file is None:
         raise RunbookError(f"environment {env!r} has no `attestations.file` to write to")

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from runbook import ROOT, config, local
+from runbook.environments import open_environment
 
 pytestmark = pytest.mark.usefixtures("stopped_after_module")
 
@@ -92,6 +93,16 @@ def test_preflight_passes_against_the_private_cluster(cluster_env, invoke, tmp_p
     assert balancer["outcome"] == "passed", balancer
     assert "no release is live yet (first deploy)" in str(balancer["steps"]), balancer
     assert result.scenario("Step 5 - SSL certificates are valid")["outcome"] == "passed"
+
+
+def test_a_phase_of_a_run_that_saw_the_stack_up_does_not_look_again(cluster_env, invoke, monkeypatch):
+    assert invoke("local.up", "--env", str(cluster_env)).code == 0
+    looked = []
+    monkeypatch.setattr(local, "is_up", lambda env: looked.append(env.name) or True)
+    open_environment(str(cluster_env), start_local=False, seen_up=True)
+    assert looked == []
+    open_environment(str(cluster_env), start_local=False)
+    assert len(looked) == 1
 
 
 def test_local_down_stops_everything_it_started(cluster_env, invoke):

@@ -51,3 +51,10 @@ def test_every_field_the_steps_and_checks_read_exists_on_the_context():
 def test_baseline_figures_are_typed():
     with pytest.raises(ValidationError):
         BaselineFigures(p95_seconds="fast", error_rate=0.0)
+
+
+def test_the_phases_of_a_run_that_saw_its_local_stack_up_are_told_so(tmp_path):
+    d = _deployment(tmp_path)
+    assert not d.context().local_up
+    d.run.local_up = True
+    assert RunContext.read(d.context().write(tmp_path / "context.json")).local_up

@@ -60,10 +60,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def environment(pytestconfig: pytest.Config) -> config.Environment:
-    """The validated environment; a local one is brought up first. Bad config stops the run (exit 2)."""
+def environment(pytestconfig: pytest.Config, run_context: RunContext | None) -> config.Environment:
+    """The validated environment; a local one must be up (the run verified has seen it up: it is not
+    checked again). Bad config stops the run (exit 2)."""
     try:
-        env = open_environment(pytestconfig.getoption("env"), start_local=False)
+        env = open_environment(pytestconfig.getoption("env"), start_local=False,
+                               seen_up=run_context is not None and run_context.local_up)
     except RunbookError as e:
         pytest.exit(str(e), returncode=e.exit_code)
     pytestconfig.stash[ENVIRONMENT] = env

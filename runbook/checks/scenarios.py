@@ -2,14 +2,14 @@
 
 from functools import cache
 
-from pytest_bdd.feature import get_features
-
 from runbook import ROOT
 
 
 @cache
 def names() -> frozenset[str]:
     """Every scenario's name as a run records it: an outline's once for each of its examples."""
+    from pytest_bdd.feature import get_features  # pulls in pytest: only when a waiver must be checked
+
     found = set()
     for feature in get_features([str(ROOT / "features")]):
         for template in feature.scenarios.values():

@@ -37,6 +37,9 @@ class RunContext(BaseModel):
     snapshot: dict[str, dict] | None = None
     """The protected tables' row counts and digests taken before the run changed anything."""
     baseline: BaselineFigures | None = None
+    local_up: bool = False
+    """The run found its local stack up when it opened the environment (or started what was missing):
+    the verifying phases do not check it again."""
 
     @property
     def first_deploy(self) -> bool:

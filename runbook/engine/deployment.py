@@ -110,4 +110,5 @@ class Deployment:
                                                       error_rate=self.baseline.error_rate)
         change = self.change or self.run.facts.get("approval", {}).get("change")
         return RunContext(release=self.release, version=self.run.version, change=change, target=self.target,
-                          target_schema=self.target_schema, snapshot=self.snapshot, baseline=baseline)
+                          target_schema=self.target_schema, snapshot=self.snapshot, baseline=baseline,
+                          local_up=self.run.local_up)

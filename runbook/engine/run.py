@@ -97,6 +97,8 @@ class Run:
     phases: list[PhaseResult] = field(default_factory=list)
     facts: dict = field(default_factory=dict)
     """What the record says beyond phases: release, backup, migrations, rollback, ..."""
+    local_up: bool = False
+    """Opening the environment found its local stack up (or started it): its phases need not look again."""
 
     @property
     def journal(self) -> Journal:
@@ -119,7 +121,8 @@ def start(env_arg: str, version: str | None, kind: str) -> Run:
     run_id = f"{now:%Y%m%dT%H%M%SZ}-{env.name}-{kind}-{random.token_hex(3)}"
     folder = reports_root() / run_id
     folder.mkdir(parents=True)
-    run = Run(env=env, env_arg=env_arg, kind=kind, version=version, id=run_id, folder=folder, started=now)
+    run = Run(env=env, env_arg=env_arg, kind=kind, version=version, id=run_id, folder=folder, started=now,
+              local_up=env.local is not None)
     run.event("run started", kind=kind, version=version, environment=env.name, operator=run.operator,
               runner=run.runner, pid=run.pid)
     return run

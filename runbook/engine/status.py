@@ -6,7 +6,6 @@ from pydantic import BaseModel
 
 from runbook.database import queries
 from runbook.engine import lock, state
-from runbook.engine.sequences import deploy_sequence, rollback_sequence
 from runbook.environments import open_environment
 from runbook.release import releases
 
@@ -65,6 +64,13 @@ class Status(BaseModel):
         return "\n".join(lines)
 
 
+def _phases(env, sequence: str) -> list[str]:
+    """The phase names of a run's sequence; the sequences (and all the engine behind them) load only here."""
+    from runbook.engine.sequences import deploy_sequence, rollback_sequence
+
+    return [p.name for p in (deploy_sequence if sequence == "deploy" else rollback_sequence)(env)]
+
+
 def collect(env_arg: str) -> Status:
     """Current and previous releases, schema version, lock, the last run, and a run that did not finish;
     read only: nothing is started, stopped or changed."""
@@ -83,7 +89,7 @@ def collect(env_arg: str) -> Status:
         last_run=found.last_run,
         unfinished_run=held and UnfinishedRun(
             run_id=held.holder.run_id, kind=held.intent.kind, version=held.intent.version, phase=held.intent.phase,
-            phases=[p.name for p in (deploy_sequence if held.intent.sequence == "deploy" else rollback_sequence)(env)],
+            phases=_phases(env, held.intent.sequence),
             since=held.holder.since, operator=held.holder.operator,
             running=None if held.holder.stale is None else not held.holder.stale),
     )

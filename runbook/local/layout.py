@@ -5,7 +5,6 @@ from secrets import token_urlsafe
 
 from runbook.config import Environment
 from runbook.local.paths import Paths
-from runbook.record import signing
 from runbook.secrets import references, secret_file
 
 
@@ -19,6 +18,8 @@ def secrets(env: Environment, p: Paths) -> list[str]:
             if path and path.resolve().is_relative_to(p.state.resolve()) and not path.exists():
                 path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
                 if path.suffix == ".pem":
+                    from runbook.record import signing  # cryptography: only when a key is missing
+
                     signing.generate_key(path)
                 else:
                     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

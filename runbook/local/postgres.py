@@ -4,6 +4,7 @@ import glob
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -37,7 +38,40 @@ def running(p: Paths) -> bool:
         raise RunbookError(f"pg_ctl status -D {p.pgdata}: no answer within 30 s") from None
 
 
+def _ours(env: Environment, p: Paths) -> psycopg.Connection | None:
+    """A connection to the cluster on the environment's port, when it answers and is this environment's
+    own (its data folder); None when nothing answers there. The one check `up` makes when all is up."""
+    try:
+        conn = psycopg.connect(_admin(env), connect_timeout=10, autocommit=True)
+    except psycopg.OperationalError:
+        return None
+    serving = conn.execute("SHOW data_directory").fetchone()[0]
+    if Path(serving).resolve() != p.pgdata.resolve():
+        conn.close()
+        raise RunbookError(f"port {env.local.postgres_port} is served by another PostgreSQL cluster ({serving}), "
+                           f"not this environment's ({p.pgdata}): give `local.postgres_port` a free port")
+    return conn
+
+
+def _admin(env: Environment) -> str:
+    return f"postgresql://postgres@127.0.0.1:{env.local.postgres_port}/postgres"
+
+
 def up(env: Environment, p: Paths) -> list[str]:
+    done = []
+    conn = _ours(env, p) if (p.pgdata / "PG_VERSION").exists() else None
+    if conn is None:
+        done += _start(env, p)
+        conn = psycopg.connect(_admin(env), connect_timeout=10, autocommit=True)
+    with conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (env.app.name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(env.app.name)))
+            done.append(f"created database {env.app.name}")
+    return done
+
+
+def _start(env: Environment, p: Paths) -> list[str]:
+    """Create the cluster when there is none and start it when it is not running."""
     done = []
     if not (p.pgdata / "PG_VERSION").exists():
         p.pgdata.mkdir(parents=True, exist_ok=True)
@@ -56,11 +90,6 @@ def up(env: Environment, p: Paths) -> list[str]:
             f"starting PostgreSQL on port {env.local.postgres_port} (log: {p.pglog})",
         )
         done.append(f"started PostgreSQL on 127.0.0.1:{env.local.postgres_port}")
-    admin = f"postgresql://postgres@127.0.0.1:{env.local.postgres_port}/postgres"
-    with psycopg.connect(admin, connect_timeout=10, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (env.app.name,)).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(env.app.name)))
-            done.append(f"created database {env.app.name}")
     return done
 
 

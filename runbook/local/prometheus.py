@@ -11,10 +11,8 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import requests
 import yaml
 
-from runbook import http
 from runbook.config import Environment
 from runbook.errors import ConfigError, RunbookError
 from runbook.local.paths import Paths, run
@@ -87,6 +85,10 @@ def install(path: Path, text: str, kind: str) -> bool:
 
 def reload(env: Environment) -> list[str]:
     """Have a running server take up its changed files; nothing when it is not running (it reads them on start)."""
+    import requests  # requests loads only when there is a change to take up
+
+    from runbook import http
+
     url = env.monitoring.url.rstrip("/")
     try:
         response = http.request("POST", f"{url}/-/reload", timeout=30)

@@ -1,9 +1,12 @@
 """The local environment's supervisord: the app's services (started by deploys) and the programs of
 the local stack (started with supervisord)."""
 
+import http.client
+import socket
 import subprocess
 import sys
 import time
+import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +73,54 @@ def supervisorctl(p: Paths, *args: str, timeout: float = 60) -> subprocess.Compl
 
 
 def running(p: Paths) -> bool:
-    return p.supervisord_conf.exists() and supervisorctl(p, "pid").stdout.strip().isdigit()
+    return status(p) is not None
+
+
+SHUTTING_DOWN = 6
+"""supervisord's fault code while it shuts down (`SHUTDOWN_STATE`): as good as stopped."""
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over supervisord's unix socket, with a deadline on connecting and on every read."""
+
+    def __init__(self, path: Path, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(str(self.path))
+
+
+class _UnixTransport(xmlrpc.client.Transport):
+    def __init__(self, path: Path, timeout: float):
+        super().__init__()
+        self.path, self.timeout = path, timeout
+
+    def make_connection(self, host):
+        return _UnixConnection(self.path, self.timeout)
+
+
+def status(p: Paths, timeout: float = 30) -> dict[str, str] | None:
+    """Each program's state (RUNNING, STOPPED, ...) by name, asked of supervisord over its socket in one
+    XML-RPC call (what `supervisorctl status` asks, without starting a Python for it); None when no
+    supervisord answers. One call says both that supervisord runs and what each program does."""
+    sock = p.supervisor / "supervisor.sock"
+    if not (p.supervisord_conf.exists() and sock.exists()):
+        return None
+    proxy = xmlrpc.client.ServerProxy("http://localhost", transport=_UnixTransport(sock, timeout))
+    try:
+        found = proxy.supervisor.getAllProcessInfo()
+    except (ConnectionRefusedError, FileNotFoundError):
+        return None
+    except xmlrpc.client.Fault as e:
+        if e.faultCode == SHUTTING_DOWN:
+            return None
+        raise RunbookError(f"supervisord at {sock} refused its status: {e}") from None
+    except (OSError, xmlrpc.client.Error) as e:
+        raise RunbookError(f"supervisord at {sock} did not answer: {e} (log: {p.supervisor / 'supervisord.log'})") from None
+    return {info["name"]: info["statename"] for info in found}
 
 
 def services(env: Environment) -> list[Program]:
@@ -82,22 +132,25 @@ def services(env: Environment) -> list[Program]:
     ]
 
 
-def up(env: Environment, p: Paths, programs: list[Program]) -> list[str]:
-    """Write supervisord's configuration for `programs` and start it, or have it take up a change."""
+def up(env: Environment, p: Paths, programs: list[Program]) -> tuple[list[str], dict[str, str]]:
+    """Write supervisord's configuration for `programs` and start it, or have it take up a change.
+    Returns what was done and each program's state: when all was up, that one `status` is all it costs."""
     (p.supervisor / "logs").mkdir(parents=True, exist_ok=True)
     text = SUPERVISORD_CONF.render(env=env, sup=p.supervisor, state=p.state, programs=programs)
     changed = not p.supervisord_conf.exists() or p.supervisord_conf.read_text() != text
     if changed:
         p.supervisord_conf.write_text(text)
         p.supervisord_conf.chmod(0o600)
-    if not running(p):
+    listed = status(p)
+    if listed is None:
         run([str(venv_bin() / "supervisord"), "-c", str(p.supervisord_conf)], "starting supervisord")
         for _ in range(100):
-            if running(p):
-                return ["started supervisord"]
+            listed = status(p)
+            if listed is not None:
+                return ["started supervisord"], listed
             time.sleep(0.1)
         raise RunbookError(f"supervisord did not come up (log: {p.supervisor / 'supervisord.log'})")
     if changed:
         supervisorctl(p, "update")
-        return ["updated supervisord's programs"]
-    return []
+        return ["updated supervisord's programs"], status(p) or {}
+    return [], listed

@@ -154,3 +154,18 @@ def test_an_unknown_key_in_an_entry_is_refused_naming_the_file_and_entry(tmp_pat
                                                    entry("api-endpoints-reviewed", colour="green")])
     with pytest.raises(CheckFailed, match=rf"{file}: entry 2 \(api-endpoints-reviewed\): colour: Extra inputs"):
         attestation.read(file)
+
+
+def test_where_none_is_required_an_entry_for_another_version_counts_as_none_and_a_broken_one_still_fails(
+        make_env, invoke, tmp_path):
+    file = write(tmp_path / "attestations.yaml", [
+        entry("api-endpoints-reviewed", version="1.0.0"),
+        entry("vulnerability-scans-completed", days_ago=-1),
+    ])
+    env = make_env({"strict": False, "attestations": {"file": str(file), "required": False}})
+    result = invoke("preflight", "--env", str(env), "--version", "1.1.0")
+    status, message = outcome(result, ENDPOINTS)
+    assert status == "skipped" and "it covers version 1.0.0, but version 1.1.0 is being gated" in message, message
+    assert "not required in test" in message, message
+    status, message = outcome(result, SCANS)
+    assert status == "failed" and "in the future" in message, message

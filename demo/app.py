@@ -7,16 +7,12 @@ does not start. Every response is JSON except a file download.
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
-import hmac
 import json
 import logging
 import os
 import re
-import secrets
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -33,8 +29,10 @@ import auth_client
 import cache
 import jobs
 import pages
+import processes
 import rates
 import settings
+import tokens
 import upstream
 
 logger = logging.getLogger("demo")
@@ -44,7 +42,6 @@ settings.load_env_file()
 # Imported once .env is read: prometheus_client chooses its multiprocess mode on import, from
 # PROMETHEUS_MULTIPROC_DIR.
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest  # noqa: E402
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # noqa: E402
 from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
 
 DATABASE_URL = settings.database_url()
@@ -58,8 +55,6 @@ AUDIT_LOG = settings.APP_DIR / settings.get("APP_AUDIT_LOG") if settings.get("AP
 VERSION_FILE = settings.APP_DIR / "VERSION"
 VERSION = (VERSION_FILE.read_text(encoding="utf-8").strip() if VERSION_FILE.is_file() else "") or "0.0.0-dev"
 
-TOKEN_TTL_SECONDS = 3600
-PBKDF2_ITERATIONS = 600_000
 MAX_JSON_BYTES = 64 * 1024
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_REQUEST_ID = 128
@@ -71,39 +66,7 @@ DURATION = Histogram("demo_http_request_duration_seconds", "Time taken to answer
                      ["handler"], registry=REGISTRY)
 DATABASE_FAILURES = Counter("demo_database_connection_failures", "Attempts to connect to the database that failed",
                             registry=REGISTRY)
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _proc_stat(pid: int) -> list[str]:
-    """The fields of /proc/<pid>/stat after the command name (field 3, the state, first)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        return stat.read().rsplit(")", 1)[1].split()
-
-
-class ServiceProcesses:
-    """The memory and CPU of the whole service: under gunicorn its master (this worker's parent) and every
-    worker, together; otherwise this process. CPU counts the master's reaped children too, so it never
-    goes back when a worker is replaced."""
-
-    def collect(self):
-        root = os.getppid() if "gunicorn" in sys.modules else os.getpid()
-        stat = _proc_stat(root)
-        rss, cpu = int(stat[21]), sum(int(v) for v in stat[11:15])
-        for entry in os.listdir("/proc"):
-            try:
-                child = _proc_stat(int(entry)) if entry.isdigit() else None
-            except OSError:
-                continue  # the process ended while being read
-            if child and int(child[1]) == root:
-                rss, cpu = rss + int(child[21]), cpu + int(child[11]) + int(child[12])
-        yield GaugeMetricFamily("demo_service_resident_memory_bytes", "Resident memory of the service's processes",
-                                value=rss * PAGE_SIZE)
-        yield CounterMetricFamily("demo_service_cpu_seconds", "CPU time of the service's processes",
-                                  value=cpu / CLOCK_TICKS)
-
-
-REGISTRY.register(ServiceProcesses())
+REGISTRY.register(processes.ServiceProcesses())
 
 
 def connect() -> psycopg.Connection:
@@ -195,47 +158,6 @@ def _text_field(payload: dict[str, Any], name: str) -> str:
     return value
 
 
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, PBKDF2_ITERATIONS)
-    return f"pbkdf2_sha256${PBKDF2_ITERATIONS}${salt.hex()}${digest.hex()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        algorithm, iterations, salt, digest = stored.split("$")
-        expected = bytes.fromhex(digest)
-        candidate = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(iterations))
-    except ValueError:
-        return False
-    return algorithm == "pbkdf2_sha256" and hmac.compare_digest(candidate, expected)
-
-
-def _sign(payload: str, secret: str) -> str:
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-
-
-def issue_token(username: str, secret: str) -> str:
-    """``base64url(username:expiry).hmac_sha256_hex``, valid for TOKEN_TTL_SECONDS."""
-    payload = f"{username}:{int(time.time()) + TOKEN_TTL_SECONDS}"
-    return f"{base64.urlsafe_b64encode(payload.encode()).decode()}.{_sign(payload, secret)}"
-
-
-def verify_token(token: str, secret: str) -> str | None:
-    """The username a valid, unexpired token was issued to, else None."""
-    encoded, _, signature = token.rpartition(".")
-    try:
-        payload = base64.urlsafe_b64decode(encoded).decode()
-    except ValueError:
-        return None
-    if not hmac.compare_digest(signature.encode(), _sign(payload, secret).encode()):
-        return None
-    username, _, expiry = payload.rpartition(":")
-    if not expiry.isdigit() or int(expiry) < time.time():
-        return None
-    return username
-
-
 def _secret_key() -> str:
     if SECRET_KEY is None:
         raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, "APP_SECRET_KEY is not configured")
@@ -252,11 +174,11 @@ def _sync_admin(conn: psycopg.Connection) -> None:
         if _admin_synced:
             return
         row = conn.execute("SELECT password_hash FROM users WHERE username = %s", (ADMIN_USERNAME,)).fetchone()
-        if row is None or not verify_password(ADMIN_PASSWORD, row[0]):
+        if row is None or not tokens.verify_password(ADMIN_PASSWORD, row[0]):
             conn.execute(
                 "INSERT INTO users (username, password_hash) VALUES (%s, %s) "
                 "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash",
-                (ADMIN_USERNAME, hash_password(ADMIN_PASSWORD)),
+                (ADMIN_USERNAME, tokens.hash_password(ADMIN_PASSWORD)),
             )
         conn.commit()
         _admin_synced = True
@@ -269,7 +191,7 @@ def authenticated(handler: Handler) -> Handler:
     def wrapper(request: Request) -> Response:
         secret = _secret_key()
         scheme, _, token = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        user = verify_token(token.strip(), secret) if scheme.lower() == "bearer" else None
+        user = tokens.verify_token(token.strip(), secret) if scheme.lower() == "bearer" else None
         if user is None:
             raise HttpError(HTTPStatus.UNAUTHORIZED, "missing or invalid token", [("WWW-Authenticate", "Bearer")])
         request.environ["demo.user"] = user
@@ -308,7 +230,7 @@ def metrics(request: Request) -> Response:
     if settings.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
-        registry.register(ServiceProcesses())
+        registry.register(processes.ServiceProcesses())
     return Response(HTTPStatus.OK, generate_latest(registry), CONTENT_TYPE_LATEST)
 
 
@@ -323,7 +245,7 @@ def _credentials_valid(username: str, password: str) -> bool:
     with connect() as conn:
         _sync_admin(conn)
         row = conn.execute("SELECT password_hash FROM users WHERE username = %s", (username,)).fetchone()
-    return row is not None and verify_password(password, row[0])
+    return row is not None and tokens.verify_password(password, row[0])
 
 
 def login(request: Request) -> Response:
@@ -335,7 +257,7 @@ def login(request: Request) -> Response:
         audit(request, username, "login.refused", f"user {username}")
         raise HttpError(HTTPStatus.UNAUTHORIZED, "invalid username or password")
     audit(request, username, "login", f"user {username}")
-    return json_response(HTTPStatus.OK, {"token": issue_token(username, secret)})
+    return json_response(HTTPStatus.OK, {"token": tokens.issue_token(username, secret)})
 
 
 @authenticated

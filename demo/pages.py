@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlencode
 
 import app as api
 import settings
+import tokens
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -64,7 +65,7 @@ def _https(request: api.Request) -> bool:
 def session_user(request: api.Request) -> str | None:
     """The user the session cookie was issued to, while it is valid."""
     token = _cookies(request).get(SESSION)
-    return api.verify_token(token, api._secret_key()) if token else None
+    return tokens.verify_token(token, api._secret_key()) if token else None
 
 
 def _nonce(request: api.Request) -> tuple[str, list[tuple[str, str]]]:
@@ -73,7 +74,7 @@ def _nonce(request: api.Request) -> tuple[str, list[tuple[str, str]]]:
     if len(nonce) == 32 and nonce.isalnum():
         return nonce, []
     nonce = secrets.token_hex(16)
-    return nonce, [_cookie(request, CSRF, nonce, api.TOKEN_TTL_SECONDS)]
+    return nonce, [_cookie(request, CSRF, nonce, tokens.TOKEN_TTL_SECONDS)]
 
 
 def page(request: api.Request, status: HTTPStatus, title: str, template: str, **values: str) -> api.Response:
@@ -82,7 +83,7 @@ def page(request: api.Request, status: HTTPStatus, title: str, template: str, **
     nonce, set_nonce = _nonce(request)
     user = session_user(request)
     account = render("nav_user.html", user=html.escape(user)) if user else render("nav_guest.html")
-    body = render(template, csrf=api._sign(f"csrf:{nonce}", api._secret_key()), **values)
+    body = render(template, csrf=tokens.sign(f"csrf:{nonce}", api._secret_key()), **values)
     text = render("layout.html", title=html.escape(title), account=account, content=body)
     return api.Response(status, text.encode(), "text/html; charset=utf-8", [*SECURITY_HEADERS, *set_nonce])
 
@@ -99,7 +100,7 @@ def _form(request: api.Request) -> dict[str, str]:
 
 def _csrf_ok(request: api.Request, token: str) -> bool:
     nonce = _cookies(request).get(CSRF, "")
-    return bool(nonce) and secrets.compare_digest(token, api._sign(f"csrf:{nonce}", api._secret_key()))
+    return bool(nonce) and secrets.compare_digest(token, tokens.sign(f"csrf:{nonce}", api._secret_key()))
 
 
 def _refused(request: api.Request) -> api.Response:
@@ -136,7 +137,7 @@ def log_in(request: api.Request) -> api.Response:
     except api.HttpError as error:
         return login_form(request, error.message, error.status)
     token = json.loads(answer.body)["token"]
-    return redirect("/items", [_cookie(request, SESSION, token, api.TOKEN_TTL_SECONDS)])
+    return redirect("/items", [_cookie(request, SESSION, token, tokens.TOKEN_TTL_SECONDS)])
 
 
 def log_out(request: api.Request) -> api.Response:

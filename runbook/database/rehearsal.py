@@ -131,7 +131,6 @@ def run(env: Environment, database: str, pending: list[Migration]) -> list[Rehea
     done = []
     with queries.connect(env, dbname=database) as conn:
         conn.execute(f"SET statement_timeout = '{env.deadlines.migrate}s'")
-        conn.execute(f"SET lock_timeout = '{env.deadlines.lock}s'")
         lock = env.deadlines.lock
         for migration in pending:
             if not migration.transactional:

@@ -209,7 +209,8 @@ def test_a_rehearsal_records_each_tables_strongest_lock_and_the_rows_the_up_part
 
 
 def test_rolling_refuses_a_migration_taking_access_exclusive_on_a_table_above_the_size_allowed(shop, database_url):
-    env = shop({"rollout": {"strategy": "rolling"}, "database": {"drill": {"rehearse": True, "exclusive_lock_max_mb": 0}}})
+    env = shop({"rollout": {"strategy": "rolling"},
+                "database": {"drill": {"rehearse": True, "exclusive_lock_max_mb": 0}}})
     vip = parse("0002_vip.sql", "-- migrate:up\nALTER TABLE customers ADD COLUMN vip boolean;\n"
                                 "-- migrate:down\nALTER TABLE customers DROP COLUMN vip;\n")
     with pytest.raises(ActionFailed) as failed:
@@ -221,7 +222,8 @@ def test_rolling_refuses_a_migration_taking_access_exclusive_on_a_table_above_th
 
 
 def test_rolling_allows_a_migration_taking_weaker_locks_on_the_same_table(shop, database_url):
-    env = shop({"rollout": {"strategy": "rolling"}, "database": {"drill": {"rehearse": True, "exclusive_lock_max_mb": 0}}})
+    env = shop({"rollout": {"strategy": "rolling"},
+                "database": {"drill": {"rehearse": True, "exclusive_lock_max_mb": 0}}})
     index = parse("0002_names.sql", "-- migrate:up\nCREATE INDEX customers_name ON customers (name);\n"
                                     "-- migrate:down\nDROP INDEX customers_name;\n")
     taken = backup.take(env, "rolling", run_id(), [index])

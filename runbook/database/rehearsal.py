@@ -34,17 +34,23 @@ class Rehearsed:
     rows: dict[str, int] = field(default_factory=dict)
     """Each table's rows its up part inserted, updated or deleted."""
     sizes: dict[str, int] = field(default_factory=dict)
-    """The size in bytes (with indexes and TOAST) of each table it locked, on the copy, before it committed."""
+    """The size in bytes (with indexes and TOAST) on the copy, before its up part, of each table it locked and
+    did not create."""
 
 
 MODES = ["AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock",
          "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"]
 """PostgreSQL's table lock modes, weakest first."""
 
-HELD = """SELECT n.nspname || '.' || c.relname, l.mode, pg_total_relation_size(c.oid)
+HELD = """SELECT n.nspname || '.' || c.relname, l.mode
 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted AND c.relkind IN ('r', 'p', 'm')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'"""
+
+SIZES = """SELECT n.nspname || '.' || c.relname, pg_total_relation_size(c.oid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%'"""
 
 TOUCHED = """SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_xact_user_tables
 WHERE n_tup_ins + n_tup_upd + n_tup_del > 0"""
@@ -94,7 +100,9 @@ def schema(env: Environment, database: str) -> list[str]:
 
 
 def _part(conn: psycopg.Connection, migration: Migration, part: str, label: str, lock: float) -> Observed:
-    """Run one part in a transaction; what it locked and touched is read inside it, before it commits."""
+    """Run one part in a transaction; what it locked and touched is read inside it, before it commits; the
+    sizes of the tables it locked are theirs before it (a table it creates has none)."""
+    existing = dict(conn.execute(SIZES).fetchall())
     started = time.monotonic()
     try:
         with conn.transaction():
@@ -107,7 +115,8 @@ def _part(conn: psycopg.Connection, migration: Migration, part: str, label: str,
                            f"for a lock another session holds on the copy: {blockers(conn)}") from None
     except psycopg.Error as e:
         raise ActionFailed(f"rehearsal of {migration.label}: {label} failed on the copy: {str(e).strip()}") from None
-    return Observed(seconds, strongest([(t, m) for t, m, _ in held]), rows, {t: size for t, _, size in held})
+    locks = strongest(held)
+    return Observed(seconds, locks, rows, {t: existing[t] for t in locks if t in existing})
 
 
 def refusal(env: Environment, migration: str, observed: Observed) -> str | None:
@@ -115,12 +124,12 @@ def refusal(env: Environment, migration: str, observed: Observed) -> str | None:
     limit = env.database.drill.exclusive_lock_max_mb
     if env.rollout.strategy != "rolling":
         return None
-    big = [(t, observed.sizes[t]) for t, mode in observed.locks.items()
-           if mode == "AccessExclusiveLock" and observed.sizes[t] > limit * 2**20]
+    big = [(t, observed.sizes.get(t, 0)) for t, mode in observed.locks.items()
+           if mode == "AccessExclusiveLock" and observed.sizes.get(t, 0) > limit * 2**20]
     if not big:
         return None
     return (f"rehearsal of {migration}: under rollout.strategy rolling it may not take AccessExclusiveLock on "
-            + ", ".join(f"{t} ({size / 2**20:.1f} MB)" for t, size in big)
+            + ", ".join(f"{t} ({size / 2**20:.2f} MB)" for t, size in big)
             + f", above database.drill.exclusive_lock_max_mb ({limit} MB): the serving release would stall on "
             "that table while it runs; make the change in steps that take weaker locks, or deploy it with "
             "rollout.strategy maintenance")

@@ -69,7 +69,8 @@ class Rehearsed(Part):
     rows: dict[str, int] = {}
     """Each table's rows its up part inserted, updated or deleted (`pg_stat_xact_user_tables`)."""
     sizes: dict[str, int] = {}
-    """The size in bytes (with indexes and TOAST) of each table it locked, on the copy."""
+    """The size in bytes (with indexes and TOAST) on the copy, before its up part, of each table it locked and
+    did not create."""
 
 
 class Drill(Part):

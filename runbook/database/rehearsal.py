@@ -59,7 +59,7 @@ OTHERS = """SELECT n.nspname || '.' || c.relname, l.mode, l.pid, a.state, a.xact
 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND l.granted
-  AND l.pid <> pg_backend_pid() AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND l.pid <> pg_backend_pid() AND c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 ORDER BY 1, 3"""
 
 

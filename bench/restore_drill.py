@@ -6,7 +6,8 @@ PostgreSQL (127.0.0.1:5432).
 It fills a fresh database (dropped after) with a `customers` table of the size asked for and an `orders`
 table referring to it, then times `pg_dump -Fc` alone, and the backup as the runbook takes it (snapshot
 figures, dump, `pg_restore --list`, restore drill) at depth `full` and at depth `schema` with `orders`
-protected.
+protected; then with the rehearsal of two migrations on the full drill's copy: a new nullable column
+(metadata only) and an update of every `customers` row (down: the reverse).
 """
 
 import argparse
@@ -22,11 +23,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runbook import config  # noqa: E402
 from runbook.database import backup, commands  # noqa: E402
+from runbook.database.migrations import parse  # noqa: E402
 from runbook.hosts import runner  # noqa: E402
 from tests.apps import environment, fresh_database, merge  # noqa: E402
 
 ROW_BYTES = 300
 """About what a `customers` row takes on disk, with its share of the index."""
+
+MIGRATIONS = [parse("0002_vip.sql", "-- migrate:up\nALTER TABLE customers ADD COLUMN vip boolean;\n"
+                                    "-- migrate:down\nALTER TABLE customers DROP COLUMN vip;\n"),
+              parse("0003_upper.sql", "-- migrate:up\nUPDATE customers SET name = upper(name);\n"
+                                      "-- migrate:down\nUPDATE customers SET name = lower(name);\n")]
+"""What the rehearsal runs: one migration that touches no row, one that rewrites every row of the big table."""
 
 
 def fill(url: str, mb: int) -> None:
@@ -62,15 +70,21 @@ def main() -> None:
                     what="pg_dump alone", kind="backup")
         alone = time.monotonic() - started
         print(f"database {size / 2**20:.0f} MB; pg_dump -Fc alone: {alone:.2f} s")
-        for label, environment_ in (("full", full), ("schema", env({"database": {"drill": {"depth": "schema"}},
-                                                                    "rollback": {"protected_tables": ["orders"]}}))):
+        schema = env({"database": {"drill": {"depth": "schema"}}, "rollback": {"protected_tables": ["orders"]}})
+        rehearse = env({"database": {"drill": {"rehearse": True}}})
+        for label, environment_, pending in (("full", full, []), ("schema", schema, []),
+                                             ("full + rehearsal", rehearse, MIGRATIONS)):
             started = time.monotonic()
-            taken = backup.take(environment_, f"drill-{label}", f"20261202T000000Z-bench-backup-{label}")
+            run_id = f"20261202T000000Z-bench-backup-{label.replace(' + ', '-')}"
+            taken = backup.take(environment_, f"drill-{label}", run_id, pending)
             total = time.monotonic() - started
             drill = taken.drill
             print(f"backup with a {label} drill: {total:.2f} s in all ({total / alone:.1f}x pg_dump alone); "
                   f"restore (time to recover) {drill.restore_seconds:.2f} s, comparison {drill.compare_seconds:.2f} s, "
                   f"{len(drill.compared)} tables compared")
+            for r in drill.rehearsal:
+                print(f"  rehearsed {r.migration}: up {r.up_seconds:.2f} s, down {r.down_seconds:.2f} s, "
+                      f"locks {r.locks}, rows {r.rows}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from runbook import config
-from runbook.database import backup, drill, queries
+from runbook.database import backup, drill, queries, rehearsal
 from runbook.database.migrations import parse
 from runbook.errors import ActionFailed
 from runbook.config.app import Drill
@@ -191,4 +191,71 @@ def test_a_down_part_that_leaves_a_column_behind_fails_the_rehearsal_showing_the
     message = str(failed.value)
     assert "rehearsal of 0002_perks: its down part does not return the schema" in message
     assert "+    vip boolean" in message and "the scratch database" in message and "was dropped" in message
+    assert scratch_databases(database_url) == []
+
+
+def test_a_rehearsal_records_each_tables_strongest_lock_and_the_rows_the_up_part_touches(shop, database_url):
+    env = shop({"database": {"drill": {"rehearse": True}}})
+    vip = parse("0002_vip.sql", "-- migrate:up\nALTER TABLE customers ADD COLUMN vip boolean;\n"
+                                "UPDATE customers SET vip = true WHERE id <= 40;\nSELECT count(*) FROM orders;\n"
+                                "-- migrate:down\nALTER TABLE customers DROP COLUMN vip;\n")
+    taken = backup.take(env, "locks", run_id(), [vip])
+    [rehearsed] = taken.drill.rehearsal
+    assert rehearsed.locks == {"public.customers": "AccessExclusiveLock", "public.orders": "AccessShareLock"}
+    assert rehearsed.rows == {"public.customers": 40}
+    assert rehearsed.sizes["public.customers"] > 0
+    assert "its up part locks public.customers in AccessExclusiveLock, public.orders in AccessShareLock and " \
+           "touches 40 rows (public.customers: 40)" in taken.drill.lines()[-1]
+
+
+def test_rolling_refuses_a_migration_taking_access_exclusive_on_a_table_above_the_size_allowed(shop, database_url):
+    env = shop({"rollout": {"strategy": "rolling"},
+                "database": {"drill": {"rehearse": True, "exclusive_lock_max_mb": 0}}})
+    vip = parse("0002_vip.sql", "-- migrate:up\nALTER TABLE customers ADD COLUMN vip boolean;\n"
+                                "-- migrate:down\nALTER TABLE customers DROP COLUMN vip;\n")
+    with pytest.raises(ActionFailed) as failed:
+        backup.take(env, "rolling", run_id(), [vip])
+    message = str(failed.value)
+    assert "rehearsal of 0002_vip: under rollout.strategy rolling it may not take AccessExclusiveLock on " \
+           "public.customers (" in message and "MB), above database.drill.exclusive_lock_max_mb (0 MB)" in message
+    assert scratch_databases(database_url) == []
+
+
+def test_rolling_allows_a_migration_taking_weaker_locks_on_the_same_table(shop, database_url):
+    env = shop({"rollout": {"strategy": "rolling"},
+                "database": {"drill": {"rehearse": True, "exclusive_lock_max_mb": 0}}})
+    index = parse("0002_names.sql", "-- migrate:up\nCREATE INDEX customers_name ON customers (name);\n"
+                                    "-- migrate:down\nDROP INDEX customers_name;\n")
+    taken = backup.take(env, "rolling", run_id(), [index])
+    assert taken.drill.rehearsal[0].locks == {"public.customers": "ShareLock"}
+
+
+def test_a_migration_blocked_by_another_sessions_lock_on_the_copy_fails_within_lock_timeout_naming_it(
+        shop, database_url, monkeypatch):
+    """The blocker opens on the copy once the drill has restored and compared it, just before the first
+    migration's up part: a session of the copy's own, in a transaction holding ACCESS SHARE on `customers`."""
+    env = shop({"deadlines": {"lock": 1}, "database": {"drill": {"rehearse": True}}})
+    held: list[tuple[psycopg.Connection, int]] = []
+    schema = rehearsal.schema
+
+    def open_blocker_then_read_schema(env, database):
+        if not held:
+            blocker = psycopg.connect(f"{MACHINE_PG}/{database}", connect_timeout=10)
+            blocker.execute("LOCK TABLE customers IN ACCESS SHARE MODE")
+            held.append((blocker, blocker.info.backend_pid))
+        return schema(env, database)
+
+    monkeypatch.setattr(rehearsal, "schema", open_blocker_then_read_schema)
+    vip = parse("0002_vip.sql", "-- migrate:up\nALTER TABLE customers ADD COLUMN vip boolean;\n"
+                                "-- migrate:down\nALTER TABLE customers DROP COLUMN vip;\n")
+    try:
+        with pytest.raises(ActionFailed) as failed:
+            backup.take(env, "blocked", run_id(), [vip])
+    finally:
+        for blocker, _ in held:
+            blocker.close()
+    message = str(failed.value)
+    assert "rehearsal of 0002_vip: its up part waited longer than lock_timeout (1 s) for a lock another session " \
+           f"holds on the copy: AccessShareLock on public.customers held by session {held[0][1]} " \
+           "(idle in transaction" in message, message
     assert scratch_databases(database_url) == []

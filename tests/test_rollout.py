@@ -11,6 +11,8 @@ from .apps import Load, broken_health
 
 MIGRATION_SAFE = "-- migrate:up\nCREATE TABLE notes (id int);\n-- migrate:down\nDROP TABLE notes;\n"
 MIGRATION_DROPS = "-- migrate:up\nALTER TABLE items DROP COLUMN name;\n-- migrate:down\nSELECT 1;\n"
+MIGRATION_LOCKS_ITEMS = ("-- migrate:up\nALTER TABLE items ADD COLUMN notes text;\n"
+                         "-- migrate:down\nALTER TABLE items DROP COLUMN notes;\n")
 
 
 def hosts(count: int) -> list[config.Host]:
@@ -98,6 +100,24 @@ def test_rolling_preflight_refuses_a_migration_that_breaks_the_serving_release(a
     step = result.scenario("Step 2 - Database schema changes are prepared")
     assert step["outcome"] == "failed"
     assert "migration 0003_drop_names: drops a table or column" in result.output + (result.folder / "preflight.html").read_text()
+    assert app_env.status()["version"] == "1.0.0" and app_env.schema() == "0002"
+
+
+def test_rolling_deploy_stops_before_anything_changes_on_a_migration_locking_a_big_table_exclusively(
+        app_env, build, invoke):
+    data = yaml.safe_load(app_env.env_file.read_text())
+    data["database"]["drill"] = {"rehearse": True, "exclusive_lock_max_mb": 0}
+    app_env.env_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    rolling(app_env)
+    build("1.0.0")
+    build("1.1.0", {"0003_notes.sql": MIGRATION_LOCKS_ITEMS})
+    first = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0")
+    assert first.code == 0, first.output
+    result = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
+    assert result.code == 1, result.output
+    assert "[deploy] backup: failed" in result.output, result.output
+    assert "rehearsal of 0003_notes: under rollout.strategy rolling it may not take AccessExclusiveLock on " \
+           "public.items (" in result.output, result.output
     assert app_env.status()["version"] == "1.0.0" and app_env.schema() == "0002"
 
 

@@ -101,6 +101,9 @@ class Drill(Model):
     rehearse: bool = False
     """A deploy's pending migrations run up, down and up again on the drill's copy; one that fails, or whose
     down part leaves the schema otherwise than it found it, stops the deploy before anything changes."""
+    exclusive_lock_max_mb: int = Field(100, ge=0)
+    """Under `rollout.strategy: rolling`, a rehearsed migration that takes ACCESS EXCLUSIVE on a table larger
+    than this many MB (on the copy) is refused: the serving release would stall on that table while it runs."""
 
     @model_validator(mode="after")
     def _below_needs_schema(self) -> "Drill":

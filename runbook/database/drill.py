@@ -91,7 +91,17 @@ class Drill:
                 f"{len(self.compared)} tables ({rows} rows) equal to the database's at the dump "
                 f"(compared in {self.compare_seconds:.2f} s); {self.database} dropped",
                 *(f"rehearsed {r.migration} on the copy: up {r.up_seconds:.2f} s, down {r.down_seconds:.2f} s, up again; "
-                  "its down part returns the schema to what it was" for r in self.rehearsal)]
+                  f"its down part returns the schema to what it was; its up part locks {_locks(r)} and touches "
+                  f"{_rows(r)}" for r in self.rehearsal)]
+
+
+def _locks(r: Rehearsed) -> str:
+    return ", ".join(f"{t} in {m}" for t, m in r.locks.items()) or "no table"
+
+
+def _rows(r: Rehearsed) -> str:
+    each = f" ({', '.join(f'{t}: {n}' for t, n in r.rows.items())})" if r.rows else ""
+    return f"{sum(r.rows.values())} rows{each}"
 
 
 def scratch_name(database: str, run_id: str) -> str:

@@ -64,6 +64,13 @@ class Rehearsed(Part):
     """How long its up part took on the copy."""
     down_seconds: float = Field(ge=0)
     """How long its down part took on the copy."""
+    locks: dict[str, str] = {}
+    """Each table its up part locked, with the strongest mode it held, read from `pg_locks` before it committed."""
+    rows: dict[str, int] = {}
+    """Each table's rows its up part inserted, updated or deleted (`pg_stat_xact_user_tables`)."""
+    sizes: dict[str, int] = {}
+    """The size in bytes (with indexes and TOAST) on the copy, before its up part, of each table it locked and
+    did not create."""
 
 
 class Drill(Part):

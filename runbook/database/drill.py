@@ -30,8 +30,8 @@ from runbook.hosts import connection, runner
 
 TABLES = ("SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
           " WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-          " AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1")
-"""Every ordinary table outside the system schemas, as `schema.table`."""
+          " AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname <> 'runbook_snapshot' ORDER BY 1")
+"""Every ordinary table outside the system schemas and the runbook's own (`rows.SCHEMA`), as `schema.table`."""
 FIGURES = sql.SQL("SELECT count(*), coalesce(bit_xor(('x' || left(md5(t::text), 16))::bit(64)::bigint), 0) FROM {} t")
 """A table's row count and the XOR of its rows' hashes: equal for equal rows, whatever their order."""
 SAME_TEXT = ["SET TIME ZONE 'UTC'", "SET DateStyle = ISO", "SET IntervalStyle = postgres",

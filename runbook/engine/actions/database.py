@@ -1,6 +1,6 @@
 """Step 3's backup, Step 8's migrations and Step 15's database rollback."""
 
-from runbook.database import backup, commands, migrations, queries
+from runbook.database import backup, commands, migrations, queries, rows
 from runbook.hosts.commands import KILL_AFTER
 from runbook.engine import planner, state
 from runbook.engine.deployment import Deployment
@@ -11,7 +11,7 @@ from runbook.release import package, releases
 def take_backup(d: Deployment) -> list[str]:
     """Snapshot the protected tables, then dump the database and drill its restore."""
     env = d.env
-    d.snapshot = queries.snapshot(env, env.rollback.protected_tables)
+    d.snapshot = rows.snapshot(env, env.rollback.protected_tables)
     taken = backup.take(env, d.release or f"{d.run.started:%Y%m%dT%H%M%SZ}-manual", d.run.id, _to_rehearse(d))
     d.backup = taken.as_record()
     d.run.facts["backup"] = d.backup

@@ -2,7 +2,7 @@
 drained, checked and restored; Step 14's choice of the release to return to."""
 
 from runbook.config import Host
-from runbook.database import queries
+from runbook.database import queries, rows
 from runbook.engine import planner, state, undo
 from runbook.engine.deployment import Deployment
 from runbook.errors import ActionFailed, RunbookError
@@ -128,7 +128,7 @@ def plan_rollback(d: Deployment) -> list[str]:
         _choose_target(d)
     _check_target(d)
     if d.snapshot is None:  # kept with the intent: the rows check after the rollback compares with it
-        d.snapshot = queries.snapshot(d.env, d.env.rollback.protected_tables)
+        d.snapshot = rows.snapshot(d.env, d.env.rollback.protected_tables)
     if d.recovering is not None:
         d.undo = undo.decide(undo.read_facts(d.env), d.target, d.target_schema)
         if not d.undo.anything:

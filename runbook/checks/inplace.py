@@ -66,7 +66,8 @@ def rows_kept_by_the_release(env: Environment, context: RunContext) -> list[Find
     every row of the snapshot taken before it, unchanged; a table a migration names is shown, not compared."""
     if not context.snapshot or not context.version:
         raise NotConfigured("no snapshot was taken before a deploy in this run: nothing to compare")
-    shipped = package.read(env.app.package_dir / package.file_name(env.app.name, context.version)).files
+    shipped = package.read(env.app.package_dir / package.file_name(env.app.name, context.version),
+                           package.texts(env)).files
     before = int(context.target_schema or 0)
     new = [m for m in migrations.in_package(shipped, env.app.migrations.dir) if int(m.version) > before]
     named = migrations.tables_named(new, list(context.snapshot))

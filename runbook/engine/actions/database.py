@@ -27,7 +27,7 @@ def _to_rehearse(d: Deployment) -> list[migrations.Migration]:
     if not d.env.database.drill.rehearse or d.package is None:
         return []
     applied = queries.applied_versions(d.env)
-    return migrations.pending(migrations.in_package(package.read(d.package).files, d.env.app.migrations.dir), applied)
+    return migrations.pending(migrations.in_package(package.read(d.package, package.texts(d.env)).files, d.env.app.migrations.dir), applied)
 
 
 def in_release(d: Deployment, folder: str, template: list[str], version: str = "") -> str:
@@ -45,7 +45,7 @@ def migrate(d: Deployment) -> list[str]:
     `maintenance` the app does not answer meanwhile."""
     env, folder = d.env, releases.folder(d.env, d.release)
     before = queries.applied_versions(env)
-    contents = package.read(d.package)
+    contents = package.read(d.package, package.texts(env))
     expected = {m.version for m in migrations.in_package(contents.files, env.app.migrations.dir)}
     if expected <= before:
         notes = [f"no pending migration: the database has all {len(expected)} of the package"]

@@ -19,8 +19,9 @@ def prepare_release(d: Deployment) -> list[str]:
     contents = package.read(d.package)
     findings = package.presence(contents) + package.integrity(contents) + package.unlisted_files(contents)
     require(findings + [package.version_matches(contents, d.run.version)])
-    notes.append(f"package {d.package} sha256 {package.checksum(d.package)} verified against its manifest")
-    d.run.facts["package"] = {"path": str(d.package), "sha256": package.checksum(d.package)}
+    sha256 = package.checksum(d.package)
+    notes.append(f"package {d.package} sha256 {sha256} verified against its manifest")
+    d.run.facts["package"] = {"path": str(d.package), "sha256": sha256}
     d.prepared = True
     packages = env.app.shared / "packages"
     on_host = str(packages / d.package.name)

@@ -67,3 +67,13 @@ def test_the_row_digests_stay_on_the_server_out_of_the_drill_and_the_next_snapsh
     assert kept == [second] and first != second
     assert held == 10
     assert not [t for t in listed if t.startswith("runbook_snapshot.")]
+
+
+def test_a_finished_run_drops_the_digests_its_snapshot_kept(tmp_path, database_url):
+    env = _env(tmp_path, database_url)
+    _fill(database_url, "rows_small", 10)
+    taken = rows.snapshot(env, ["public.rows_small"])
+    kept = taken["public.rows_small"]["kept"]
+    assert rows.drop(env, taken) == [f"dropped the protected rows' digests {kept}"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass(%s)", [kept]).fetchone()[0] is None

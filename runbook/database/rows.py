@@ -4,8 +4,8 @@ A snapshot holds, per table, its columns, row count and order-independent checks
 figures), constant in size whatever the number of rows. The digest of every row stays on the server, in
 a table of the schema `runbook_snapshot` that dumps and drills leave out, so "every row from before is
 still there" is answered by an `EXCEPT ALL` in SQL and no row reaches Python; it is run only when a
-table's count or checksum differ from the snapshot's. A new snapshot drops the digest tables before it
-(one run at a time holds the deploy lock, and a run keeps its snapshot with its intent).
+table's count or checksum differ from the snapshot's. A finished run drops its digest table; a new snapshot
+drops any left (one run at a time holds the deploy lock, and a killed run keeps its snapshot with its intent).
 """
 
 import secrets
@@ -68,6 +68,19 @@ def snapshot(env: Environment, tables: list[str]) -> dict[str, dict]:
     return result
 
 
+def drop(env: Environment, taken: dict[str, dict] | None) -> list[str]:
+    """Drop the digests a finished run's snapshot kept on the server; what was done, or why it was not
+    (the next snapshot drops them then): a run that is over does not fail for it."""
+    kept = sorted({t["kept"] for t in (taken or {}).values() if t.get("kept")})
+    try:
+        with queries.connect(env) as conn:
+            for name in kept:
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(*name.split(".", 1))))
+    except Exception as e:  # psycopg's errors, a database that does not answer: the run's work is done
+        return [f"kept the protected rows' digests {', '.join(kept)} (the next snapshot drops them): {e}"]
+    return [f"dropped the protected rows' digests {name}" for name in kept]
+
+
 def unchanged(env: Environment, before: dict[str, dict]) -> list[Finding]:
     """Whether every row a table had at the snapshot `before` is still there, unchanged (new rows may
     have come).
@@ -91,13 +104,16 @@ def unchanged(env: Environment, before: dict[str, dict]) -> list[Finding]:
 
 def _compared(conn: psycopg.Connection, table: str, was: dict, now: drill.Figures | None) -> Finding:
     subject = f"table {table}"
-    if now is not None and (now.rows, _hex(now)) == (was["rows"], was["checksum"]):
+    if now is not None and (now.rows, _hex(now)) == (was["rows"], was.get("checksum")):
         return Finding(subject, True, f"all {now.rows} rows from before the deploy are there, unchanged "
                                       "(same row count and checksum)")
     if not was["rows"]:
         return Finding(subject, True, f"it had no rows before the deploy ({now.rows if now else 'no table'} now)")
     if now is None:
         return Finding(subject, False, f"the table is gone: all {was['rows']} rows from before the deploy are missing")
+    if not was.get("kept"):
+        return Finding(subject, False, "count or checksum differ from the snapshot's, which keeps no row digests "
+                                       "(taken by an older runbook), so its rows cannot be compared")
     try:
         with conn.transaction():
             lost = conn.execute(LOST.format(sql.Identifier(*was["kept"].split(".", 1)), _name(table)),

@@ -77,3 +77,17 @@ def test_a_finished_run_drops_the_digests_its_snapshot_kept(tmp_path, database_u
     assert rows.drop(env, taken) == [f"dropped the protected rows' digests {kept}"]
     with psycopg.connect(database_url, autocommit=True) as conn:
         assert conn.execute("SELECT to_regclass(%s)", [kept]).fetchone()[0] is None
+
+
+def test_two_equal_rows_changed_alike_are_found_though_their_hashes_cancel_in_the_xor(tmp_path, database_url):
+    env = _env(tmp_path, database_url)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS rows_small")
+        conn.execute("CREATE TABLE rows_small (name text)")
+        conn.execute("INSERT INTO rows_small VALUES ('same'), ('same'), ('other')")
+    before = rows.snapshot(env, ["public.rows_small"])
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE rows_small SET name = 'changed' WHERE name = 'same'")
+    found = rows.unchanged(env, before)
+    assert [(f.ok, f.detail) for f in found] == [
+        (False, "2 of its 3 rows from before the deploy are missing or changed")]

@@ -8,6 +8,7 @@ table's count or checksum differ from the snapshot's. A finished run drops its d
 drops any left (one run at a time holds the deploy lock, and a killed run keeps its snapshot with its intent).
 """
 
+import hashlib
 import secrets
 
 import psycopg
@@ -42,8 +43,10 @@ def _figures(conn: psycopg.Connection, table: str) -> tuple[list[str] | None, dr
 
 
 def _hex(figures: drill.Figures | None) -> str | None:
-    """The checksum as 16 hex digits, the same length for every table."""
-    return None if figures is None else f"{figures.checksum & (2**64 - 1):016x}"
+    """The drill's XOR and sum of the rows' hashes as one digest of fixed length (64 hex digits)."""
+    if figures is None:
+        return None
+    return hashlib.sha256(f"{figures.checksum} {figures.total}".encode()).hexdigest()
 
 
 def snapshot(env: Environment, tables: list[str]) -> dict[str, dict]:

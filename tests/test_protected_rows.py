@@ -2,12 +2,16 @@
 missing or changed row is still found."""
 
 import json
+import secrets
 
 import psycopg
+import pytest
 import yaml
+from psycopg import sql
 
 from runbook import config
 from runbook.database import drill, rows
+from runbook.errors import ActionFailed
 from tests import apps
 
 
@@ -91,3 +95,17 @@ def test_two_equal_rows_changed_alike_are_found_though_their_hashes_cancel_in_th
     found = rows.unchanged(env, before)
     assert [(f.ok, f.detail) for f in found] == [
         (False, "2 of its 3 rows from before the deploy are missing or changed")]
+
+
+def test_a_login_that_may_not_create_the_digests_schema_is_named(tmp_path, database_url):
+    role = f"runbook_noschema_{secrets.token_hex(3)}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute("DROP SCHEMA IF EXISTS runbook_snapshot CASCADE")
+    try:
+        limited = _env(tmp_path, database_url.replace("postgres@", f"{role}@"))
+        with pytest.raises(ActionFailed, match=r"may not create the schema runbook_snapshot"):
+            rows.snapshot(limited, ["public.rows_small"])
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -16,6 +16,7 @@ from psycopg import errors, sql
 
 from runbook.config import Environment
 from runbook.database import drill, queries
+from runbook.errors import ActionFailed
 from runbook.findings import Finding
 
 SCHEMA = "runbook_snapshot"
@@ -57,7 +58,13 @@ def snapshot(env: Environment, tables: list[str]) -> dict[str, dict]:
     result = {}
     with queries.connect(env) as conn, conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+        try:
+            with conn.transaction():
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+        except errors.InsufficientPrivilege:
+            raise ActionFailed(f"database {queries.endpoint(env)}: the runbook's login may not create the schema "
+                               f"{SCHEMA}, where the protected rows' digests are kept (GRANT CREATE ON DATABASE "
+                               "... TO it, or create the schema owned by it)") from None
         for (old,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", [SCHEMA]).fetchall():
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCHEMA, old)))
         conn.execute(sql.SQL("CREATE TABLE {} (tbl text NOT NULL, digest text NOT NULL)").format(kept))

@@ -142,9 +142,10 @@ def test_a_failing_command_names_the_host_what_and_why(tmp_path):
 def test_database_clients_never_carry_the_password():
     dump = database_commands.dump("pg_dump", "/b/R.dump", 1, "host=db dbname=app user=demo", "/b/.pgpass-x")
     assert dump == ["env", "-u", "PGPASSWORD", "PGPASSFILE=/b/.pgpass-x", "pg_dump", "--format=custom",
-                    "--file=/b/R.dump", "--dbname=host=db dbname=app user=demo"]
+                    "--exclude-schema=runbook_snapshot", "--file=/b/R.dump", "--dbname=host=db dbname=app user=demo"]
     assert database_commands.dump("pg_dump", "/b/R.dir", 4, "dbname=app") == [
-        "pg_dump", "--format=directory", "--jobs=4", "--file=/b/R.dir", "--dbname=dbname=app"]
+        "pg_dump", "--format=directory", "--jobs=4", "--exclude-schema=runbook_snapshot",
+        "--file=/b/R.dir", "--dbname=dbname=app"]
     assert database_commands.restore("pg_restore", "/b/R.dump", False, 4, "dbname=app") == [
         "pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction", "/b/R.dump",
         "--dbname=dbname=app"]

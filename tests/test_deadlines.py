@@ -15,7 +15,7 @@ import yaml
 from runbook import ROOT, config
 from runbook.config import Deadlines
 from runbook.config.deadlines import PHASES
-from runbook.database import queries
+from runbook.database import queries, rows
 from runbook.errors import DeadlineExceeded
 from runbook.governance import notify
 from runbook.hosts import connection, deadline, runner
@@ -162,7 +162,7 @@ def test_database_sessions_give_up_a_lock_and_a_statement_at_their_deadlines(tmp
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded, match=r": a statement waited 2 s for a lock another session holds "
                                                r"\(deadline lock\)"):
-        queries.snapshot(env, [locked_table])
+        rows.snapshot(env, [locked_table])
     with pytest.raises(DeadlineExceeded, match=r": a statement did not finish within 3 s \(deadline statement\)"):
         queries.query_column(env, "SELECT pg_sleep(300)")
     assert time.monotonic() - started < 60

@@ -62,3 +62,23 @@ def test_every_task_explains_itself_in_invoke_list(invoke):
     for name in ("preflight", "package", "local.up", "local.down"):
         line = next((l for l in result.output.splitlines() if l.strip().startswith(name + " ")), "")
         assert len(line.split(None, 1)) == 2, f"{name} has no one-line help: {result.output}"
+
+
+def test_a_package_is_read_as_a_stream_keeping_the_text_of_only_the_members_asked_for(tmp_path):
+    source = tmp_path / "app"
+    (source / "migrations").mkdir(parents=True)
+    (source / "migrations" / "0001_a.sql").write_text("-- up\nSELECT 1;\n")
+    (source / "blob.bin").write_bytes(b"x" * (3 * package.CHUNK + 5))
+    built = package.build(source, "app", "1.0.0", tmp_path / "dist")
+    contents = package.read(built, ("migrations/",))
+    assert sorted(contents.files) == ["MANIFEST.sha256", "VERSION", "migrations/0001_a.sql"]
+    assert sorted(contents.digests) == ["MANIFEST.sha256", "VERSION", "blob.bin", "migrations/0001_a.sql"]
+    assert all(f.ok for f in package.integrity(contents) + package.presence(contents) + package.unlisted_files(contents))
+    tampered = tmp_path / "tampered"
+    with tarfile.open(built) as tar:
+        tar.extractall(tampered, filter="data")
+    (tampered / "app-1.0.0" / "blob.bin").write_bytes(b"y" * (3 * package.CHUNK + 5))
+    repacked = tmp_path / "app-1.0.0.tar.gz"
+    with tarfile.open(repacked, "w:gz") as tar:
+        tar.add(tampered / "app-1.0.0", "app-1.0.0")
+    assert package.read(repacked).changed == ["blob.bin"]

@@ -14,7 +14,7 @@ def deployment_package(env: Environment, version: str) -> tuple[Path, package.Co
     path = env.app.package_dir / package.file_name(env.app.name, version)
     if not path.exists():
         raise CheckFailed(f"package {path} does not exist (build it with `invoke package --version {version}`)")
-    contents = package.read(path)
+    contents = package.read(path, package.texts(env))
     if contents.problems:
         raise CheckFailed(f"package {path}: " + "; ".join(contents.problems))
     return path, contents

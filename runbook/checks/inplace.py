@@ -2,7 +2,7 @@
 after a rollback the schema and the protected rows."""
 
 from runbook.config import Environment
-from runbook.database import migrations, queries
+from runbook.database import migrations, queries, rows
 from runbook.engine import state
 from runbook.engine.context import RunContext
 from runbook.errors import ActionFailed, CheckFailed
@@ -66,12 +66,13 @@ def rows_kept_by_the_release(env: Environment, context: RunContext) -> list[Find
     every row of the snapshot taken before it, unchanged; a table a migration names is shown, not compared."""
     if not context.snapshot or not context.version:
         raise NotConfigured("no snapshot was taken before a deploy in this run: nothing to compare")
-    shipped = package.read(env.app.package_dir / package.file_name(env.app.name, context.version)).files
+    shipped = package.read(env.app.package_dir / package.file_name(env.app.name, context.version),
+                           package.texts(env)).files
     before = int(context.target_schema or 0)
     new = [m for m in migrations.in_package(shipped, env.app.migrations.dir) if int(m.version) > before]
     named = migrations.tables_named(new, list(context.snapshot))
     kept = {table: rows for table, rows in context.snapshot.items() if table not in named}
-    found = queries.unchanged(kept, queries.snapshot(env, list(kept))) if kept else []
+    found = rows.unchanged(env, kept) if kept else []
     return found + [Finding(f"table {t}", True, f"changed on purpose by {', '.join(m)}: not compared")
                     for t, m in named.items()]
 
@@ -80,4 +81,4 @@ def rows_unchanged(env: Environment, context: RunContext) -> list[Finding]:
     """The protected tables' rows equal the snapshot taken before the run changed anything."""
     if not context.snapshot:
         raise NotConfigured("no snapshot was taken before a deploy in this run: nothing to compare")
-    return queries.unchanged(context.snapshot, queries.snapshot(env, list(context.snapshot)))
+    return rows.unchanged(env, context.snapshot)

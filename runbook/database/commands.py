@@ -31,11 +31,13 @@ def dump(pg_dump: str, path: str, jobs: int, dbname: str, password_file: str | N
          lock_wait: int | None = None, snapshot: str | None = None) -> list[str]:
     """pg_dump in custom format into the file `path`, or, with more than one job, into the folder `path`;
     `lock_wait`: seconds it may wait for a table another session has locked, then it fails; `snapshot`: a
-    snapshot another session exported (`pg_export_snapshot()`), so the dump sees exactly what that session sees."""
+    snapshot another session exported (`pg_export_snapshot()`), so the dump sees exactly what that session sees.
+    The runbook's own schema (the protected rows' digests, `rows.SCHEMA`) is left out."""
     formats = ["--format=directory", f"--jobs={jobs}"] if jobs > 1 else ["--format=custom"]
     waits = [f"--lock-wait-timeout={lock_wait}s"] if lock_wait else []
     seen = [f"--snapshot={snapshot}"] if snapshot else []
-    return _client(pg_dump, [*formats, *waits, *seen, f"--file={path}"], dbname, password_file)
+    return _client(pg_dump, [*formats, *waits, *seen, "--exclude-schema=runbook_snapshot", f"--file={path}"], dbname,
+                   password_file)
 
 
 def restore(pg_restore: str, path: str, directory: bool, jobs: int, dbname: str,

@@ -5,7 +5,7 @@ import re
 from typing import Iterator
 
 import psycopg
-from psycopg import errors, sql
+from psycopg import errors
 
 from runbook.config import Environment
 from runbook.database import commands
@@ -140,47 +140,10 @@ def query_column(env: Environment, query: str) -> list[str]:
             return []
 
 
-def snapshot(env: Environment, tables: list[str]) -> dict[str, dict]:
-    """Each table's columns, row count and the digest of every row, to prove later that those rows survived."""
-    result = {}
-    with connect(env) as conn:
-        for table in tables:
-            name = sql.Identifier(*table.split(".", 1))
-            try:
-                cursor = conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(name))
-                columns = [c.name for c in cursor.description]
-                digests = [r[0] for r in conn.execute(sql.SQL("SELECT md5(t::text) FROM {} t ORDER BY 1").format(name))]
-            except errors.UndefinedTable:
-                columns, digests = None, None
-            result[table] = {"rows": None if digests is None else len(digests), "digests": digests, "columns": columns}
-    return result
-
-
 def schema_version(env: Environment) -> str | None:
     """The newest applied migration version; None before the first migration."""
     applied = applied_versions(env)
     return max(applied, key=int) if applied else None
-
-
-def unchanged(before: dict[str, dict], after: dict[str, dict]) -> list[Finding]:
-    """Whether every row a table had before the deploy is still there, unchanged (new rows may have come).
-
-    A table whose columns changed since (a rollback's down migration dropped one) cannot have its rows
-    compared by content: its row count is, and the detail says so."""
-    found = []
-    for table, was in before.items():
-        now = after.get(table, {})
-        if was.get("columns") is not None and now.get("columns") not in (None, was["columns"]):
-            kept = (now.get("rows") or 0) >= (was["rows"] or 0)
-            found.append(Finding(f"table {table}", kept, f"{now.get('rows')} rows now, {was['rows']} before; its columns "
-                                 f"changed since ({', '.join(was['columns'])} -> {', '.join(now['columns'])}), so "
-                                 "the row count is compared, not each row"))
-            continue
-        lost = set(was["digests"] or []) - set(now.get("digests") or [])
-        detail = (f"{len(lost)} of its {was['rows']} rows from before the deploy are missing or changed" if lost
-                  else f"all {was['rows']} rows from before the deploy are there, unchanged ({now.get('rows')} rows now)")
-        found.append(Finding(f"table {table}", not lost, detail))
-    return found
 
 
 def wal_position_or_why(env: Environment) -> str:

@@ -35,7 +35,7 @@ class RunContext(BaseModel):
     """The release that serves after a rollback, and the one to return to during a deploy."""
     target_schema: str | None = None
     snapshot: dict[str, dict] | None = None
-    """The protected tables' row counts and digests taken before the run changed anything."""
+    """The protected tables' columns, row counts and checksums taken before the run changed anything (`database.rows`)."""
     baseline: BaselineFigures | None = None
     local_up: bool = False
     """The run found its local stack up when it opened the environment (or started what was missing):

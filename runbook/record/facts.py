@@ -55,6 +55,8 @@ class TableFigures(Part):
     """The table's row count."""
     checksum: int
     """The XOR of its rows' 64-bit hashes (md5 of each row's text): equal for equal rows, in any order."""
+    total: str
+    """The sum of the same hashes, as decimal text: it tells apart equal rows changed alike, which cancel in the XOR."""
 
 
 class Rehearsed(Part):

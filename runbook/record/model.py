@@ -155,7 +155,7 @@ class Record(Part):
     backup: Backup | None = None
     """The backup taken before anything changed."""
     snapshot: dict[str, TableRows] | None = None
-    """Each protected table's row count before the deploy (the rows' digests stay in the rollback's context file)."""
+    """Each protected table's row count before the deploy (its checksum is in the context file, the rows' digests on the server)."""
     package: Package | None = None
     """The package deployed."""
     configuration_changes: dict[str, str] | None = None

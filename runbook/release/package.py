@@ -13,6 +13,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from packaging.requirements import Requirement
 
@@ -51,8 +52,15 @@ def _sources(source: Path) -> list[Path]:
     return files
 
 
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+CHUNK = 1 << 20
+"""Files and members are hashed and copied 1 MiB at a time: memory stays the same whatever their size."""
+
+
+def _digest(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: stream.read(CHUNK), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def build(source: Path, app: str, version: str, dest: Path) -> Path:
@@ -61,16 +69,21 @@ def build(source: Path, app: str, version: str, dest: Path) -> Path:
         raise ConfigError(f"package source {source} is not a folder")
     target = dest / file_name(app, version)
     prefix = f"{app}-{version}"
-    files = {f.relative_to(source).as_posix(): f.read_bytes() for f in _sources(source)}
-    files[VERSION] = f"{version}\n".encode()
-    manifest = "".join(f"{_digest(data)}  {name}\n" for name, data in sorted(files.items()))
+    files = {f.relative_to(source).as_posix(): f for f in _sources(source)}
+    version_file = f"{version}\n".encode()
+    digests = {name: _file_digest(path) for name, path in files.items()} | {VERSION: _digest(io.BytesIO(version_file))}
+    manifest = "".join(f"{digest}  {name}\n" for name, digest in sorted(digests.items())).encode()
     dest.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=dest, prefix=f".{prefix}.", suffix=".partial")
     try:
         with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w:gz") as tar:
-            for name, data in sorted(files.items()) + [(MANIFEST, manifest.encode())]:
-                mode = (source / name).stat().st_mode & 0o777 if (source / name).exists() else 0o644
-                _add(tar, f"{prefix}/{name}", data, mode)
+            for name in sorted(digests):
+                if name == VERSION:
+                    _add(tar, f"{prefix}/{name}", io.BytesIO(version_file), len(version_file), 0o644)
+                    continue
+                with files[name].open("rb") as f:
+                    _add(tar, f"{prefix}/{name}", f, files[name].stat().st_size, files[name].stat().st_mode & 0o777)
+            _add(tar, f"{prefix}/{MANIFEST}", io.BytesIO(manifest), len(manifest), 0o644)
         os.replace(temp, target)
     finally:
         if os.path.exists(temp):
@@ -78,33 +91,41 @@ def build(source: Path, app: str, version: str, dest: Path) -> Path:
     return target
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
+def _file_digest(path: Path) -> str:
+    with path.open("rb") as f:
+        return _digest(f)
+
+
+def _add(tar: tarfile.TarFile, name: str, data: BinaryIO, size: int, mode: int) -> None:
     info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = len(data), mode, 0
-    tar.addfile(info, io.BytesIO(data))
+    info.size, info.mode, info.mtime = size, mode, 0
+    tar.addfile(info, data)
 
 
 @dataclass
 class Contents:
-    """What a package holds and how it compares with its own manifest."""
+    """What a package holds and how it compares with its own manifest: every member's SHA-256, and the
+    text of the members the checks read (VERSION, the manifest and those `read` was asked to keep)."""
 
     path: Path
+    digests: dict[str, str] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
+    """The kept members' text."""
     manifest: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     """Structural problems: unreadable archive, unsafe member, missing or malformed manifest."""
 
     @property
     def missing(self) -> list[str]:
-        return sorted(set(self.manifest) - set(self.files))
+        return sorted(set(self.manifest) - set(self.digests))
 
     @property
     def changed(self) -> list[str]:
-        return sorted(n for n, d in self.manifest.items() if n in self.files and _digest(self.files[n]) != d)
+        return sorted(n for n, d in self.manifest.items() if n in self.digests and self.digests[n] != d)
 
     @property
     def unlisted(self) -> list[str]:
-        return sorted(set(self.files) - set(self.manifest) - {MANIFEST})
+        return sorted(set(self.digests) - set(self.manifest) - {MANIFEST})
 
     @property
     def version(self) -> str | None:
@@ -112,11 +133,22 @@ class Contents:
         return data.decode(errors="replace").strip() if data is not None else None
 
 
-def read(path: Path) -> Contents:
-    """Read a package without unpacking it; every member must be a regular file inside one top folder."""
+def texts(env: Environment) -> tuple[str, ...]:
+    """The members a deploy reads the text of: the requirements file and the migrations folder."""
+    return env.app.requirements, env.app.migrations.dir.rstrip("/") + "/"
+
+
+def _kept(name: str, keep: tuple[str, ...]) -> bool:
+    return name in (VERSION, MANIFEST) or any(name == k or (k.endswith("/") and name.startswith(k)) for k in keep)
+
+
+def read(path: Path, keep: tuple[str, ...] = ()) -> Contents:
+    """Read a package without unpacking it, as a stream: every member must be a regular file inside one
+    top folder; each is hashed 1 MiB at a time, and only VERSION, the manifest and the members `keep`
+    names (a file, or a folder ending in "/") are kept as text."""
     contents = Contents(path)
     try:
-        with tarfile.open(path, "r:gz") as tar:
+        with tarfile.open(path, "r|gz") as tar:
             for member in tar:
                 name = PurePosixPath(member.name)
                 if member.isdir():
@@ -124,7 +156,13 @@ def read(path: Path) -> Contents:
                 if not member.isfile() or name.is_absolute() or ".." in name.parts or len(name.parts) < 2:
                     contents.problems.append(f"unsafe member {member.name!r} (not a plain file inside the package folder)")
                     continue
-                contents.files[PurePosixPath(*name.parts[1:]).as_posix()] = tar.extractfile(member).read()
+                inside = PurePosixPath(*name.parts[1:]).as_posix()
+                stream = tar.extractfile(member)
+                if _kept(inside, keep):
+                    contents.files[inside] = stream.read()
+                    contents.digests[inside] = _digest(io.BytesIO(contents.files[inside]))
+                else:
+                    contents.digests[inside] = _digest(stream)
     except (OSError, tarfile.TarError, EOFError) as e:
         contents.problems.append(f"cannot read {path}: {e}")
         return contents
@@ -142,11 +180,8 @@ def read(path: Path) -> Contents:
 
 
 def checksum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The package file's SHA-256, read 1 MiB at a time."""
+    return _file_digest(path)
 
 
 def presence(contents: Contents) -> list[Finding]:

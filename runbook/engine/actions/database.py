@@ -1,6 +1,6 @@
 """Step 3's backup, Step 8's migrations and Step 15's database rollback."""
 
-from runbook.database import backup, commands, migrations, queries
+from runbook.database import backup, commands, migrations, queries, rows
 from runbook.hosts.commands import KILL_AFTER
 from runbook.engine import planner, state
 from runbook.engine.deployment import Deployment
@@ -11,7 +11,7 @@ from runbook.release import package, releases
 def take_backup(d: Deployment) -> list[str]:
     """Snapshot the protected tables, then dump the database and drill its restore."""
     env = d.env
-    d.snapshot = queries.snapshot(env, env.rollback.protected_tables)
+    d.snapshot = rows.snapshot(env, env.rollback.protected_tables)
     taken = backup.take(env, d.release or f"{d.run.started:%Y%m%dT%H%M%SZ}-manual", d.run.id, _to_rehearse(d))
     d.backup = taken.as_record()
     d.run.facts["backup"] = d.backup
@@ -27,7 +27,7 @@ def _to_rehearse(d: Deployment) -> list[migrations.Migration]:
     if not d.env.database.drill.rehearse or d.package is None:
         return []
     applied = queries.applied_versions(d.env)
-    return migrations.pending(migrations.in_package(package.read(d.package).files, d.env.app.migrations.dir), applied)
+    return migrations.pending(migrations.in_package(package.read(d.package, package.texts(d.env)).files, d.env.app.migrations.dir), applied)
 
 
 def in_release(d: Deployment, folder: str, template: list[str], version: str = "") -> str:
@@ -45,7 +45,7 @@ def migrate(d: Deployment) -> list[str]:
     `maintenance` the app does not answer meanwhile."""
     env, folder = d.env, releases.folder(d.env, d.release)
     before = queries.applied_versions(env)
-    contents = package.read(d.package)
+    contents = package.read(d.package, package.texts(env))
     expected = {m.version for m in migrations.in_package(contents.files, env.app.migrations.dir)}
     if expected <= before:
         notes = [f"no pending migration: the database has all {len(expected)} of the package"]

@@ -1,7 +1,7 @@
 """The lock with the run's intent: taken first, rewritten before every phase acts, released last;
 and what the environment remembers once a run is done."""
 
-from runbook.database import queries
+from runbook.database import queries, rows
 from runbook.engine import lock, state
 from runbook.engine.deployment import Deployment
 from runbook.times import stamp, utc_now
@@ -100,8 +100,9 @@ def finish_deploy(d: Deployment) -> list[str]:
     state.save(env, found)
     keep = {d.release, d.previous} - {None}
     removed = [f"{h.name}: removed {r}" for h in env.hosts_with("app") for r in releases.prune(env, h, keep)]
+    dropped = rows.drop(env, d.snapshot)
     unlock(d)
-    return [f"{d.release} is live", *removed, "lock released"]
+    return [f"{d.release} is live", *removed, *dropped, "lock released"]
 
 
 def finish_rollback(d: Deployment) -> list[str]:
@@ -117,5 +118,6 @@ def finish_rollback(d: Deployment) -> list[str]:
     state.save(env, found)
     d.run.facts["rollback"] = {"reason": d.reason, "from": d.release, "to": d.target, "schema": d.target_schema,
                                "database_restored": d.restore_db}
+    dropped = rows.drop(env, d.snapshot)
     unlock(d)
-    return [f"{d.target or 'no release'} is live again", "lock released"]
+    return [f"{d.target or 'no release'} is live again", *dropped, "lock released"]

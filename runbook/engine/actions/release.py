@@ -2,7 +2,7 @@
 drained, checked and restored; Step 14's choice of the release to return to."""
 
 from runbook.config import Host
-from runbook.database import queries
+from runbook.database import queries, rows
 from runbook.engine import planner, state, undo
 from runbook.engine.deployment import Deployment
 from runbook.errors import ActionFailed, RunbookError
@@ -19,8 +19,9 @@ def prepare_release(d: Deployment) -> list[str]:
     contents = package.read(d.package)
     findings = package.presence(contents) + package.integrity(contents) + package.unlisted_files(contents)
     require(findings + [package.version_matches(contents, d.run.version)])
-    notes.append(f"package {d.package} sha256 {package.checksum(d.package)} verified against its manifest")
-    d.run.facts["package"] = {"path": str(d.package), "sha256": package.checksum(d.package)}
+    sha256 = package.checksum(d.package)
+    notes.append(f"package {d.package} sha256 {sha256} verified against its manifest")
+    d.run.facts["package"] = {"path": str(d.package), "sha256": sha256}
     d.prepared = True
     packages = env.app.shared / "packages"
     on_host = str(packages / d.package.name)
@@ -128,7 +129,7 @@ def plan_rollback(d: Deployment) -> list[str]:
         _choose_target(d)
     _check_target(d)
     if d.snapshot is None:  # kept with the intent: the rows check after the rollback compares with it
-        d.snapshot = queries.snapshot(d.env, d.env.rollback.protected_tables)
+        d.snapshot = rows.snapshot(d.env, d.env.rollback.protected_tables)
     if d.recovering is not None:
         d.undo = undo.decide(undo.read_facts(d.env), d.target, d.target_schema)
         if not d.undo.anything:

@@ -75,24 +75,36 @@ def runs_on(env: Environment, host: Host, release: str) -> tuple[int, int | None
 
 def down_migrations(env: Environment, host: Host, release: str | None, now: str | None,
                     target_schema: str | None) -> list[Migration] | None:
-    """The live release's migrations above `target_schema` up to `now`, newest first; None when no release
-    folder holds them."""
+    """The live release's migrations above `target_schema` up to `now` (None: all of them), newest first; None
+    when no release folder holds them."""
     if release is None or release not in releases.listing(env, host):
         return None
     folder = f"{releases.folder(env, release)}/{env.app.migrations.dir}"
     names = runner.run(host, host_commands.list_folder(folder)).stdout.split()
-    above, upto = int(target_schema or 0), int(now or 0)
+    above = int(target_schema or 0)
     found = [parse(name, connection.read(host, f"{folder}/{name}") or "")
-             for name in names if (m := FILE.match(name)) and above < int(m["version"]) <= upto]
+             for name in names if (m := FILE.match(name)) and above < int(m["version"])
+             and (now is None or int(m["version"]) <= int(now))]
     return sorted(found, key=lambda m: -int(m.version))
 
 
 def choose(env: Environment, live: str | None, target: str | None, target_schema: str | None,
-           backup: dict | None, restore_db: bool, accept_loss: bool) -> Plan:
-    """The database path of a rollback from `live` to `target` (on `target_schema`), and its cost."""
+           backup: dict | None, restore_db: bool, accept_loss: bool, settled: bool = True) -> Plan:
+    """The database path of a rollback from `live` to `target` (on `target_schema`), and its cost.
+
+    Not `settled`: the deploy's migrate command failed or was interrupted and may still be running, so the
+    schema read now may change yet: the live release's down migrations run whatever it reads (the app's
+    migrate command waits for the running one, then reverts what it applied)."""
     now, host = queries.schema_version(env), state.primary(env)
     if restore_db:
         return _restore(env, backup, now, target_schema, "it was asked for (--restore-db)", accept_loss)
+    if not settled:
+        reverting = down_migrations(env, host, live, None, target_schema)
+        if reverting and all(m.down for m in reverting):
+            read, labels = now or "none", ", ".join(m.label for m in reverting)
+            return Plan(DOWN, f"the deploy's migrations did not end well and may still be running (schema {read} as "
+                              f"read now): {live}'s down parts of {labels} run after them", now, target_schema,
+                        cost.dropped(env, reverting))
     if target is not None:
         low, high, declared = runs_on(env, host, target)
         if low <= int(now or 0) and (high is None or int(now or 0) <= high):

@@ -50,7 +50,9 @@ def migrate(d: Deployment) -> list[str]:
     if expected <= before:
         notes = [f"no pending migration: the database has all {len(expected)} of the package"]
     else:
+        d.migrating = True
         notes = [in_release(d, folder, env.app.migrations.up)]
+        d.migrating = False
     applied = queries.applied_versions(env)
     missing = sorted(expected - applied)
     if missing:
@@ -87,7 +89,7 @@ def revert_database(d: Deployment) -> list[str]:
     now = queries.schema_version(env)
     if d.plan is not None and d.plan.path == planner.CODE:
         return [f"code only: the schema stays at {now or 'none'}, no data touched ({d.plan.why})"]
-    if now == d.target_schema:
+    if now == d.target_schema and not d.migrating:
         return [f"schema already at {now or 'none'}: nothing to revert"]
     newest = d.release if d.release and d.release in releases.listing(env, state.primary(env)) else None
     if newest is None:

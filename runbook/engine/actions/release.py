@@ -141,7 +141,8 @@ def plan_rollback(d: Deployment) -> list[str]:
 
 def _plan_database(d: Deployment, live: str | None) -> list[str]:
     """The database path of this rollback, put in the record before anything acts; a refused one stops it."""
-    d.plan = planner.choose(d.env, live, d.target, d.target_schema, d.backup, d.restore_db, d.accept_loss)
+    d.plan = planner.choose(d.env, live, d.target, d.target_schema, d.backup, d.restore_db, d.accept_loss,
+                            settled=not d.migrating)
     d.run.facts["rollback_plan"] = d.plan.as_record()
     if d.plan.refused:
         raise RunbookError(d.plan.refused)

@@ -69,7 +69,7 @@ class Deployment:
     plan: Plan | None = None
     """plan: the database rollback chosen, and what it costs."""
     migrating: bool = False
-    """migrate: the release's migrations were started and did not end well (failed, interrupted): the
+    """migrate: the run was interrupted (SIGTERM, SIGINT) while the release's migrate command ran: the
     command may still be running on the host, so the schema read now may change yet."""
     undo: Undo | None = None
     """plan, when recovering: what the killed run left to undo, read from the hosts (None: undo it all)."""

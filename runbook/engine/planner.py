@@ -92,7 +92,7 @@ def choose(env: Environment, live: str | None, target: str | None, target_schema
            backup: dict | None, restore_db: bool, accept_loss: bool, settled: bool = True) -> Plan:
     """The database path of a rollback from `live` to `target` (on `target_schema`), and its cost.
 
-    Not `settled`: the deploy's migrate command failed or was interrupted and may still be running, so the
+    Not `settled`: the run was interrupted while the deploy's migrate command ran, which may still run, so the
     schema read now may change yet: the live release's down migrations run whatever it reads (the app's
     migrate command waits for the running one, then reverts what it applied)."""
     now, host = queries.schema_version(env), state.primary(env)
@@ -102,7 +102,7 @@ def choose(env: Environment, live: str | None, target: str | None, target_schema
         reverting = down_migrations(env, host, live, None, target_schema)
         if reverting and all(m.down for m in reverting):
             read, labels = now or "none", ", ".join(m.label for m in reverting)
-            return Plan(DOWN, f"the deploy's migrations did not end well and may still be running (schema {read} as "
+            return Plan(DOWN, f"the deploy was interrupted while its migrations ran, which may still be running (schema {read} as "
                               f"read now): {live}'s down parts of {labels} run after them", now, target_schema,
                         cost.dropped(env, reverting))
     if target is not None:

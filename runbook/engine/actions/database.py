@@ -50,8 +50,12 @@ def migrate(d: Deployment) -> list[str]:
     if expected <= before:
         notes = [f"no pending migration: the database has all {len(expected)} of the package"]
     else:
-        d.migrating = True
-        notes = [in_release(d, folder, env.app.migrations.up)]
+        d.migrating = True  # stays so only if the run is interrupted while the command may still run
+        try:
+            notes = [in_release(d, folder, env.app.migrations.up)]
+        except ActionFailed:  # the command ended: it failed, or was stopped at its deadline
+            d.migrating = False
+            raise
         d.migrating = False
     applied = queries.applied_versions(env)
     missing = sorted(expected - applied)

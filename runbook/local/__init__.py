@@ -28,8 +28,10 @@ def up(env: Environment, programs: bool = True) -> list[str]:
     parts = stack.parts(env)
     for part in parts:
         done += part.prepare(env, p)
-    started, listed = supervisor.up(env, p, supervisor.services(env) + [prog for part in parts
-                                                                        for prog in part.programs(env, p)])
+    own = [prog for part in parts for prog in part.programs(env, p)]
+    started, listed = supervisor.up(env, p, supervisor.services(env) + own)
+    if started:
+        supervisor.await_listening(p, own, env.deadlines.services)
     return done + started + (start_programs(env, listed) if programs else [])
 
 

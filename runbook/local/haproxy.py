@@ -127,4 +127,5 @@ class Haproxy(Part):
         return done
 
     def programs(self, env: Environment, p: Paths) -> list[Program]:
-        return [Program(PROGRAM, shlex.join(run_command(config_path(p))), p.state)]
+        return [Program(PROGRAM, shlex.join(run_command(config_path(p))), p.state,
+                        listens=("127.0.0.1", env.local.haproxy.exporter_port))]

@@ -35,10 +35,10 @@ def binary(name: str) -> str:
     return found
 
 
-def listen(env: Environment) -> str:
-    """`127.0.0.1:PORT`, from `monitoring.url`."""
+def address(env: Environment) -> tuple[str, int]:
+    """(host, port) of `monitoring.url`."""
     parts = urlsplit(env.monitoring.url)
-    return f"{parts.hostname}:{parts.port or 80}"
+    return parts.hostname, parts.port or 80
 
 
 def scrape_config(env: Environment, p: Paths) -> dict:
@@ -58,7 +58,7 @@ def command(env: Environment, p: Paths) -> list[str]:
     return [binary("prometheus"), f"--config.file={folder(p).resolve() / 'prometheus.yml'}",
             f"--storage.tsdb.path={folder(p).resolve() / 'data'}",
             f"--storage.tsdb.retention.time={env.local.prometheus.retention}",
-            f"--web.listen-address={listen(env)}", "--web.enable-lifecycle"]
+            f"--web.listen-address={':'.join(map(str, address(env)))}", "--web.enable-lifecycle"]
 
 
 def check_argv(kind: str, path: Path) -> list[str]:
@@ -113,4 +113,4 @@ class Prometheus(Part):
         return done + (reload(env) if done else [])
 
     def programs(self, env: Environment, p: Paths) -> list[Program]:
-        return [Program("prometheus", shlex.join(command(env, p)), folder(p))]
+        return [Program("prometheus", shlex.join(command(env, p)), folder(p), listens=address(env))]

@@ -51,8 +51,9 @@ class Services(Part):
     def programs(self, env: Environment, p: Paths) -> list[Program]:
         found = []
         if env.local.api is not None:
-            found.append(Program("external-api", gunicorn(env.local.api.port, "extapi"), SERVICES))
+            found.append(Program("external-api", gunicorn(env.local.api.port, "extapi"), SERVICES,
+                                 listens=("127.0.0.1", env.local.api.port)))
         if env.local.auth is not None:
             command = gunicorn(env.local.auth.port, "auth", {"AUTH_CONFIG": str(auth_config(p).resolve())})
-            found.append(Program("auth-service", command, SERVICES))
+            found.append(Program("auth-service", command, SERVICES, listens=("127.0.0.1", env.local.auth.port)))
         return found

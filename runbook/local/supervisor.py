@@ -61,6 +61,38 @@ class Program:
     command: str
     directory: Path
     autostart: bool = True
+    listens: tuple[str, int] | None = None
+    """The address it accepts connections on once started: `up` returns only when it does."""
+
+
+def await_listening(p: Paths, programs: list[Program], seconds: float) -> None:
+    """Return once every started program with an address accepts connections on it (a supervisord that has
+    just started a program says RUNNING before the program listens); a clear error naming the program and
+    its log when one has not within `seconds` or has stopped trying."""
+    waiting = [prog for prog in programs if prog.autostart and prog.listens is not None]
+    deadline = time.monotonic() + seconds
+    while waiting:
+        waiting = [prog for prog in waiting if not _accepts(prog.listens)]
+        if not waiting:
+            return
+        listed = status(p) or {}
+        given_up = [prog for prog in waiting if listed.get(prog.name) in ("FATAL", "EXITED", "STOPPED")]
+        late = given_up or (waiting if time.monotonic() > deadline else [])
+        if late:
+            prog = late[0]
+            host, port = prog.listens
+            said = (f"is {listed[prog.name]}, not listening on {host}:{port}" if given_up
+                    else f"did not listen on {host}:{port} within {seconds:g} s")
+            raise RunbookError(f"the local stack's {prog.name} {said} (log: {p.supervisor / 'logs' / f'{prog.name}.log'})")
+        time.sleep(0.1)
+
+
+def _accepts(address: tuple[str, int]) -> bool:
+    try:
+        socket.create_connection(address, timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def venv_bin() -> Path:

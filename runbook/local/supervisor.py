@@ -71,7 +71,7 @@ def await_listening(p: Paths, programs: list[Program], seconds: float) -> None:
     its log when one has not within `seconds` or has stopped trying."""
     waiting = [prog for prog in programs if prog.autostart and prog.listens is not None]
     deadline = time.monotonic() + seconds
-    while waiting:
+    while True:
         waiting = [prog for prog in waiting if not _accepts(prog.listens)]
         if not waiting:
             return

@@ -2,6 +2,7 @@
 next deploy is refused naming the killed run, and `rollback --break-lock` (twice) ends on the release
 that served before, on its schema, with every customer row unchanged."""
 
+import json
 import re
 
 import pytest
@@ -13,6 +14,9 @@ PHASES = ["announce", "backup", "prepare", "configure", "stop", "switch", "migra
           "verify-deploy", "bake"]
 """From the first phase after the lock to the last before `finish`; a kill in `finish` is the window test's
 (the run may already have recorded its release as live)."""
+
+MIGRATED = PHASES[PHASES.index("start"):]
+"""Phases a killed deploy reaches only after 1.1.0's migration added its column: the recovery's plan reverts it."""
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +41,15 @@ def _recovers(live: apps.App, reports, rows) -> None:
     assert live.status()["version"] == "1.0.0" and live.schema() == "0002"
     assert rows_kept(live, rows)
     assert not lock_file(live).exists()
-    assert last_record(reports, "rollback")["crashed_run"]["description"].startswith("run ")
+    record = last_record(reports, "rollback")
+    assert record["crashed_run"]["description"].startswith("run ")
+    plan = record.get("rollback_plan")
+    if record["crashed_run"]["phase"] in MIGRATED:
+        assert plan and plan["schema_now"] == "0003", record
+    if plan:  # killed while migrating: the down parts run whatever the schema reads, after the migrate command
+        down = plan["schema_now"] == "0003" or record["crashed_run"]["phase"] == "migrate"
+        assert plan["path"] == ("down migrations" if down else "code only") and plan["schema_after"] == "0002", plan
+        assert not down or plan["dropped"][0]["column"] == "notes", plan
 
     twice = apps.invoke(reports, "rollback", "--env", str(live.env_file), "--break-lock")
     assert twice.code == 0 and "nothing to recover" in twice.output, twice.output
@@ -82,3 +94,24 @@ def test_break_lock_with_no_crashed_run_stops_and_switches_nothing(live, tmp_pat
         outcomes = {p["name"]: p["outcome"] for p in last_record(tmp_path, "rollback")["phases"]}
         assert outcomes["stop"] == outcomes["switch-back"] == outcomes["database"] == "skipped", outcomes
     assert snapshot(live) == before and live.status() == serving
+
+
+def test_a_refused_recovery_keeps_the_killed_runs_lock_for_the_next_break_lock(live, tmp_path):
+    rows = live.rows()
+    kill_at(live, tmp_path, "start", "deploy", "--env", str(live.env_file), "--version", "1.1.0", version="1.1.0")
+    held = json.loads(lock_file(live).read_text())
+    [target] = (live.folder / "app" / "releases").glob("*-1.0.0")
+    hidden = target.rename(tmp_path / target.name)
+    try:
+        refused = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file), "--break-lock")
+        assert refused.code == 2 and f"release {target.name} is not on" in refused.output, refused.output
+        assert "the lock of" in refused.output and "is kept with the intent of the killed run" in refused.output
+        kept = json.loads(lock_file(live).read_text())
+        same = ("release", "return_to", "return_schema", "backup", "snapshot")
+        assert {k: kept["intent"][k] for k in same} == {k: held["intent"][k] for k in same}, (kept, held)
+    finally:
+        hidden.rename(target)
+    recovered = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file), "--break-lock")
+    assert recovered.code == 0 and "stopped during phase 'plan' of its rollback" in recovered.output, recovered.output
+    assert live.status()["version"] == "1.0.0" and live.schema() == "0002" and rows_kept(live, rows)
+    assert not lock_file(live).exists()

@@ -25,6 +25,9 @@ def abandon(d: Deployment) -> None:
     env = d.env
     if not d.locked:
         return
+    if d.recovering is not None:
+        keep_recovery_lock(d)
+        return
     if d.prepared:
         remove_prepared(d)
     if d.run.kind == "deploy":
@@ -32,6 +35,16 @@ def abandon(d: Deployment) -> None:
         found.last_run = last_run(d, "failed, nothing changed")
         state.save(env, found)
     unlock(d)
+
+
+def keep_recovery_lock(d: Deployment) -> None:
+    """A recovery that stops before acting keeps the killed run's lock with its intent: releasing it would
+    leave what that run changed unknown to the next deploy; the next `--break-lock` takes it over again."""
+    d.run.facts["lock_kept"] = (f"the lock of {d.env.name} is kept with the intent of the killed run "
+                                f"{d.recovering.holder.run_id}: after fixing the cause run: invoke rollback --env "
+                                f"{d.run.env_arg} --break-lock")
+    d.locked = False
+    print(redact(d.run.facts["lock_kept"]), flush=True)
 
 
 def after_failure(d: Deployment, sequence: str, failure: Failure) -> int:
@@ -101,7 +114,9 @@ def conclude(d: Deployment, code: int) -> int:
 def refused(d: Deployment, error: RunbookError) -> int:
     """A refusal (lock held, crashed run, nothing to roll back to): release what this run took, exit 2."""
     d.refused = redact(str(error))
-    if d.locked:
+    if d.recovering is not None:
+        keep_recovery_lock(d)
+    elif d.locked:
         lock.release(d.env, d.run.id)
         d.locked = False
     print(redact(f"runbook: {error}"))

@@ -178,6 +178,8 @@ class Record(Part):
     """What state things are in when the rollback failed too, and what to run after fixing the cause."""
     refused: str | None = None
     """Why the run was refused before changing anything."""
+    lock_kept: str | None = None
+    """A recovery that stopped before acting: the killed run's lock is kept with its intent, and what to run next."""
     signing: Signing | None = None
     """The key that signed the run folder; absent when the environment has no signing key."""
     incident: Incident | None = None

@@ -1,6 +1,8 @@
 """Step 7: the release unpacked beside the current one, configured, switched; the rollout's batches
 drained, checked and restored; Step 14's choice of the release to return to."""
 
+from dataclasses import replace
+
 from runbook.config import Host
 from runbook.database import queries, rows
 from runbook.engine import planner, state, undo
@@ -135,7 +137,11 @@ def plan_rollback(d: Deployment) -> list[str]:
         if not d.undo.anything:
             d.nothing_to_do = f"{d.reason}: {undo.describe(d.undo, d.target, d.target_schema)}: releasing the lock"
             return [d.nothing_to_do]
-        return [d.reason, undo.describe(d.undo, d.target, d.target_schema)]
+        d.migrating = d.recovering.intent.phase == "migrate"  # its migrate command may still be running
+        database = _plan_database(d, d.release)
+        if d.plan.path == planner.CODE:
+            d.undo = replace(d.undo, revert_schema=False)
+        return [d.reason, undo.describe(d.undo, d.target, d.target_schema), *database]
     return [d.reason, *_plan_database(d, d.release)]
 
 

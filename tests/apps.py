@@ -137,6 +137,19 @@ def invoke(reports: Path, *args: str, timeout: float = 300, extra_env: dict | No
     return Result(result.returncode, result.stdout + result.stderr, reports)
 
 
+UNREHEARSED = {"database": {"drill": {"rehearse": False}}}
+"""For tests of what the migrate phase does with a migration that fails, hangs or is still running: the
+rehearsal on the drill's copy would run it first (and stop a failing one before anything changes)."""
+
+
+def change_env(env_file: Path, *changes: dict) -> None:
+    """Merge `changes` into the environment file, in order."""
+    data = yaml.safe_load(env_file.read_text())
+    for change in changes:
+        data = merge(data, change)
+    env_file.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 SLOW_MIGRATION = ("-- migrate:up\nSELECT pg_sleep({seconds});\nCREATE TABLE slow (id int);\n"
                   "-- migrate:down\nDROP TABLE slow;\n")
 """A migration that takes `seconds`: a deploy that is still running while a test acts."""

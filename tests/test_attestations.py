@@ -20,8 +20,7 @@ from runbook.times import stamp, utc_now
 
 ENDPOINTS, PARAMETERS, SCANS = "Step 2 - API endpoint configurations reviewed", \
     "Step 2 - Security parameter updates reviewed", "Step 5 - Vulnerability scans completed"
-STAGING, DATA, RECOVERY = "Step 3 - Migration scripts tested in staging", "Step 5 - Data protection requirements met", \
-    "Step 5 - Recovery procedures tested"
+DATA = "Step 5 - Data protection requirements met"
 
 
 def keypair(folder: Path, name: str) -> tuple[Path, Path]:
@@ -53,9 +52,7 @@ def test_an_attestation_must_cover_the_gated_version_be_recent_and_not_in_the_fu
         entry("api-endpoints-reviewed", date="2019-03-01T10:00:00Z"),
         entry("security-parameters-reviewed", version="0.9.0"),
         entry("vulnerability-scans-completed", days_ago=-1),
-        entry("migrations-tested-in-staging", days_ago=29),
         entry("data-protection-reviewed", version=None, change="CHG-7"),
-        entry("recovery-procedures-tested", days_ago=-2 / 24 / 60),  # two minutes ahead: within the clock skew
     ])
     env = make_env({"strict": True, "attestations": {"file": str(file)}})  # strict: 30 days unless it says
     result = invoke("preflight", "--env", str(env), "--version", "1.0.0")
@@ -68,8 +65,17 @@ def test_an_attestation_must_cover_the_gated_version_be_recent_and_not_in_the_fu
     assert status == "failed" and "in the future" in message, message
     status, message = outcome(result, DATA)
     assert status == "failed" and "it covers change CHG-7, but this run names no change ticket" in message, message
-    assert outcome(result, STAGING)[0] == "attested"
-    status, message = outcome(result, RECOVERY)
+
+
+def test_an_attestation_29_days_old_or_dated_within_the_clock_skew_counts(make_env, invoke, tmp_path):
+    file = write(tmp_path / "attestations.yaml", [
+        entry("api-endpoints-reviewed", days_ago=29),
+        entry("vulnerability-scans-completed", days_ago=-2 / 24 / 60),  # two minutes ahead: within the clock skew
+    ])
+    env = make_env({"strict": True, "attestations": {"file": str(file)}})
+    result = invoke("preflight", "--env", str(env), "--version", "1.0.0")
+    assert outcome(result, ENDPOINTS)[0] == "attested"
+    status, message = outcome(result, SCANS)
     assert status == "attested" and "for version 1.0.0" in message, message
 
 
@@ -87,7 +93,7 @@ def test_with_attesters_only_a_valid_signature_by_one_of_them_counts(make_env, i
     env = make_env({"strict": True, "attestations": {"file": str(file), "attesters": [str(listed_public)]}})
     for item, key, by in [("security-parameters-reviewed", other, "Mallory"),
                           ("vulnerability-scans-completed", listed, "Sam Signer"),
-                          ("migrations-tested-in-staging", listed, "Dana Reviewer")]:
+                          ("data-protection-reviewed", listed, "Dana Reviewer")]:
         written = invoke("attest", item, "--version", "1.0.0", "--key", str(key), "--env", str(env), "--by", by)
         assert written.code == 0, written.output
     file.write_text(file.read_text().replace("by: Sam Signer", "by: Someone Else"))  # edited after signing
@@ -99,20 +105,20 @@ def test_with_attesters_only_a_valid_signature_by_one_of_them_counts(make_env, i
     assert status == "failed" and f"signed by key {mallory}, which is not one of the attesters" in message, message
     status, message = outcome(result, SCANS)
     assert status == "failed" and "its signature does not match its content" in message, message
-    status, message = outcome(result, STAGING)
+    status, message = outcome(result, DATA)
     assert status == "attested", message
     assert f"signed by key {signing.fingerprint(listed_public.read_bytes())}" in message
 
 
 def test_self_attestation_is_refused_where_approvals_are_required(make_env, invoke, tmp_path):
     file = write(tmp_path / "attestations.yaml", [entry("api-endpoints-reviewed", by="dana reviewer"),
-                                                   entry("migrations-tested-in-staging", by="Lee Approver")])
+                                                   entry("vulnerability-scans-completed", by="Lee Approver")])
     env = make_env({"approval": {"change_ticket": True}, "attestations": {"file": str(file)}})
     result = invoke("preflight", "--env", str(env), "--version", "1.0.0",
                     extra_env={"RUNBOOK_OPERATOR": "Dana Reviewer"})
     status, message = outcome(result, ENDPOINTS)
     assert status == "failed" and "self-attestation refused: 'dana reviewer' is the operator of this run" in message
-    assert outcome(result, STAGING)[0] == "attested"
+    assert outcome(result, SCANS)[0] == "attested"
 
 
 def test_a_change_ticket_attestation_counts_for_the_run_approved_under_it(make_env, tmp_path, secret):
@@ -141,7 +147,7 @@ def test_attest_with_an_unusable_key_exits_2_and_writes_nothing(make_env, invoke
     file = write(tmp_path / "attestations.yaml", [entry("api-endpoints-reviewed")])
     before = file.read_bytes()
     env = make_env({"attestations": {"file": str(file)}})
-    result = invoke("attest", "migrations-tested-in-staging", "--version", "1.0.0", "--key", str(tmp_path / key),
+    result = invoke("attest", "vulnerability-scans-completed", "--version", "1.0.0", "--key", str(tmp_path / key),
                     "--env", str(env))
     assert result.code == 2, result.output
     assert f"key file {tmp_path / key}" in result.output
@@ -150,7 +156,7 @@ def test_attest_with_an_unusable_key_exits_2_and_writes_nothing(make_env, invoke
 
 
 def test_an_unknown_key_in_an_entry_is_refused_naming_the_file_and_entry(tmp_path):
-    file = write(tmp_path / "attestations.yaml", [entry("migrations-tested-in-staging"),
+    file = write(tmp_path / "attestations.yaml", [entry("vulnerability-scans-completed"),
                                                    entry("api-endpoints-reviewed", colour="green")])
     with pytest.raises(CheckFailed, match=rf"{file}: entry 2 \(api-endpoints-reviewed\): colour: Extra inputs"):
         attestation.read(file)

@@ -176,8 +176,7 @@ def _sleeping(database: str) -> int:
 
 def test_a_migration_that_hangs_is_stopped_and_the_deploy_rolled_back(app_env, build, invoke):
     app = app_env
-    data = yaml.safe_load(app.env_file.read_text())
-    app.env_file.write_text(yaml.safe_dump(apps.merge(data, {"deadlines": {"migrate": 3}}), sort_keys=False))
+    apps.change_env(app.env_file, {"deadlines": {"migrate": 3}}, apps.UNREHEARSED)
     build("1.0.0")
     build("1.1.0", {"0003_slow.sql": apps.SLOW_MIGRATION.format(seconds=600)})
     assert (first := invoke("deploy", "--env", str(app.env_file), "--version", "1.0.0")).code == 0, first.output

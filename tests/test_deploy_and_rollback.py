@@ -11,7 +11,8 @@ import psycopg
 import pytest
 import yaml
 
-from .apps import SLOW_MIGRATION, broken_health, failing_after_requests, start_deploy, wait_for_phase
+from .apps import (SLOW_MIGRATION, UNREHEARSED, broken_health, change_env, failing_after_requests, start_deploy,
+                   wait_for_phase)
 
 MIGRATION_1_1 = """-- migrate:up
 ALTER TABLE items ADD COLUMN note text NOT NULL DEFAULT '';
@@ -94,6 +95,7 @@ def test_package_whose_checksums_do_not_match_stops_at_the_gate_and_changes_noth
 
 
 def test_migration_failing_halfway_is_undone_and_the_previous_release_serves(invoke, app_env, build):
+    change_env(app_env.env_file, UNREHEARSED)
     build("1.0.0")
     build("1.1.0", {"0003_half.sql": "-- migrate:up\nCREATE TABLE half (id int);\nSELECT 1/0;\n"
                                     "-- migrate:down\nDROP TABLE half;\n"})
@@ -102,6 +104,24 @@ def test_migration_failing_halfway_is_undone_and_the_previous_release_serves(inv
     assert result.code == 1, result.output
     assert "migration 0003_half failed" in result.output and "division by zero" in result.output
     assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0002"}
+    with psycopg.connect(app_env.database, connect_timeout=5) as conn:
+        assert conn.execute("SELECT to_regclass('half')").fetchone() == (None,)
+
+
+def test_a_migration_failing_on_the_drills_copy_stops_the_deploy_before_anything_changes(invoke, app_env, build):
+    build("1.0.0")
+    build("1.1.0", {"0003_half.sql": "-- migrate:up\nCREATE TABLE half (id int);\nSELECT 1/0;\n"
+                                    "-- migrate:down\nDROP TABLE half;\n"})
+    assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
+    releases_before = sorted(os.listdir(app_env.folder / "app" / "releases"))
+    result = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
+    assert result.code == 1, result.output
+    assert "[deploy] backup: failed" in result.output, result.output
+    assert "rehearsal of 0003_half: its up part failed on the copy: division by zero" in result.output
+    ran = [p["name"] for p in result.record["phases"] if p["outcome"] != "not run"]
+    assert "stop" not in ran and "migrate" not in ran, ran
+    assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0002"}
+    assert sorted(os.listdir(app_env.folder / "app" / "releases")) == releases_before
     with psycopg.connect(app_env.database, connect_timeout=5) as conn:
         assert conn.execute("SELECT to_regclass('half')").fetchone() == (None,)
 
@@ -126,6 +146,7 @@ def test_rollback_without_a_previous_release_is_refused(invoke, app_env, build):
 
 
 def test_second_deploy_while_one_runs_is_refused_naming_the_holder(invoke, app_env, build):
+    change_env(app_env.env_file, UNREHEARSED)
     build("1.0.0")
     build("1.1.0", {"0003_slow.sql": SLOW_MIGRATION.format(seconds=8)})
     assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
@@ -141,6 +162,7 @@ def test_second_deploy_while_one_runs_is_refused_naming_the_holder(invoke, app_e
 
 
 def test_deploy_killed_midway_is_reported_and_recovered_with_one_command(invoke, app_env, build):
+    change_env(app_env.env_file, UNREHEARSED)
     build("1.0.0")
     build("1.1.0", {"0003_slow.sql": SLOW_MIGRATION.format(seconds=3)})
     assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0

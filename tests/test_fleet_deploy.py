@@ -244,6 +244,7 @@ def test_a_host_whose_key_does_not_match_is_refused_and_nothing_changes(hosts, t
 
 
 def test_a_second_deploy_while_one_runs_is_refused_naming_the_holder(app, hosts, invoke, build, tmp_path):
+    apps.change_env(app.env_file, apps.UNREHEARSED)
     build("1.0.0", {"0003_slow.sql": apps.SLOW_MIGRATION.format(seconds=20)})
     running = apps.start_deploy(tmp_path / "reports", app.env_file, "1.0.0")
     try:
@@ -263,6 +264,7 @@ def test_a_second_deploy_while_one_runs_is_refused_naming_the_holder(app, hosts,
 def test_a_host_lost_mid_phase_ends_in_the_contract_with_the_state_of_each_host(app, hosts, invoke, build, tmp_path):
     """ssh to host3 fails (exit 255) from the middle of the deploy on: every such failure is a phase's,
     never a traceback; the rollback cannot reach host3 either, so a human is told each host's state."""
+    apps.change_env(app.env_file, apps.UNREHEARSED)
     build("1.0.0", {"0003_slow.sql": apps.SLOW_MIGRATION.format(seconds=6)})
     reports = tmp_path / "reports"
     running = apps.start_deploy(reports, app.env_file, "1.0.0")

@@ -219,7 +219,7 @@ def test_attestation_is_shown_as_a_persons_word(make_env, invoke, tmp_path):
     assert found["outcome"] == "attested", found
     assert found["steps"][1]["message"] == ("api-endpoints-reviewed: attested by Dana Reviewer on 2026-11-20T09:30:00Z "
                                             "for version 1.0.0, reference NET-12")
-    assert result.scenario("Step 5 - Recovery procedures tested")["outcome"] == "skipped"
+    assert result.scenario("Step 5 - Vulnerability scans completed")["outcome"] == "skipped"
 
 
 def test_pytest_runs_the_same_checks_directly(make_env, secret):

@@ -100,6 +100,7 @@ def test_sigterm_during_migrate_rolls_back_to_the_release_before(live, tmp_path)
 
 
 def test_a_rollback_that_fails_too_says_the_state_of_every_host_and_the_command_to_run(app_env, build, invoke):
+    apps.change_env(app_env.env_file, apps.UNREHEARSED)  # its down part fails: the rehearsal would stop it
     build("1.0.0")
     build("1.1.0", {"0003_stuck.sql": "-- migrate:up\nCREATE TABLE stuck (id int);\n-- migrate:down\nSELECT 1/0;\n"},
           edit=apps.broken_health)

@@ -7,7 +7,7 @@ import yaml
 from runbook import config
 from runbook.release import rollout
 
-from .apps import Load, broken_health
+from .apps import Load, broken_health, change_env
 
 MIGRATION_SAFE = "-- migrate:up\nCREATE TABLE notes (id int);\n-- migrate:down\nDROP TABLE notes;\n"
 MIGRATION_DROPS = "-- migrate:up\nALTER TABLE items DROP COLUMN name;\n-- migrate:down\nSELECT 1;\n"
@@ -105,9 +105,7 @@ def test_rolling_preflight_refuses_a_migration_that_breaks_the_serving_release(a
 
 def test_rolling_deploy_stops_before_anything_changes_on_a_migration_locking_a_big_table_exclusively(
         app_env, build, invoke):
-    data = yaml.safe_load(app_env.env_file.read_text())
-    data["database"]["drill"] = {"rehearse": True, "exclusive_lock_max_mb": 0}
-    app_env.env_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    change_env(app_env.env_file, {"database": {"drill": {"exclusive_lock_max_mb": 0}}})
     rolling(app_env)
     build("1.0.0")
     build("1.1.0", {"0003_notes.sql": MIGRATION_LOCKS_ITEMS})

@@ -98,9 +98,10 @@ class Drill(Model):
     large to restore on every deploy)."""
     full_below_mb: int | None = Field(None, ge=1)
     """With `depth: schema`: a database smaller than this many MB is still drilled in full."""
-    rehearse: bool = False
+    rehearse: bool = True
     """A deploy's pending migrations run up, down and up again on the drill's copy; one that fails, or whose
-    down part leaves the schema otherwise than it found it, stops the deploy before anything changes."""
+    down part leaves the schema otherwise than it found it, stops the deploy before anything changes. Off:
+    the migrations run untested (the backup phase says so); needed for a `transaction:false` migration."""
     exclusive_lock_max_mb: int = Field(100, ge=0)
     """Under `rollout.strategy: rolling`, a rehearsed migration that takes ACCESS EXCLUSIVE on a table larger
     than this many MB (on the copy) is refused: the serving release would stall on that table while it runs."""

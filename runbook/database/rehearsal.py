@@ -6,7 +6,7 @@ before anything of the environment changed. Each up part's locks (the strongest 
 from `pg_locks` inside its transaction just before it commits, so exact) and rows touched
 (`pg_stat_xact_user_tables`) are recorded; under `rollout.strategy: rolling` one that takes ACCESS
 EXCLUSIVE on a table above `database.drill.exclusive_lock_max_mb` is refused. A part kept waiting longer
-than `lock_timeout` names the locks other sessions hold on the copy. Opt-in: `database.drill.rehearse: true`.
+than `lock_timeout` names the locks other sessions hold on the copy. On unless `database.drill.rehearse: false`.
 """
 
 import difflib

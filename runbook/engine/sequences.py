@@ -40,7 +40,7 @@ NOTHING = "nothing to undo: the hosts are as the release returned to needs them"
 
 LOCK = Phase("lock", "Take the environment's deploy lock", lock.take_lock)
 PREFLIGHT = Phase("preflight", "Pre-flight checklist (Steps 1 to 5)", feature="preflight")
-BACKUP = Phase("backup", "Back up the current database and verify the backup (Step 3)", database.take_backup)
+BACKUP = Phase("backup", "Back up the database, drill its restore, rehearse the migrations on the copy (Steps 3 and 5)", database.take_backup)
 BASELINE = Phase("baseline", "Measure the baseline of the release serving now (Step 20)", watch.measure_baseline)
 BAKE = Phase("bake", "Watch the release against its baseline (Steps 13, 14 and 20)", watch.bake_release,
              on_failure=REPORT)

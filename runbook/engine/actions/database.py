@@ -19,11 +19,13 @@ def take_backup(d: Deployment) -> list[str]:
     return [f"{taken.format}-format dump {taken.path} on {taken.host}: {taken.size_bytes} bytes, sha256 {taken.sha256}, "
             f"WAL position {taken.lsn}",
             f"pg_restore --list lists all {len(taken.tables)} tables: {', '.join(taken.tables)}",
-            *taken.drill.lines()]
+            *taken.drill.lines(),
+            *(["the pending migrations are not rehearsed: database.drill.rehearse is off"]
+              if d.package is not None and not env.database.drill.rehearse else [])]
 
 
 def _to_rehearse(d: Deployment) -> list[migrations.Migration]:
-    """A deploy's pending migrations, when the environment rehearses them on the drill's copy."""
+    """A deploy's pending migrations, unless the environment turned their rehearsal on the drill's copy off."""
     if not d.env.database.drill.rehearse or d.package is None:
         return []
     applied = queries.applied_versions(d.env)

@@ -8,6 +8,7 @@ testinfra's `Service.get_module_class` picks an implementation; the functions be
 import sys
 from pathlib import Path
 
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 from testinfra.host import Host as Remote
 
 from runbook import local
@@ -135,10 +136,23 @@ def _order(env: Environment, host: Host, service: Service, action: str) -> str:
     result = runner.run(host, chosen.command(action), combined=True, kind="services")
     said = result.stdout.strip()
     if chosen.already(action, said):
+        if action == "start":
+            _until_running(env, host, service)
         return f"{service.name} was already {'stopped' if action == 'stop' else 'running'}"
     if chosen.refused(result.rc, said):
         raise ActionFailed(f"host {host.name}: {action} {service.name} failed: {said}")
     return said or f"{action} {service.name}: done"
+
+
+def _until_running(env: Environment, host: Host, service: Service) -> None:
+    """A service whose start is under way (supervisord's STARTING, another run's start) runs once it ends:
+    wait for that within the `services` deadline; `ActionFailed` naming its state when it does not."""
+    seconds = env.deadlines.services
+    found = Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(0.5), retry=retry_if_result(lambda f: not f.ok),
+                     retry_error_callback=lambda state: state.outcome.result())(running, env, host, service)
+    if not found.ok:
+        raise ActionFailed(f"host {host.name}: {service.name} was being started but does not run within {seconds} s: "
+                           f"{found.detail}")
 
 
 def running(env: Environment, host: Host, service: Service) -> Finding:

@@ -19,6 +19,10 @@ def _ssh_path(value: Path) -> Path:
 SshPath = Annotated[Path, AfterValidator(_ssh_path)]
 
 
+FORKS = 5
+"""Hosts worked on at once unless `ssh.forks` says otherwise: Ansible's default."""
+
+
 class Ssh(Model):
     """How `ssh://` hosts are reached: rendered into a private ssh client config (`runbook/hosts/ssh.py`)."""
 
@@ -34,6 +38,9 @@ class Ssh(Model):
     """Every host's `connect_timeout` unless the host gives its own."""
     control_persist_seconds: int = Field(60, ge=1, le=3600)
     """How long an idle connection stays open for the next command to reuse."""
+    forks: int = Field(FORKS, ge=1, le=500)
+    """How many hosts are worked on at once (Ansible's `forks`): fifty hosts do not open fifty connections at
+    once unless asked."""
 
 
 class Host(Model):

@@ -20,6 +20,7 @@ from testinfra.backend.base import CommandResult
 
 from runbook.hosts import commands, deadline, ssh
 from runbook.config import Host
+from runbook.config.hosts import FORKS
 from runbook.config.deadlines import Kind
 from runbook.errors import ActionFailed, DeadlineExceeded, RunbookError
 from runbook.secrets import redact
@@ -80,12 +81,21 @@ def script(host: Host, text: str, *args: str):
 
 
 def each(items: list[I], check: Callable[[I], T]) -> list[T]:
-    """Run `check` on every host (or host and service, ...) concurrently, results in order."""
+    """Run `check` on every host (or host and service, ...) concurrently, at most `ssh.forks` at once (the
+    smallest of the items' hosts'), results in order."""
     if not items:
         return []
     contexts = [contextvars.copy_context() for _ in items]  # each in the caller's phase (a copy per thread)
-    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+    forks = min((h.ssh.forks for h in map(_host, items) if h is not None), default=FORKS)
+    with ThreadPoolExecutor(max_workers=min(forks, len(items))) as pool:
         return list(pool.map(lambda context, item: context.run(check, item), contexts, items))
+
+
+def _host(item: object) -> Host | None:
+    """The host an item of `each` is about: a host, or the first host in a tuple (host, service)."""
+    if isinstance(item, Host):
+        return item
+    return next((part for part in item if isinstance(part, Host)), None) if isinstance(item, tuple) else None
 
 
 class Unreachable(Exception):

@@ -1,18 +1,17 @@
-"""A verifying phase: the features tagged for it run in a child pytest process, so its report and
-results stand alone; the child's output is streamed to the terminal through the redactor. The child
-runs under the phase's deadline (`deadlines.checks` or its own); at the deadline its whole process group
-is killed and the phase fails naming the deadline."""
+"""A verifying phase: the features tagged for it run in a pytest session of its own, forked by the run's
+checking process (`checker`), so its report and results stand alone; its output is streamed to the
+terminal through the redactor. The session runs under the phase's deadline (`deadlines.checks` or its
+own); at the deadline its whole process group is killed and the phase fails naming the deadline."""
 
 import os
-import signal
-import subprocess
 import sys
-import threading
+import tempfile
 from pathlib import Path
 
 from pydantic import TypeAdapter
 
 from runbook import ROOT
+from runbook.engine.checker import CHECKER
 from runbook.engine.context import RunContext
 from runbook.engine.run import PhaseResult, Run
 from runbook.times import utc_now
@@ -31,46 +30,31 @@ def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str
     results, context_file = stem.with_suffix(".json"), stem.with_suffix(".context.json")
     context.write(context_file)
     argv = [
-        sys.executable, "-m", "pytest", str(ROOT / "features"),
+        str(ROOT / "features"),
         "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
         "-m", tag, "--env", run.env_arg, "--context", str(context_file),
         f"--html={stem}.html", "--self-contained-html", f"--junitxml={stem}.xml", f"--results={results}",
         f"--cucumber={stem}.cucumber.json",
         "--run-id", run.id, "--operator", run.operator, "-o", "generate_report_on_test=true",
         "-q", "-rfE", "--tb=line", "-p", "no:cacheprovider",
+        "-W", "ignore::pytest.PytestAssertRewriteWarning",  # the checking process imported the steps already
     ]
     if version:
         argv += ["--release-version", version]
     deadline, seconds = run.env.deadlines.for_checks(name)
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-                          start_new_session=True) as child:
-        expired = threading.Event()
-        timer = threading.Timer(seconds, lambda: (expired.set(), _kill(child)))
-        timer.start()
-        try:
-            for line in child.stdout:
-                sys.stdout.write(redact(line))
-            child.wait()
-        except BaseException:  # the run was interrupted: its checks stop with it
-            _kill(child)
-            raise
-        finally:
-            timer.cancel()
+    fd, output = tempfile.mkstemp(prefix=f"runbook-{name}-", suffix=".out")  # private (0600), gone after
+    os.close(fd)
+    try:
+        code = CHECKER.run(argv, Path(output), seconds, lambda text: sys.stdout.write(redact(text)))
+    finally:
+        os.unlink(output)
     result.scenarios = [s.model_dump() for s in SCENARIOS.validate_json(results.read_text())] if results.exists() else []
     result.finished = utc_now()
-    if expired.is_set():
+    if code is None:
         result.outcome = "failed"
         result.error = f"the checks did not finish within {seconds} s (deadline {deadline}); they were stopped"
-    elif child.returncode not in (0, 1) or not result.scenarios:
-        result.outcome, result.error = "error", f"the checks could not run (pytest exit code {child.returncode})"
+    elif code not in (0, 1) or not result.scenarios:
+        result.outcome, result.error = "error", f"the checks could not run (pytest exit code {code})"
     elif result.blocking:
         result.outcome = "failed"
     return result
-
-
-def _kill(child: subprocess.Popen) -> None:
-    """Kill the child and every process it started (its session's process group)."""
-    try:
-        os.killpg(child.pid, signal.SIGKILL)
-    except ProcessLookupError:  # it has ended already
-        pass

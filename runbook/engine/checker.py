@@ -1,0 +1,126 @@
+"""The runbook's side of the checking process (`checkserver`): started once per run, early, so its imports
+overlap the run's first phases; each verifying phase is one request, run under the phase's deadline.
+
+Any fault (the deadline, an interrupt, a server that died or answers out of turn) kills the phase's child
+and the server with it; the next phase starts a new server, so one broken session never leaks into the next.
+"""
+
+import atexit
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from runbook import ROOT
+from runbook.engine.checkserver import Ended, Request, Started
+
+READY_SECONDS = 60
+"""How long the server may take to import what the checks need."""
+REPLY_SECONDS = 10
+"""How long it may take to answer once its child has forked or been killed."""
+POLL = 0.2
+
+
+class CheckerFailed(Exception):
+    """The checking process did not answer as it must; the phase's checks could not run."""
+
+
+class Checker:
+    def __init__(self) -> None:
+        self.server: subprocess.Popen | None = None
+        self.ready = False
+        self.child: int | None = None
+        self.pending = b""
+        atexit.register(self.stop)
+
+    def warm(self) -> None:
+        """Start the server unless one runs; it imports while the run goes on."""
+        if self.server is None or self.server.poll() is not None:
+            self.server = subprocess.Popen([sys.executable, "-m", "runbook.engine.checkserver"], cwd=ROOT,
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+            self.ready, self.pending = False, b""
+
+    def run(self, argv: list[str], output: Path, seconds: float, shown: Callable[[str], None]) -> int | None:
+        """Run one pytest session; its exit code, or None when it was stopped at `seconds`. Its output is
+        passed to `shown` as it is written."""
+        self.warm()
+        try:
+            if not self.ready:
+                Started.model_validate_json(self._line(READY_SECONDS))
+                self.ready = True
+            self.server.stdin.write(Request(argv=argv, output=str(output)).model_dump_json().encode() + b"\n")
+            self.child = Started.model_validate_json(self._line(REPLY_SECONDS)).pid
+            code = self._wait(output, time.monotonic() + seconds, shown)
+        except BaseException:
+            self.stop()
+            raise
+        self.child = None
+        return code
+
+    def _wait(self, output: Path, deadline: float, shown: Callable[[str], None]) -> int | None:
+        """Follow the child's output until the server says it ended; at the deadline, kill its group."""
+        offset = 0
+        while True:
+            line = self._line(POLL, expected=False)
+            offset = _follow(output, offset, shown)
+            if line is not None:
+                return Ended.model_validate_json(line).code
+            if time.monotonic() > deadline:
+                _kill_group(self.child)
+                Ended.model_validate_json(self._line(REPLY_SECONDS))
+                return None
+
+    def _line(self, seconds: float, expected: bool = True) -> bytes | None:
+        """The server's next reply line within `seconds`; None when none came and none was `expected`."""
+        until = time.monotonic() + seconds
+        while b"\n" not in self.pending:
+            left = until - time.monotonic()
+            ready, _, _ = select.select([self.server.stdout], [], [], max(left, 0))
+            if not ready:
+                if expected:
+                    raise CheckerFailed(f"the checking process did not answer within {seconds} s")
+                return None
+            data = os.read(self.server.stdout.fileno(), 65536)
+            if not data:
+                raise CheckerFailed(f"the checking process ended (exit code {self.server.wait(REPLY_SECONDS)})")
+            self.pending += data
+        line, self.pending = self.pending.split(b"\n", 1)
+        return line
+
+    def stop(self) -> None:
+        """End the server, and the phase's child if one runs."""
+        server, child, self.server, self.child = self.server, self.child, None, None
+        if child is not None:
+            _kill_group(child)
+        if server is not None and server.poll() is None:
+            server.kill()
+            server.wait(REPLY_SECONDS)
+
+
+def _follow(output: Path, offset: int, shown: Callable[[str], None]) -> int:
+    """Pass what was written to `output` since `offset` to `shown`, whole lines only; the new offset."""
+    try:
+        with output.open("rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return offset
+    whole = data[:data.rfind(b"\n") + 1]
+    if whole:
+        shown(whole.decode(errors="replace"))
+    return offset + len(whole)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:  # it has ended already
+        pass
+
+
+CHECKER = Checker()
+"""The run's checking process: a run is one runbook process."""

@@ -1,0 +1,98 @@
+"""The checking process of a run: imports pytest, pytest-bdd and the step modules once, then for each
+verifying phase forks a fresh child that runs that phase's pytest session and exits.
+
+    python -m runbook.engine.checkserver      # requests on stdin, replies on stdout, one JSON line each
+
+A fork copies the process as it was before any phase ran, so a phase's checks never see what an earlier
+phase left in memory (only what the run context file says), while the imports are paid once per run, not
+once per phase. Each child leads a session of its own, so the runbook can kill it and everything it
+started with one `killpg` at the phase's deadline. The server never runs a check itself: it holds no
+state a phase could change.
+"""
+
+import importlib
+import os
+import sys
+
+from pydantic import BaseModel, ConfigDict
+
+from runbook import ROOT
+
+
+class Request(BaseModel):
+    """Run one pytest session: its arguments (without `python -m pytest`), its output file."""
+
+    model_config = ConfigDict(extra="forbid")
+    argv: list[str]
+    output: str
+
+
+class Started(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pid: int
+    """The child's process id, which is also its process group's."""
+
+
+class Ended(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pid: int
+    code: int
+    """pytest's exit code, or minus the signal that ended the child."""
+
+
+def preload() -> None:
+    """Import what every session imports: pytest and its plugins, and the step modules the root conftest names."""
+    import pytest  # noqa: F401 - imported for the children's sake
+    import pytest_bdd  # noqa: F401
+    import pytest_html  # noqa: F401
+
+    sys.path.insert(0, str(ROOT))
+    conftest = importlib.import_module("conftest")
+    for name in conftest.pytest_plugins:
+        importlib.import_module(name)
+    importlib.import_module("runbook.checks.plugin")
+
+
+def _child(request: Request) -> None:
+    """In the forked child: a session of its own, output to the file, run pytest, exit with its code."""
+    os.setsid()
+    nothing = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(nothing, 0)
+    os.close(nothing)
+    out = os.open(request.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(out)
+    os.chdir(ROOT)
+    code = 3
+    try:
+        import pytest
+
+        code = int(pytest.main(request.argv))
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _reply(message: BaseModel) -> None:
+    sys.stdout.write(message.model_dump_json() + "\n")
+    sys.stdout.flush()
+
+
+def serve() -> None:
+    """Answer requests until stdin closes: one child at a time, `Started` as it forks, `Ended` when it has."""
+    preload()
+    _reply(Started(pid=os.getpid()))  # ready
+    for line in sys.stdin:
+        request = Request.model_validate_json(line)
+        pid = os.fork()
+        if pid == 0:
+            _child(request)
+        _reply(Started(pid=pid))
+        _, status = os.waitpid(pid, 0)
+        _reply(Ended(pid=pid, code=os.waitstatus_to_exitcode(status)))
+
+
+if __name__ == "__main__":
+    serve()

@@ -1,29 +1,38 @@
-"""Benchmark: the preflight gate on a fleet of 1, 3 and 10 real hosts, with and without 50 ms added to
-each host's link; the ssh commands each host took in each phase; a rolling deploy's wall time on 3 hosts.
+"""Benchmark: preflight and a rolling deploy (`serial: [1, "25%", "100%"]`) on fleets of 1, 10 and 50 real
+hosts, with and without 50 ms added to each host's link, at `ssh.forks` (default: the runbook's).
 
-    sudo python bench/fleet.py [--sizes 1 3 10] [--latency 50]
+    sudo python bench/fleet.py [--sizes 1 10 50] [--latency 50] [--forks N]
+
+Per run: wall time; ssh calls per host in each phase (each call on a reused connection is one session's
+round trips); the runner's peak memory (the resident memory of every process of the run, ssh clients
+included) and its peak of open ssh connections and running ssh clients, sampled every 0.2 s; for the
+deploy, each batch's time (from its first phase's start to its last phase's end). The goals: preflight on
+50 hosts at +50 ms within 3x one host's; the 50-host deploy's batches within the number of batches times
+one host's batch.
 
 The hosts are the tests' own (tests/fleet.py: network namespaces, an sshd in each, the demo app under a
 supervisord of its own, the machine's PostgreSQL, Redis and RabbitMQ forwarded to a shared address);
-nothing is sent anywhere else. Round trips are counted by an `ssh` first on PATH that notes each call
-and then runs the real one: the runbook, testinfra and rsync all start `ssh`, and each call with a
-reused connection costs one session's round trips. Each call is put in the phase that was running
-then, from the run's journal.
+nothing is sent anywhere else. ssh calls are counted by an `ssh` first on PATH that notes each call and
+runs the real one; each call is put in the phase that was running then, from the run's journal.
 """
 
 import argparse
 import collections
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import epoch  # noqa: E402
+from runbook import config  # noqa: E402
+from runbook.engine.sequences import deploy_sequence  # noqa: E402
 from tests import apps  # noqa: E402
 from tests import fleet as fleets  # noqa: E402
 from tests.fleet_app import fleet_app  # noqa: E402
@@ -32,9 +41,53 @@ SSH_WRAPPER = """#!/bin/sh
 printf '%s\\t%s\\n' "$(date +%s.%N)" "$(printf '%s ' "$@" | tr '\\n\\t' '  ')" >> "$RUNBOOK_BENCH_SSH_LOG"
 exec {ssh} "$@"
 """
+SERIAL = [1, "25%", "100%"]
+Span = tuple[float, float, str]
 
 
-def phases(run_folder: Path) -> list[tuple[float, float, str]]:
+class Sampler:
+    """Samples, every 0.2 s until stopped, the processes whose environment carries the run's marker (the
+    runbook, its pytest child, its ssh clients): their summed resident memory, how many are ssh clients,
+    and the machine's established TCP connections to port 22 (the root namespace holds only the clients)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = f"RUNBOOK_BENCH_SSH_LOG={marker}".encode()
+        self.rss = self.clients = self.connections = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> "Sampler":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self.done.wait(0.2):
+            rss, clients = 0, 0
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    if self.marker not in Path(f"/proc/{pid}/environ").read_bytes():
+                        continue
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+                rss += int(found[1]) * 1024 if found else 0
+                clients += status.startswith("Name:\tssh\n")
+            self.rss, self.clients = max(self.rss, rss), max(self.clients, clients)
+            self.connections = max(self.connections, _established_to_ssh())
+
+
+def _established_to_ssh() -> int:
+    """TCP connections of this namespace in state ESTABLISHED (01) whose remote port is 22 (0016)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[2].endswith(":0016") and line.split()[3] == "01")
+
+
+def phases(run_folder: Path) -> list[Span]:
     """(start, end, name) of each phase of the run, from its journal."""
     started, spans = {}, []
     for line in (run_folder / "journal.jsonl").read_text().splitlines():
@@ -47,71 +100,105 @@ def phases(run_folder: Path) -> list[tuple[float, float, str]]:
     return spans
 
 
-def round_trips(log: Path, hosts: fleets.Fleet, spans: list[tuple[float, float, str]]) -> dict[str, dict[str, int]]:
-    """ssh calls per phase, per host (by the host's address in the call)."""
-    counts: dict[str, dict[str, int]] = collections.defaultdict(lambda: collections.Counter())
+def batches(spans: list[Span], per_batch: set[str]) -> list[float]:
+    """Each batch's seconds, first phase's start to last phase's end; phases of batch N end in `-N` when
+    there are several, else the per-batch phases make one batch."""
+    grouped: dict[int, list[Span]] = collections.defaultdict(list)
+    for span in spans:
+        name = span[2].split(":", 1)[1]
+        numbered = re.fullmatch(r"(.+)-(\d+)", name)
+        if numbered and numbered[1] in per_batch:
+            grouped[int(numbered[2])].append(span)
+        elif name in per_batch:
+            grouped[1].append(span)
+    return [max(s[1] for s in group) - min(s[0] for s in group) for _, group in sorted(grouped.items())]
+
+
+def round_trips(log: Path, hosts: fleets.Fleet, spans: list[Span]) -> dict[str, list[int]]:
+    """ssh calls per phase: the sorted counts of the hosts called in it (by the host's address in the call)."""
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    addresses = {h.address: h.name for h in hosts}
     for line in log.read_text().splitlines() if log.exists() else []:
         moment, args = line.split("\t", 1)
-        host = next((h.name for h in hosts if h.address in args.split() or f"@{h.address}" in args), None)
+        host = next((name for address, name in addresses.items()
+                     if address in args.split() or f"@{address}" in args), None)
         phase = next((name for start, end, name in spans if start <= float(moment) <= end), "(between phases)")
         if host:
             counts[phase][host] += 1
-    return counts
+    return {phase: sorted(per_host.values()) for phase, per_host in counts.items()}
 
 
-def timed(folder: Path, log: Path, *args: str) -> tuple[apps.Result, float]:
+def timed(folder: Path, log: Path, *args: str) -> tuple[apps.Result, float, Sampler]:
+    log.unlink(missing_ok=True)
+    shutil.rmtree(folder / "reports", ignore_errors=True)
     started = time.monotonic()
-    result = apps.invoke(folder / "reports", *args, timeout=1800, extra_env={
-        "PATH": f"{folder / 'bin'}{os.pathsep}{os.environ['PATH']}", "RUNBOOK_BENCH_SSH_LOG": str(log)})
-    return result, time.monotonic() - started
+    with Sampler(str(log)) as sampled:
+        result = apps.invoke(folder / "reports", *args, timeout=3600, extra_env={
+            "PATH": f"{folder / 'bin'}{os.pathsep}{os.environ['PATH']}", "RUNBOOK_BENCH_SSH_LOG": str(log)})
+    return result, time.monotonic() - started, sampled
 
 
-def describe(counts: dict[str, dict[str, int]], spans: list[tuple[float, float, str]]) -> str:
-    seconds = {name: end - start for start, end, name in spans}
-    lines = []
-    for phase, per_host in counts.items():
-        values = sorted(per_host.values())
-        lines.append(f"    {phase}: {seconds.get(phase, 0):.1f} s, {values[0]}-{values[-1]} ssh calls per host "
-                     f"({len(values)} hosts)")
-    return "\n".join(lines)
+def report(what: str, result: apps.Result, seconds: float, sampled: Sampler, log: Path, hosts) -> list[Span]:
+    spans = phases(result.folder) if result.folder else []
+    print(f"{what}: exit {result.code}, {seconds:.1f} s; runner peak {sampled.rss / 2**20:.0f} MB, "
+          f"{sampled.connections} ssh connections and {sampled.clients} ssh clients at most", flush=True)
+    if result.code != 0:
+        print(result.output[-3000:])
+    seconds_of = {name: end - start for start, end, name in spans}
+    for phase, values in round_trips(log, hosts, spans).items():
+        print(f"    {phase}: {seconds_of.get(phase, 0):.1f} s, {values[0]}-{values[-1]} ssh calls per host "
+              f"({len(values)} hosts)")
+    return spans
 
 
-def run(count: int, latency: int, deploy: bool) -> None:
+def run(count: int, latency: int, forks: int | None) -> dict:
+    """Preflight, then a rolling deploy of 1.1.0 over a live 1.0.0 (deployed first, untimed)."""
     with tempfile.TemporaryDirectory(prefix="runbook-bench-") as tmp:
         folder = Path(tmp)
         (folder / "bin").mkdir()
         (folder / "bin" / "ssh").write_text(SSH_WRAPPER.format(ssh=shutil.which("ssh")))
         (folder / "bin" / "ssh").chmod(0o755)
-        with fleets.fleet(count, folder / "fleet", latency_ms=latency, forward=fleets.MACHINE_SERVICES) as hosts, \
+        with fleets.fleet(count, folder / "fleet", forward=fleets.MACHINE_SERVICES) as hosts, \
                 apps.fresh_database() as database, fleet_app(hosts, folder / "app", database) as app:
+            if forks:
+                app.change({"ssh": {"forks": forks}})
             apps.build(folder / "app", "1.0.0")
-            log = folder / "ssh.log"
-            result, seconds = timed(folder, log, "preflight", "--env", str(app.env_file), "--version", "1.0.0")
-            print(f"preflight, {count} host(s), +{latency} ms: exit {result.code}, {seconds:.1f} s")
-            spans = phases(result.folder)
-            print(describe(round_trips(log, hosts, spans), spans), flush=True)
-            if not deploy:
-                return
-            app.change({"rollout": {"strategy": "rolling", "serial": [1, "100%"]}})
-            log.unlink()
-            shutil.rmtree(folder / "reports")
-            result, seconds = timed(folder, log, "deploy", "--env", str(app.env_file), "--version", "1.0.0")
-            print(f"rolling deploy [1, 100%], {count} hosts, +{latency} ms: exit {result.code}, {seconds:.1f} s")
-            spans = phases(result.folder)
-            print(describe(round_trips(log, hosts, spans), spans), flush=True)
+            apps.build(folder / "app", "1.1.0", edit=lambda text: text + "\n# 1.1.0\n")
+            env = str(app.env_file)
+            first = apps.invoke(folder / "first", "deploy", "--env", env, "--version", "1.0.0", timeout=3600)
+            if first.code != 0:
+                raise SystemExit(f"the first deploy on {count} hosts failed:\n{first.output[-3000:]}")
+            hosts.set_latency(latency)
+            log, label = folder / "ssh.log", f"{count} host(s), +{latency} ms, forks {forks or 'default'}"
+            result, preflight, sampled = timed(folder, log, "preflight", "--env", env, "--version", "1.1.0")
+            report(f"preflight, {label}", result, preflight, sampled, log, hosts)
+            app.change({"rollout": {"strategy": "rolling", "serial": SERIAL}})
+            per_batch = {p.name for p in deploy_sequence(config.load_environment(env)) if p.per_batch}
+            result, deploy, sampled = timed(folder, log, "deploy", "--env", env, "--version", "1.1.0")
+            spans = report(f"rolling deploy {SERIAL}, {label}", result, deploy, sampled, log, hosts)
+            each = batches(spans, per_batch)
+            print(f"    batches: {', '.join(f'{s:.1f} s' for s in each)}", flush=True)
+            return {"preflight": preflight, "deploy": deploy, "batches": each}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 3, 10])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--latency", type=int, default=50)
+    parser.add_argument("--forks", type=int, default=None)
     options = parser.parse_args()
     reason = fleets.can_make_namespaces()
     if reason:
         sys.exit(f"cannot make the fleet's hosts here: {reason}")
+    figures = {(count, latency): run(count, latency, options.forks)
+               for latency in (0, options.latency) for count in options.sizes}
+    one, most = min(options.sizes), max(options.sizes)
     for latency in (0, options.latency):
-        for count in options.sizes:
-            run(count, latency, deploy=count == 3)
+        small, big = figures[(one, latency)], figures[(most, latency)]
+        allowed = len(big["batches"]) * sum(small["batches"])
+        print(f"+{latency} ms: preflight {most} hosts / {one}: {big['preflight'] / small['preflight']:.2f}x (goal <= 3x); "
+              f"deploy batches {most} hosts {sum(big['batches']):.1f} s vs {len(big['batches'])} x one host's "
+              f"batch {sum(small['batches']):.1f} s = {allowed:.1f} s: {sum(big['batches']) / allowed:.2f}x (goal <= 1x)")
 
 
 if __name__ == "__main__":

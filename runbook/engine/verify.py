@@ -1,5 +1,6 @@
 """A verifying phase: the features tagged for it run in a child pytest process, so its report and
-results stand alone; the child's output is streamed to the terminal through the redactor. The child
+results stand alone. The child's output is read through the redactor and shown only with `--verbose`
+(`runbook.console`); when the checks could not run, its last lines are the phase's evidence. The child
 runs under the phase's deadline (`deadlines.checks` or its own); at the deadline its whole process group
 is killed and the phase fails naming the deadline."""
 
@@ -8,11 +9,12 @@ import signal
 import subprocess
 import sys
 import threading
+from collections import deque
 from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from runbook import ROOT
+from runbook import ROOT, console
 from runbook.engine.context import RunContext
 from runbook.engine.run import PhaseResult, Run
 from runbook.times import utc_now
@@ -21,6 +23,8 @@ from runbook.secrets import redact
 
 SCENARIOS = TypeAdapter(list[Scenario])
 """The child's results file, read as the record's own model: what crosses the process boundary is typed."""
+TAIL = 40
+"""The last lines of the child's output kept as evidence when the checks could not run."""
 
 
 def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str | None,
@@ -42,6 +46,7 @@ def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str
     if version:
         argv += ["--release-version", version]
     deadline, seconds = run.env.deadlines.for_checks(name)
+    shown, tail = console.current(), deque[str](maxlen=TAIL)
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
                           start_new_session=True) as child:
         expired = threading.Event()
@@ -49,7 +54,8 @@ def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str
         timer.start()
         try:
             for line in child.stdout:
-                sys.stdout.write(redact(line))
+                tail.append(redact(line.rstrip("\n")))
+                shown.output(tail[-1])
             child.wait()
         except BaseException:  # the run was interrupted: its checks stop with it
             _kill(child)
@@ -63,6 +69,7 @@ def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str
         result.error = f"the checks did not finish within {seconds} s (deadline {deadline}); they were stopped"
     elif child.returncode not in (0, 1) or not result.scenarios:
         result.outcome, result.error = "error", f"the checks could not run (pytest exit code {child.returncode})"
+        result.evidence = [f"the last {len(tail)} lines their pytest wrote:\n" + "\n".join(tail)] if tail else []
     elif result.blocking:
         result.outcome = "failed"
     return result

@@ -20,6 +20,15 @@ from runbook.secrets import redact
 usage.exit_2_on_usage_errors()
 
 ENV = {"env": "environment name or file (default: local)"}
+SHOWN = {"json": "print one JSON object a line for each event of the run (for CI), and nothing else",
+         "verbose": "also show the verifying phases' own pytest output"}
+"""The terminal's options of the tasks that run phases (`runbook.console`)."""
+
+
+def shown(json_: bool, verbose: bool) -> None:
+    """Choose what the terminal shows for this run."""
+    from runbook import console
+    console.use(json_, verbose)
 
 
 def exits(body):
@@ -40,15 +49,16 @@ def exits(body):
     return wrapper
 
 
-@task(help=ENV | {"version": "the version to release", "change": "the change ticket it is for, e.g. CHG-123"})
+@task(help=ENV | SHOWN | {"version": "the version to release", "change": "the change ticket it is for, e.g. CHG-123"})
 @exits
-def preflight(c, env="local", version=None, change=None):
+def preflight(c, env="local", version=None, change=None, json_=False, verbose=False):
     """Run the pre-flight checklist (runbook Steps 1-5) as a release gate; writes reports/<run-id>/."""
     from runbook.engine import entry
+    shown(json_, verbose)
     return entry.gate(env, version, change)
 
 
-@task(help=ENV | {"version": "the version to deploy (its package must be in the package folder)",
+@task(help=ENV | SHOWN | {"version": "the version to deploy (its package must be in the package folder)",
                   "restore_db": "on failure, restore the pre-deploy backup instead of down migrations",
                   "change": "the change ticket, e.g. CHG-123 (required where the environment says so)",
                   "approved_by": "who approved the change (not the operator)",
@@ -57,40 +67,46 @@ def preflight(c, env="local", version=None, change=None):
                   "accept_loss": "with --restore-db in a strict environment: accept losing the writes since the backup"})
 @exits
 def deploy(c, version, env="local", restore_db=False, change=None, approved_by=None, emergency=False, reason=None,
-           accept_loss=False):
+           accept_loss=False, json_=False, verbose=False):
     """Deploy a version (runbook Steps 1-16): gate, backup, release, migrate, verify; roll back on failure."""
     from runbook.engine import entry
+    shown(json_, verbose)
     return entry.deploy(env, version, restore_db, change, approved_by, emergency, reason, accept_loss)
 
 
-@task(help=ENV | {"to": "the release to return to (default: the one live before the current)",
+@task(help=ENV | SHOWN | {"to": "the release to return to (default: the one live before the current)",
                   "restore_db": "restore the recorded pre-deploy backup instead of running down migrations",
                   "break_lock": "break a stale lock left by a crashed run and recover from it",
                   "plan": "print what the rollback would do to the data and what it costs; change nothing",
                   "accept_loss": "accept losing the writes since the backup (a restore in a strict environment)"})
 @exits
-def rollback(c, env="local", to=None, restore_db=False, break_lock=False, plan=False, accept_loss=False):
+def rollback(c, env="local", to=None, restore_db=False, break_lock=False, plan=False, accept_loss=False, json_=False,
+             verbose=False):
     """Roll back to the previous release (runbook Steps 14-16), with its database schema; --plan only says how."""
+    from runbook import console
     from runbook.engine import entry
+    shown(json_, verbose)
     if plan:
-        print("\n".join(entry.rollback_plan(env, to, restore_db, accept_loss)))
+        console.current().say("\n".join(entry.rollback_plan(env, to, restore_db, accept_loss)))
         return 0
     return entry.rollback(env, to, restore_db, break_lock, accept_loss)
 
 
-@task(help=ENV)
+@task(help=ENV | SHOWN)
 @exits
-def watch(c, env="local"):
+def watch(c, env="local", json_=False, verbose=False):
     """Measure the release serving now, then watch it against the rollback triggers (Steps 14, 20)."""
     from runbook.engine import entry
+    shown(json_, verbose)
     return entry.watch(env)
 
 
-@task(help=ENV)
+@task(help=ENV | SHOWN)
 @exits
-def backup(c, env="local"):
+def backup(c, env="local", json_=False, verbose=False):
     """Back up the environment's database and verify the backup (runbook Step 3)."""
     from runbook.engine import entry
+    shown(json_, verbose)
     return entry.backup(env)
 
 

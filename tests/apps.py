@@ -108,7 +108,9 @@ def with_app(data: dict, port: int) -> dict:
 class Result:
     code: int
     output: str
+    """Standard output and standard error together."""
     reports: Path
+    stdout: str = ""
 
     @property
     def folder(self) -> Path:
@@ -134,7 +136,7 @@ def invoke(reports: Path, *args: str, timeout: float = 300, extra_env: dict | No
     env = os.environ | {"RUNBOOK_REPORTS": str(reports), "RUNBOOK_TEST_SECRET": SECRET} | (extra_env or {})
     result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=timeout)
-    return Result(result.returncode, result.stdout + result.stderr, reports)
+    return Result(result.returncode, result.stdout + result.stderr, reports, result.stdout)
 
 
 UNREHEARSED = {"database": {"drill": {"rehearse": False}}}

@@ -12,6 +12,7 @@ from typing import Iterator
 
 from psycopg import sql
 
+from runbook import console
 from runbook.config import Environment
 from runbook.database import commands, drill, queries
 from runbook.database.drill import Drill
@@ -73,7 +74,8 @@ def take(env: Environment, label: str, run_id: str, pending: list[Migration] | N
             with login(env) as (dbname, password_file):
                 argv = commands.dump(env.database.pg_dump, path, jobs, dbname, password_file, env.deadlines.lock,
                                      seen.snapshot)
-                runner.must(env.backup_host, argv, what=f"pg_dump into {path}", kind="backup")
+                with console.current().counting(lambda: _written(env, path), every=1.0):
+                    runner.must(env.backup_host, argv, what=f"pg_dump into {path}", kind="backup")
         missing = sorted(set(seen.tables) - listed_tables(env, path))
         if missing:
             raise ActionFailed(f"backup {path} does not list these tables: {', '.join(missing)}")
@@ -82,6 +84,12 @@ def take(env: Environment, label: str, run_id: str, pending: list[Migration] | N
         drilled = drill.run(env, path, fmt == "directory", seen, run_id, pending)
     return Backup(path, fmt, int(size), digest, seen.tables, env.backup_host.name, taken, seen.lsn, seen.activity,
                   drilled)
+
+
+def _written(env: Environment, path: str) -> str | None:
+    """How much of the dump pg_dump has written so far, for the live line; None before it has begun."""
+    found = runner.run(env.backup_host, commands.size(path))
+    return f"{int(found.stdout.split()[0]):,} bytes written" if found.rc == 0 else None
 
 
 @contextlib.contextmanager

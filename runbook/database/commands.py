@@ -83,3 +83,16 @@ def table_of_contents(pg_restore: str, path: str) -> list[str]:
 
 def measure(path: str) -> list[str]:
     return shell(MEASURE, path)
+
+
+SIZE_SECONDS = 5
+"""A size measured while a dump is written gives up after this: it is for the live line, never waited for long."""
+
+
+def size(path: str) -> list[str]:
+    """The bytes the file or folder `path` holds now, as "<bytes>\t<path>" (`du`), within `SIZE_SECONDS`.
+
+    >>> size("/srv/backups/x.dump")
+    ['timeout', '5', 'du', '-sb', '--', '/srv/backups/x.dump']
+    """
+    return ["timeout", str(SIZE_SECONDS), "du", "-sb", "--", path]

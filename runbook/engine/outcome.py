@@ -4,7 +4,7 @@
 rolled back); 2 refused, nothing changed; 3 the rollback failed too and a human is needed.
 """
 
-from runbook import errors
+from runbook import console, errors
 from runbook.engine import lock, state
 from runbook.engine.actions.announce import tell
 from runbook.engine.actions.lock import last_run, unlock, where
@@ -44,7 +44,7 @@ def keep_recovery_lock(d: Deployment) -> None:
                                 f"{d.recovering.holder.run_id}: after fixing the cause run: invoke rollback --env "
                                 f"{d.run.env_arg} --break-lock")
     d.locked = False
-    print(redact(d.run.facts["lock_kept"]), flush=True)
+    console.current().say(redact(d.run.facts["lock_kept"]))
 
 
 def after_failure(d: Deployment, sequence: str, failure: Failure) -> int:
@@ -62,7 +62,7 @@ def after_failure(d: Deployment, sequence: str, failure: Failure) -> int:
     if sequence == "deploy":
         d.reason = f"{failed.title} failed: {failed.cause}"
         d.run.event("rollback started", reason=d.reason)
-        print(redact(f"rolling back: {d.reason}"), flush=True)
+        console.current().say(redact(f"rolling back: {d.reason}"))
         d.rolling_back, d.failed_hosts, d.batch = True, {}, list(d.touched)
         failure = walk(d, "rollback", rollback_sequence(d.env))
         if failure is None:
@@ -106,8 +106,8 @@ def conclude(d: Deployment, code: int) -> int:
         signing.sign(run.folder, key)
     history.write(run.folder.parent)
     if d.needs_human:
-        print(redact(f"A HUMAN IS NEEDED: {d.needs_human}"))
-    print(f"record: {run.folder / 'index.html'}")
+        console.current().say(redact(f"A HUMAN IS NEEDED: {d.needs_human}"))
+    console.current().say(f"record: {run.folder / 'index.html'}")
     return code
 
 
@@ -119,5 +119,5 @@ def refused(d: Deployment, error: RunbookError) -> int:
     elif d.locked:
         lock.release(d.env, d.run.id)
         d.locked = False
-    print(redact(f"runbook: {error}"))
+    console.current().say(redact(f"runbook: {error}"))
     return conclude(d, error.exit_code)

@@ -1,7 +1,7 @@
 """One run of the runbook: its id, its report folder, its journal, its phases' results.
 
 A phase that verifies runs the features tagged for it in a child pytest process, so its report and
-results stand alone; the child's output is streamed to the terminal through the redactor.
+results stand alone (`verify.py`). Each journal event also goes to the terminal (`runbook.console`).
 """
 
 import getpass
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from runbook import ROOT
+from runbook import ROOT, console
 from runbook.environments import open_environment
 from runbook.checks import outcomes
 from runbook.config import Environment
@@ -105,7 +105,10 @@ class Run:
         return Journal(self.folder)
 
     def event(self, what: str, **details) -> None:
-        self.journal.write({"at": stamp_ms(utc_now()), "event": what, **details})
+        """A journal event, also shown where the terminal shows events (`--json`)."""
+        at = stamp_ms(utc_now())
+        self.journal.write({"at": at, "event": what, **details})
+        console.current().event(what, at=at, **details)
 
 
 ACTING = ("deploy", "rollback", "backup")

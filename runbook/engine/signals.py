@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from runbook import console
+
 
 class Interrupted(BaseException):
     """The run was told to stop (SIGTERM or SIGINT). A BaseException, so that no `except Exception` in
@@ -47,8 +49,8 @@ def _stop(signum: int, frame) -> None:
             os.kill(child, signal.SIGTERM)
         except ProcessLookupError:
             pass
-    print(f"runbook: {signal.Signals(signum).name} received: the running phase fails and its rollback, if any, "
-          "runs to the end; further signals are ignored until then", flush=True)
+    console.current().say(f"runbook: {signal.Signals(signum).name} received: the running phase fails and its "
+                          "rollback, if any, runs to the end; further signals are ignored until then")
     interrupted = Interrupted(f"interrupted by {signal.Signals(signum).name}")
     if not _Signals.in_phase:  # raised here it would escape the phase's handling: the next phase fails instead
         _Signals.pending = interrupted

@@ -1,16 +1,17 @@
 """A verifying phase: the features tagged for it run in a pytest session of its own, forked by the run's
-checking process (`checker`), so its report and results stand alone; its output is streamed to the
-terminal through the redactor. The session runs under the phase's deadline (`deadlines.checks` or its
+checking process (`checker`), so its report and results stand alone. Its output is read through the
+redactor and shown only with `--verbose` (`runbook.console`); when the checks could not run, its last
+lines are the phase's evidence. The session runs under the phase's deadline (`deadlines.checks` or its
 own); at the deadline its whole process group is killed and the phase fails naming the deadline."""
 
 import os
-import sys
 import tempfile
+from collections import deque
 from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from runbook import ROOT
+from runbook import ROOT, console
 from runbook.engine.checker import CHECKER
 from runbook.engine.context import RunContext
 from runbook.engine.run import PhaseResult, Run
@@ -20,6 +21,8 @@ from runbook.secrets import redact
 
 SCENARIOS = TypeAdapter(list[Scenario])
 """The child's results file, read as the record's own model: what crosses the process boundary is typed."""
+TAIL = 40
+"""The last lines of the child's output kept as evidence when the checks could not run."""
 
 
 def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str | None,
@@ -42,10 +45,17 @@ def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str
     if version:
         argv += ["--release-version", version]
     deadline, seconds = run.env.deadlines.for_checks(name)
+    shown, tail = console.current(), deque[str](maxlen=TAIL)
+
+    def follow(text: str) -> None:
+        for line in text.splitlines():
+            tail.append(redact(line))
+            shown.output(tail[-1])
+
     fd, output = tempfile.mkstemp(prefix=f"runbook-{name}-", suffix=".out")  # private (0600), gone after
     os.close(fd)
     try:
-        code = CHECKER.run(argv, Path(output), seconds, lambda text: sys.stdout.write(redact(text)))
+        code = CHECKER.run(argv, Path(output), seconds, follow)
     finally:
         os.unlink(output)
     result.scenarios = [s.model_dump() for s in SCENARIOS.validate_json(results.read_text())] if results.exists() else []
@@ -55,6 +65,7 @@ def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str
         result.error = f"the checks did not finish within {seconds} s (deadline {deadline}); they were stopped"
     elif code not in (0, 1) or not result.scenarios:
         result.outcome, result.error = "error", f"the checks could not run (pytest exit code {code})"
+        result.evidence = [f"the last {len(tail)} lines their pytest wrote:\n" + "\n".join(tail)] if tail else []
     elif result.blocking:
         result.outcome = "failed"
     return result

@@ -8,10 +8,10 @@ from runbook.engine import sequences, signals, verify
 from runbook.engine.actions.lock import progress
 from runbook.engine.deployment import Deployment
 from runbook.engine.phase import Phase
-from runbook import errors
+from runbook import console, errors
 from runbook.engine.run import PhaseResult, summary
 from runbook.hosts import deadline
-from runbook.times import utc_now
+from runbook.times import between, utc_now
 from runbook.errors import ActionFailed, CheckFailed, RunbookError
 from runbook.record import report
 from runbook.release import rollout
@@ -24,13 +24,15 @@ Failure = tuple[Phase, PhaseResult]
 def run_phase(d: Deployment, sequence: str, phase: Phase) -> PhaseResult:
     """Run one phase; whatever goes wrong in it (of any type, a signal included) is its failure."""
     run = d.run
+    shown = console.current()
+    shown.phase_started(sequence, phase.name, phase.title)
     started = utc_now()
     result = PhaseResult(phase.name, phase.title, sequence, started, started, "passed")
     try:
         with signals.in_phase(), deadline.in_phase(phase.name):
             if phase is not sequences.LOCK:
                 progress(d, phase.name, sequence)
-            run.event("phase started", sequence=sequence, phase=phase.name)
+            run.event("phase started", sequence=sequence, phase=phase.name, title=phase.title)
             if not phase.applies(d):
                 result.outcome, result.evidence = "skipped", [phase.skip]
             elif phase.feature:
@@ -49,9 +51,17 @@ def run_phase(d: Deployment, sequence: str, phase: Phase) -> PhaseResult:
     if not (run.folder / result.report).exists():
         report.phase_report(run, result)
     run.phases.append(result)
-    run.event("phase finished", sequence=sequence, phase=phase.name, outcome=result.outcome, error=result.error)
-    print(summary(result), flush=True)
+    seconds = between(result.started, result.finished)
+    run.event("phase finished", sequence=sequence, phase=phase.name, outcome=result.outcome, error=result.error,
+              seconds=seconds)
+    shown.phase_finished(_shown(result), result.outcome, seconds)
     return result
+
+
+def _shown(result: PhaseResult) -> str:
+    """What the terminal says of a finished phase: its summary, after the evidence of why it could not
+    run when its checks could not (the last lines their pytest wrote, `verify.phase`)."""
+    return "\n".join([*result.evidence, summary(result)] if result.outcome == "error" else [summary(result)])
 
 
 def walk(d: Deployment, sequence: str, phases: list[Phase]) -> Failure | None:

@@ -35,6 +35,8 @@ from runbook.watch.windows import Rule, Seen, Window, measure, triggers
 
 SmokeCheck = Callable[[], bool]
 """A critical smoke check: True when it passes (raising CheckFailed or a request error is failing)."""
+Left = Callable[[int], None]
+"""Told, before each tick, how many samples are left to take, that one included (the live line's counter)."""
 
 MISSING = "missing data"
 
@@ -108,16 +110,16 @@ class BakeResult:
         }
 
 
-def baseline(env: Environment, source: Source, *, clock: Clock = SYSTEM) -> Baseline:
+def baseline(env: Environment, source: Source, *, clock: Clock = SYSTEM, left: Left | None = None) -> Baseline:
     """Measure the release that serves now for `watch.baseline_seconds`, a sample every interval."""
-    with contextlib.closing(_samples(env, source, env.watch.baseline_seconds, clock)) as ticks:
+    with contextlib.closing(_samples(env, source, env.watch.baseline_seconds, clock, left)) as ticks:
         samples = list(ticks)
     measured = measure(samples)
     return Baseline(measured.error_rate, measured.p95_seconds, samples)
 
 
 def bake(env: Environment, source: Source, baseline: Baseline, *, smoke: SmokeCheck | None = None,
-         stop_early: bool = True, clock: Clock = SYSTEM) -> BakeResult:
+         stop_early: bool = True, clock: Clock = SYSTEM, left: Left | None = None) -> BakeResult:
     """Watch the new release for `watch.bake_seconds`, a tick every interval, until a trigger fires (or to
     the end with `stop_early=False`, the first trigger that fired being the one reported)."""
     watch = env.watch
@@ -125,7 +127,7 @@ def bake(env: Environment, source: Source, baseline: Baseline, *, smoke: SmokeCh
     observations: list[Observation] = []
     fired = None
     started = clock.now()
-    with _Smoke(smoke) as checks, contextlib.closing(_samples(env, source, watch.bake_seconds, clock)) as ticks:
+    with _Smoke(smoke) as checks, contextlib.closing(_samples(env, source, watch.bake_seconds, clock, left)) as ticks:
         for sample in ticks:
             smoke_ok = checks.take()
             seen, windows = {}, {}
@@ -181,13 +183,16 @@ def _fired(rules: list[Rule], windows: dict[str, Window], seen: dict[str, Seen],
     return None
 
 
-def _samples(env: Environment, source: Source, seconds: float, clock: Clock) -> Iterator[Sample]:
+def _samples(env: Environment, source: Source, seconds: float, clock: Clock, left: Left | None) -> Iterator[Sample]:
     """A sample every `watch.interval_seconds` for `seconds`, on a fixed cadence: a late tick runs at once."""
     interval = env.watch.interval_seconds
+    ticks = math.floor(seconds / interval + 1e-9)
     source.begin()
     try:
         start = clock.now()
-        for tick in range(1, math.floor(seconds / interval + 1e-9) + 1):
+        for tick in range(1, ticks + 1):
+            if left is not None:
+                left(ticks - tick + 1)
             clock.sleep(tick * interval - (clock.now() - start).total_seconds())
             yield source.sample()
     finally:

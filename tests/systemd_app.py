@@ -43,6 +43,13 @@ HUNG_SYSTEMCTL = Path("/usr/local/sbin/systemctl")
 """Where `hang_systemctl` puts a systemctl that never answers: before /usr/bin on the hosts' PATH."""
 
 
+def missing() -> str | None:
+    """None when this machine can run the fleet, else what it lacks (tests/prerequisites.require)."""
+    if not os.access(HAPROXY, os.X_OK):
+        return f"{HAPROXY} is not installed (Debian package haproxy)"
+    return systemd_hosts.missing()
+
+
 def unit_text(python: str = sys.executable) -> str:
     gunicorn = Path(python).parent / "gunicorn"
     return "\n".join([
@@ -231,3 +238,5 @@ def systemd_fleet(folder: Path, count: int = 3):
             yield made
         finally:
             made.stop()
+            for host in hosts:  # a systemctl left hanging would keep the host's shutdown waiting
+                (host.merged / HUNG_SYSTEMCTL.relative_to("/")).unlink(missing_ok=True)

@@ -14,8 +14,8 @@ from runbook import config
 from runbook.config import Service
 from runbook.release import haproxy, services
 
-from . import apps, prerequisites, systemd_hosts
-from .systemd_app import UNIT, hang_systemctl, systemd_fleet
+from . import apps, prerequisites
+from .systemd_app import UNIT, hang_systemctl, missing, systemd_fleet
 
 BROKEN = "raise SystemExit('this release cannot load: APP_BROKEN_SETTING is missing')\n"
 """What a release's app.py starts with when it cannot load: the unit's import check refuses it."""
@@ -29,7 +29,7 @@ def broken(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    prerequisites.require(systemd_hosts.missing())
+    prerequisites.require(missing())
     with systemd_fleet(tmp_path_factory.mktemp("systemd-fleet")) as made:
         yield made
 

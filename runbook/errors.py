@@ -29,9 +29,16 @@ class CheckFailed(AssertionError):
 
 
 class ActionFailed(RunbookError):
-    """An action on the environment failed (a command, a copy, a switch); the pipeline decides what follows."""
+    """An action on the environment failed (a command, a copy, a switch); the pipeline decides what follows.
+
+    `evidence`: what was read on the hosts to show why (a failed unit's journal), for the phase's report.
+    """
 
     exit_code = FAILED
+
+    def __init__(self, message: str, exit_code: int | None = None, evidence: list[str] | None = None) -> None:
+        super().__init__(message, exit_code)
+        self.evidence = list(evidence or [])
 
 
 class DeadlineExceeded(ActionFailed):

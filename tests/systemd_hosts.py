@@ -40,7 +40,10 @@ STAMP = ".runbook-debian-root"
 """The file in a made root naming what it was made from; a root without it is never booted."""
 
 SUITE = "bookworm"
-PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "iproute2", "sudo", "procps")
+PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "iproute2", "sudo", "procps", "rsync",
+            "postgresql-client")
+"""What the hosts need besides systemd and sshd: rsync receives the packages, postgresql-client is pg_dump
+and pg_restore on the backup host."""
 SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 NSPAWN = "systemd-nspawn"
@@ -82,12 +85,19 @@ def project_binds() -> tuple[Path, ...]:
     return tuple(dict.fromkeys(Path(p) for p in (sys.base_prefix, sys.prefix, ROOT / "runbook", ROOT / "demo")))
 
 
-def nspawn_command(directory: Path, namespace: str, hostname: str, binds: tuple[Path, ...] = ()) -> list[str]:
-    """Boot `directory` in the network namespace `namespace`, `binds` mounted read-only at their own paths.
-    `--register=no --keep-unit`: this machine has no system bus (no systemd as PID 1) to register with."""
+Share = tuple[Path, Path]
+"""A folder of this machine (first) that every host sees, writable, at a path of its own (second)."""
+
+
+def nspawn_command(directory: Path, namespace: str, hostname: str, binds: tuple[Path, ...] = (),
+                   shares: tuple[Share, ...] = ()) -> list[str]:
+    """Boot `directory` in the network namespace `namespace`, `binds` mounted read-only at their own paths,
+    `shares` writable. `--register=no --keep-unit`: this machine has no system bus (no systemd as PID 1)
+    to register with."""
     return [NSPAWN, f"--directory={directory}", "--boot", "--register=no", "--keep-unit",
             f"--network-namespace-path=/run/netns/{namespace}", f"--hostname={hostname}",
-            *(f"--bind-ro={path}" for path in binds), "--console=pipe", "--quiet"]
+            *(f"--bind-ro={path}" for path in binds), *(f"--bind={source}:{target}" for source, target in shares),
+            "--console=pipe", "--quiet"]
 
 
 def missing() -> str | None:
@@ -228,14 +238,54 @@ def _mount(host: SystemdHost, lower: Path) -> None:
     fleet_hosts._run("mount", "-t", "overlay", "overlay", "-o", options, str(host.merged))
 
 
-def boot_directory(host: SystemdHost, binds: tuple[Path, ...] = ()) -> None:
-    """Start systemd-nspawn on the host's root, in its network namespace (refused unless bootable)."""
+def tracking_hierarchies(mounts: str | None = None) -> list[Path]:
+    """Where this machine mounts the cgroup hierarchies systemd tracks a unit's processes in: the cgroup2
+    one and, on a hybrid layout (this machine's), the v1 `name=systemd` one."""
+    found = []
+    for line in (mounts if mounts is not None else Path("/proc/self/mounts").read_text()).splitlines():
+        _, point, kind, options = line.split()[:4]
+        if kind == "cgroup2" or (kind == "cgroup" and "name=systemd" in options.split(",")):
+            found.append(Path(point))
+    return found
+
+
+def own_cgroups(host: SystemdHost) -> list[Path]:
+    """A cgroup of the host's own in each tracking hierarchy, for its nspawn and everything under it.
+
+    Without it every host's nspawn (`--keep-unit`, no systemd on this machine to make it a scope) stays
+    in the caller's cgroup, so the hosts' systemds all manage the same `system.slice/web.service`: one
+    host's stop of a unit killed the processes of another's ("Failed to kill control group ...:
+    Input/output error"), and the next start on the other host failed with status=219/CGROUP.
+    """
+    return [point / "runbook-systemd-hosts" / host.namespace for point in tracking_hierarchies()]
+
+
+def _remove_cgroups(host: SystemdHost) -> None:
+    """Remove the host's cgroups, deepest first (its systemd's slices and units under them): once its
+    processes are gone they are empty, and an empty cgroup is removed with rmdir."""
+    for group in own_cgroups(host):
+        for folder, _, _ in sorted(os.walk(group), key=lambda entry: len(entry[0]), reverse=True):
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(folder)
+
+
+def boot_directory(host: SystemdHost, binds: tuple[Path, ...] = (), shares: tuple[Share, ...] = ()) -> None:
+    """Start systemd-nspawn on the host's root, in its network namespace and cgroups of its own (refused
+    unless bootable)."""
     directory = check_bootable(host.merged)
     Path("/run/systemd/nspawn/propagate").mkdir(parents=True, exist_ok=True)
+    groups = own_cgroups(host)
+    for group in groups:
+        group.mkdir(parents=True, exist_ok=True)
+
+    def enter() -> None:  # in the child, before nspawn runs
+        for group in groups:
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+
     with open(host.folder / "start.log", "wb") as log:
-        host.sshd = subprocess.Popen(nspawn_command(directory, host.namespace, host.name, binds), stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     env=fleet_hosts.ENV)
+        host.sshd = subprocess.Popen(nspawn_command(directory, host.namespace, host.name, binds, shares),
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, env=fleet_hosts.ENV, preexec_fn=enter)
 
 
 def _wait_until_running(hosts: fleet_hosts.Fleet, host: SystemdHost, deadline: float) -> str:
@@ -282,6 +332,10 @@ def _teardown(hosts: fleet_hosts.Fleet) -> list[str]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         try:
+            _remove_cgroups(host)
+        except OSError as error:
+            problems.append(f"removing the cgroups of {host.name}: {error}")
+        try:
             remove(host.state)
         except RuntimeError as error:
             problems.append(str(error))
@@ -290,12 +344,13 @@ def _teardown(hosts: fleet_hosts.Fleet) -> list[str]:
 
 @contextlib.contextmanager
 def systemd_hosts(count: int, folder: Path, forward: tuple[int, ...] = (), binds: tuple[Path, ...] = (),
-                  state: Path = STATE):
+                  shares: tuple[Share, ...] = (), state: Path = STATE):
     """`count` booted systemd hosts (a `tests.fleet.Fleet` of `SystemdHost`s), powered off and removed on exit.
 
     `folder` keeps the keys and the ssh config as for `tests.fleet.fleet`; each host's overlay is under
     `state`/systemd-hosts. `forward`: as for `tests.fleet.fleet`, the machine's ports reached at
-    `hosts.shared_address`. `binds`: runner paths each host sees read-only (e.g. `project_binds()`).
+    `hosts.shared_address`. `binds`: runner paths each host sees read-only (e.g. `project_binds()`);
+    `shares`: runner folders every host sees writable (storage the hosts share, as an NFS mount).
     """
     if count < 1:
         raise ValueError("a fleet has at least one host")
@@ -332,7 +387,7 @@ def systemd_hosts(count: int, folder: Path, forward: tuple[int, ...] = (), binds
             _install(host, result.client_key)
             kind, key = Path(f"{host.host_key}.pub").read_text().split()[:2]
             known.append(f"{host.address} {kind} {key}")
-            boot_directory(host, binds)
+            boot_directory(host, binds, shares)
         result.known_hosts.write_text("\n".join(known) + "\n")
         result.ssh_config.write_text(result.config_text())
         if forward:

@@ -211,6 +211,10 @@ def test_a_rollback_through_haproxy_rotates_the_instances_back_and_loses_no_requ
      "give either `load_balancer`"),
     ({"dependencies": [{"name": "lb", "role": "load_balancer", "kind": "haproxy", "url": "https://localhost:1/"}]},
      "a haproxy dependency needs a `load_balancer` section"),
+    ({"load_balancer": {"socket": "/run/lb.sock", "backend": "app", "servers": [
+        {"name": "web-1", "service": "web", "host": "web9", "address": "127.0.0.1:1"}]},
+      "services": [{"name": "web", "manager": "supervisord", "command": "true"}]},
+     "load_balancer.servers name hosts ['web9'] that are not among the hosts"),
 ])
 def test_a_load_balancer_setting_that_does_not_fit_the_environment_is_refused(make_env, invoke, changes, words):
     result = invoke("preflight", "--env", str(make_env(changes)))

@@ -217,15 +217,18 @@ def test_a_unit_that_fails_to_start_is_an_action_failed_naming_systemds_words(ho
     assert "this release is broken" in ssh(hosts, "journalctl -u web -n 50 --no-pager -q").stdout
 
 
-def test_a_host_is_torn_down_with_no_process_left_and_the_cache_untouched(can_boot, tmp_path):
+def test_a_host_runs_in_cgroups_of_its_own_and_is_torn_down_with_no_process_or_cgroup_left(can_boot, tmp_path):
     with systemd.systemd_hosts(1, tmp_path) as made:
         host = made[0]
         assert ssh(made, "touch /etc/written-by-a-host").returncode == 0
         inside = systemd.processes_in(host.pid_namespace)
+        groups = Path(f"/proc/{host.sshd.pid}/cgroup").read_text()
+        assert groups.count(f"/runbook-systemd-hosts/{host.namespace}") == len(systemd.own_cgroups(host)) > 0, groups
         assert ssh(made, "systemctl is-active ssh").stdout.strip() == "active" and len(inside) > 3, inside
         nspawn = host.sshd
     assert nspawn.returncode is not None
     assert systemd.processes_in(host.pid_namespace) == []
     assert host.namespace not in _namespaces()
     assert not host.state.exists()
+    assert not any(group.exists() for group in systemd.own_cgroups(host)), "its cgroups are left"
     assert not os.path.exists(systemd.CACHE / "etc" / "written-by-a-host")

@@ -140,9 +140,16 @@ class Environment(Model):
         if unknown:
             raise ValueError(f"load_balancer.servers name services {unknown} that are not among the services "
                              f"{sorted(services)}")
-        for label, values in (("name", [s.name for s in lb.servers]), ("service", [s.service for s in lb.servers])):
+        placed = [f"{s.service} on {s.host}" if s.host else s.service for s in lb.servers]
+        for label, values in (("name", [s.name for s in lb.servers]), ("service (or service and host)", placed)):
             if len(set(values)) != len(values):
                 raise ValueError(f"load_balancer.servers: each server needs its own {label}, got {values}")
+        hosts = {h.name for h in self.hosts}
+        strangers = sorted({s.host for s in lb.servers if s.host is not None} - hosts)
+        if strangers:
+            raise ValueError(f"load_balancer.servers name hosts {strangers} that are not among the hosts {sorted(hosts)}")
+        if any(s.host is None for s in lb.servers) and any(s.host for s in lb.servers):
+            raise ValueError("load_balancer.servers: give every server its `host`, or none")
         if self.rollout.drain or self.rollout.restore:
             raise ValueError("give either `load_balancer` (drained through its runtime API) or "
                              "`rollout.drain`/`rollout.restore` commands, not both")

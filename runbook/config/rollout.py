@@ -55,6 +55,9 @@ class BalancedServer(Model):
     """The app's service that runs this instance."""
     address: str = Field(pattern=r"^[^:/\s]+:[0-9]{1,5}$")
     """`host:port` where the instance answers by itself (checked there before it takes traffic again)."""
+    host: Name | None = None
+    """The host the instance runs on, where the service runs on several (one server per host); omitted,
+    the server is the service's on every host."""
 
 
 class LoadBalancer(Model):
@@ -73,8 +76,9 @@ class LoadBalancer(Model):
     timeout: float = Field(5, gt=0, le=60)
     """Seconds one command to the runtime API may take."""
 
-    def server_of(self, service: str) -> BalancedServer | None:
-        return next((s for s in self.servers if s.service == service), None)
+    def server_of(self, service: str, host: str) -> BalancedServer | None:
+        """The server of the service's instance on `host`."""
+        return next((s for s in self.servers if s.service == service and s.host in (None, host)), None)
 
 
 class Rollback(Model):

@@ -42,6 +42,7 @@ def run_phase(d: Deployment, sequence: str, phase: Phase) -> PhaseResult:
                 result.evidence = [redact(line) for line in phase.action(d)]
     except (ActionFailed, CheckFailed) as e:
         result.outcome, result.error = "failed", redact(str(e))
+        result.evidence += [redact(line) for line in getattr(e, "evidence", [])]
     except RunbookError as e:  # a refusal: exit 2 when nothing changed yet
         result.outcome, result.error, result.refused = "failed", redact(str(e)), e.exit_code == errors.REFUSED
     except (Exception, KeyboardInterrupt, signals.Interrupted) as e:  # any other fault is still this phase's failure

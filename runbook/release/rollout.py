@@ -98,6 +98,15 @@ def check_batch(env: Environment, hosts: list[Host], version: str) -> Outcome:
                    {name: error for name, error, _ in results if error is not None})
 
 
+def service_states(env: Environment, hosts: list[Host]) -> tuple[list[str], list[str]]:
+    """Why hosts may have failed their health check: each of their services' state as its manager says
+    it (`host web2: systemd says web is failed`), and, as evidence, its state in detail and its log."""
+    placed = [(h, s) for h, s in services.placements(env) if h in hosts]
+    found = each(placed, lambda pair: services.diagnose(env, *pair))
+    return ([f"host {h.name}: {state}" for (h, _), (state, _) in zip(placed, found)],
+            [line for _, evidence in found for line in evidence])
+
+
 def balancer(env: Environment, host: Host, which: str) -> str | None:
     """Run the `drain` or `restore` command for the host on this machine; None when none is configured."""
     template = getattr(env.rollout, which)
@@ -133,7 +142,7 @@ def rotate(env: Environment, host: Host, version: str | None) -> list[str]:
     (a drain that does not end in time returns it as it was, unchanged); any other service is reloaded."""
     lb, seconds, notes = env.load_balancer, env.deadlines.drain, []
     for service in (s for h, s in services.placements(env) if h == host):
-        server = lb.server_of(service.name)
+        server = lb.server_of(service.name, host.name)
         if server is None:
             notes.append(f"{host.name}: {services.reload(env, host, service)}")
             continue

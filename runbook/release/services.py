@@ -5,6 +5,7 @@ Each manager is a class, chosen once per service by `manager()` from the service
 testinfra's `Service.get_module_class` picks an implementation; the functions below only delegate.
 """
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from testinfra.host import Host as Remote
 
 from runbook import local
 from runbook.config import Environment, Host, Service
-from runbook.errors import ActionFailed
+from runbook.errors import ActionFailed, RunbookError
 from runbook.findings import Finding
 from runbook.hosts import connection, runner
 
@@ -21,6 +22,8 @@ from runbook.hosts import connection, runner
 class ServiceManager:
     """One service under its manager: the argument lists that control it, and how to read the answers."""
 
+    label: str
+    """The manager's name, as the record says who reported a state ("systemd says ...")."""
     nothing_to_do: dict[str, str] = {}
     """Per action, the words in which the manager says the service already was as asked."""
 
@@ -47,10 +50,41 @@ class ServiceManager:
         """Whether the service runs, as testinfra sees it, and the words for the record."""
         raise NotImplementedError
 
+    def prepare_command(self, action: str) -> list[str] | None:
+        """An argument list to run before `action`, if the manager needs one."""
+        return None
+
+    def state_command(self) -> list[str]:
+        """The argument list that prints the manager's word for the service's state (`failed`, `FATAL`)."""
+        raise NotImplementedError
+
+    def state(self, said: str) -> str:
+        """The state word in what `state_command` printed."""
+        return said.strip()
+
+    def evidence_commands(self) -> list[list[str]]:
+        """The argument lists whose output shows why the service failed: its state in detail, its log."""
+        raise NotImplementedError
+
 
 class Systemd(ServiceManager):
+    label = "systemd"
+
     def command(self, action: str) -> list[str]:
         return ["systemctl", action, self.service.name]
+
+    def prepare_command(self, action: str) -> list[str] | None:
+        """Before a start, `reset-failed`: a unit left `failed` by an earlier start keeps its failed state
+        (and its start limit count) until it is reset, so a rollback's start of it would be refused."""
+        return ["systemctl", "reset-failed", self.service.name] if action == "start" else None
+
+    def state_command(self) -> list[str]:
+        return ["systemctl", "is-failed", self.service.name]
+
+    def evidence_commands(self) -> list[list[str]]:
+        name = self.service.name
+        return [["systemctl", "show", "-p", "ActiveState,SubState,Result", name],
+                ["journalctl", "-u", name, "-n", "50", "--no-pager", "-q"]]
 
     def pid_command(self) -> list[str]:
         return ["systemctl", "show", "-p", "MainPID", "--value", self.service.name]
@@ -61,6 +95,7 @@ class Systemd(ServiceManager):
 
 
 class Supervisord(ServiceManager):
+    label = "supervisord"
     nothing_to_do = {"start": "(already started)", "stop": "(not running)"}
 
     def __init__(self, env: Environment, service: Service) -> None:
@@ -85,6 +120,18 @@ class Supervisord(ServiceManager):
     def refused(self, code: int, said: str) -> bool:
         """Also "ERROR" in its words: some supervisorctl versions exit 0 when they refuse."""
         return code != 0 or "ERROR" in said
+
+    def state_command(self) -> list[str]:
+        return self._ctl("status")
+
+    def state(self, said: str) -> str:
+        """`web   FATAL   Exited too quickly`: the word after the program's name."""
+        words = said.split()
+        return words[1] if len(words) > 1 else said.strip()
+
+    def evidence_commands(self) -> list[list[str]]:
+        """Its status, and the end of the program's log (supervisorctl's `tail`: the last 1600 bytes)."""
+        return [self._ctl("status"), self._ctl("tail")]
 
     def running(self, remote: Remote) -> tuple[bool, str]:
         program = remote.supervisor(self.service.name, supervisorctl_path=self.ctl, supervisorctl_conf=self.conf)
@@ -131,8 +178,12 @@ def restart(env: Environment, host: Host, service: Service) -> str:
 
 
 def _order(env: Environment, host: Host, service: Service, action: str) -> str:
-    """Have the manager carry out `action`; what it said, or `ActionFailed` with its words."""
+    """Have the manager carry out `action`; what it said, or `ActionFailed` with its words, the state the
+    manager reports the service in and, as evidence, what shows why (`diagnose`)."""
     chosen = manager(env, service)
+    before = chosen.prepare_command(action)
+    if before is not None:
+        runner.run(host, before, combined=True, kind="services")
     result = runner.run(host, chosen.command(action), combined=True, kind="services")
     said = result.stdout.strip()
     if chosen.already(action, said):
@@ -140,7 +191,8 @@ def _order(env: Environment, host: Host, service: Service, action: str) -> str:
             _until_running(env, host, service)
         return f"{service.name} was already {'stopped' if action == 'stop' else 'running'}"
     if chosen.refused(result.rc, said):
-        raise ActionFailed(f"host {host.name}: {action} {service.name} failed: {said}")
+        state, evidence = diagnose(env, host, service)
+        raise ActionFailed(f"host {host.name}: {action} {service.name} failed: {said}; {state}", evidence=evidence)
     return said or f"{action} {service.name}: done"
 
 
@@ -153,6 +205,22 @@ def _until_running(env: Environment, host: Host, service: Service) -> None:
     if not found.ok:
         raise ActionFailed(f"host {host.name}: {service.name} was being started but does not run within {seconds} s: "
                            f"{found.detail}")
+
+
+def diagnose(env: Environment, host: Host, service: Service) -> tuple[str, list[str]]:
+    """The manager's words for the service's state ("systemd says web is failed") and, one item per
+    command, its detailed state and its log; a command that cannot run says so instead of its output."""
+    chosen = manager(env, service)
+
+    def output(argv: list[str]) -> str:
+        try:
+            return runner.run(host, argv, combined=True, kind="services").stdout.strip()
+        except RunbookError as e:
+            return f"could not be read: {e}"
+
+    state = chosen.state(output(chosen.state_command()))
+    evidence = [f"host {host.name}: {shlex.join(argv)}\n{output(argv)}" for argv in chosen.evidence_commands()]
+    return f"{chosen.label} says {service.name} is {state or 'in no state it names'}", evidence
 
 
 def running(env: Environment, host: Host, service: Service) -> Finding:

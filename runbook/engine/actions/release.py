@@ -111,8 +111,9 @@ def check_hosts(d: Deployment) -> list[str]:
     outcome = rollout.check_batch(d.env, d.hosts, d.verifying_version)
     limit = d.env.rollout.max_fail_percentage
     if rollout.exceeded(len(outcome.failed), len(d.hosts), limit):
+        states, evidence = rollout.service_states(d.env, [h for h in d.hosts if h.name in outcome.failed])
         raise ActionFailed(f"{len(outcome.failed)} of {len(d.hosts)} hosts failed (more than {limit:g}% allowed): "
-                           + "; ".join(outcome.failed.values()))
+                           + "; ".join([*outcome.failed.values(), *states]), evidence=evidence)
     d.failed_hosts.update(outcome.failed)
     within = [f"{error} (within max_fail_percentage {limit:g}%)" for error in outcome.failed.values()]
     return outcome.healthy + within

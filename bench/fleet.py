@@ -22,6 +22,8 @@ import json
 import os
 import re
 import shutil
+import socket
+import struct
 import sys
 import tempfile
 import threading
@@ -47,11 +49,13 @@ Span = tuple[float, float, str]
 
 class Sampler:
     """Samples, every 0.2 s until stopped, the processes whose environment carries the run's marker (the
-    runbook, its pytest child, its ssh clients): their summed resident memory, how many are ssh clients,
-    and the machine's established TCP connections to port 22 (the root namespace holds only the clients)."""
+    runbook, its checking process, its ssh clients): their summed resident memory, how many are ssh clients,
+    and the established TCP connections to port 22 of the fleet's hosts (the root namespace holds the
+    clients' ends)."""
 
-    def __init__(self, marker: str) -> None:
+    def __init__(self, marker: str, addresses: list[str]) -> None:
         self.marker = f"RUNBOOK_BENCH_SSH_LOG={marker}".encode()
+        self.remotes = {f"{struct.unpack('<I', socket.inet_aton(a))[0]:08X}:0016" for a in addresses}
         self.rss = self.clients = self.connections = 0
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -78,13 +82,12 @@ class Sampler:
                 rss += int(found[1]) * 1024 if found else 0
                 clients += status.startswith("Name:\tssh\n")
             self.rss, self.clients = max(self.rss, rss), max(self.clients, clients)
-            self.connections = max(self.connections, _established_to_ssh())
+            self.connections = max(self.connections, self._established())
 
-
-def _established_to_ssh() -> int:
-    """TCP connections of this namespace in state ESTABLISHED (01) whose remote port is 22 (0016)."""
-    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return sum(1 for line in lines if line.split()[2].endswith(":0016") and line.split()[3] == "01")
+    def _established(self) -> int:
+        """TCP connections of this namespace in state ESTABLISHED (01) to port 22 of a fleet host."""
+        fields = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        return sum(1 for f in fields if f[2] in self.remotes and f[3] == "01")
 
 
 def phases(run_folder: Path) -> list[Span]:
@@ -128,11 +131,11 @@ def round_trips(log: Path, hosts: fleets.Fleet, spans: list[Span]) -> dict[str, 
     return {phase: sorted(per_host.values()) for phase, per_host in counts.items()}
 
 
-def timed(folder: Path, log: Path, *args: str) -> tuple[apps.Result, float, Sampler]:
+def timed(folder: Path, log: Path, hosts: fleets.Fleet, *args: str) -> tuple[apps.Result, float, Sampler]:
     log.unlink(missing_ok=True)
     shutil.rmtree(folder / "reports", ignore_errors=True)
     started = time.monotonic()
-    with Sampler(str(log)) as sampled:
+    with Sampler(str(log), [h.address for h in hosts]) as sampled:
         result = apps.invoke(folder / "reports", *args, timeout=3600, extra_env={
             "PATH": f"{folder / 'bin'}{os.pathsep}{os.environ['PATH']}", "RUNBOOK_BENCH_SSH_LOG": str(log)})
     return result, time.monotonic() - started, sampled
@@ -170,11 +173,11 @@ def run(count: int, latency: int, forks: int | None) -> dict:
                 raise SystemExit(f"the first deploy on {count} hosts failed:\n{first.output[-3000:]}")
             hosts.set_latency(latency)
             log, label = folder / "ssh.log", f"{count} host(s), +{latency} ms, forks {forks or 'default'}"
-            result, preflight, sampled = timed(folder, log, "preflight", "--env", env, "--version", "1.1.0")
+            result, preflight, sampled = timed(folder, log, hosts, "preflight", "--env", env, "--version", "1.1.0")
             report(f"preflight, {label}", result, preflight, sampled, log, hosts)
             app.change({"rollout": {"strategy": "rolling", "serial": SERIAL}})
             per_batch = {p.name for p in deploy_sequence(config.load_environment(env)) if p.per_batch}
-            result, deploy, sampled = timed(folder, log, "deploy", "--env", env, "--version", "1.1.0")
+            result, deploy, sampled = timed(folder, log, hosts, "deploy", "--env", env, "--version", "1.1.0")
             spans = report(f"rolling deploy {SERIAL}, {label}", result, deploy, sampled, log, hosts)
             each = batches(spans, per_batch)
             print(f"    batches: {', '.join(f'{s:.1f} s' for s in each)}", flush=True)

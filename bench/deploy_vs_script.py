@@ -1,0 +1,104 @@
+"""Benchmark: `invoke deploy` of a version onto the live one, beyond its configured baseline and bake windows,
+against a shell script doing the same essential work (dump and list, unpack and check, env file, stop,
+switch, migrate, start, health and status), interleaved; medians, the ratio last.
+
+    python bench/deploy_vs_script.py [--env local] [--from 1.0.0] [--to 1.1.0] [--runs 3]
+
+The environment must be a local one that is up, with `--from` live (deployed by the runbook) and both
+packages built. After each side, the environment is returned to `--from` untimed: the runbook's side by
+`invoke rollback`, the script's by switching `current` back and restarting the services.
+"""
+
+import argparse
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT  # noqa: E402
+
+SCRIPT = """set -euo pipefail
+new={app}/releases/$(date -u +%Y%m%dT%H%M%SZ)-{version}-script
+{pg_dump} -Fc -f {backup} {dburl}
+{pg_restore} --list {backup} > /dev/null
+mkdir -p "$new"
+tar -xzf {package} -C "$new" --strip-components=1
+(cd "$new" && sha256sum --quiet -c MANIFEST.sha256)
+cp -p {app}/current/.env "$new/.env"
+for d in {linked}; do ln -s {app}/shared/$d "$new/$d"; done
+{ctl} stop {services}
+ln -sfn "$new" {app}/current.next && mv -T {app}/current.next {app}/current
+(cd "$new" && {python} bin/migrate up)
+{ctl} start {services}
+curl -fsS --cacert {ca} {health} > /dev/null
+curl -fsS --cacert {ca} {status} | grep -q '"version": *"{version}"'
+"""
+
+RESET = """set -euo pipefail
+script=$(readlink {app}/current)
+ln -sfn {previous} {app}/current.next && mv -T {app}/current.next {app}/current
+{ctl} restart {services} > /dev/null
+rm -rf "$script" {backup}
+"""
+
+
+def run(argv: list[str]) -> float:
+    started = time.monotonic()
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    took = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{shlex.join(argv)} exited {done.returncode}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="local")
+    parser.add_argument("--from", dest="old", default="1.0.0")
+    parser.add_argument("--to", dest="new", default="1.1.0")
+    parser.add_argument("--runs", type=int, default=3)
+    options = parser.parse_args()
+    from runbook import local
+    from runbook.environments import open_environment
+    from runbook.release import package
+
+    env = open_environment(options.env, start_local=False)
+    app = env.app.root
+    previous = (app / "current").resolve()
+    q = shlex.quote
+    with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
+        fields = dict(
+            app=q(str(app)), version=options.new, pg_dump=q(env.database.pg_dump),
+            pg_restore=q(str(Path(env.database.pg_dump).with_name("pg_restore"))),
+            backup=q(f"{tmp}/script.dump"), dburl=q(env.database.url), linked=" ".join(env.app.linked_dirs),
+            package=q(str(env.app.package_dir / package.file_name(env.app.name, options.new))),
+            ctl=f"{q(str(Path(sys.executable).parent / 'supervisorctl'))} -c {q(str(local.paths(env).supervisord_conf))}",
+            services=" ".join(s.name for s in env.services), python=q(env.python),
+            ca=q(str(env.endpoints.ca_file)), health=q(env.endpoints.health), status=q(env.endpoints.status),
+            previous=q(str(previous)))
+        script, reset = Path(tmp) / "deploy.sh", Path(tmp) / "reset.sh"
+        script.write_text(SCRIPT.format(**fields))
+        reset.write_text(RESET.format(**fields))
+        windows = env.watch.baseline_seconds + env.watch.bake_seconds
+        invoke = [sys.executable, "-m", "invoke"]
+        times: dict[str, list[float]] = {"runbook (beyond its windows)": [], "shell script": []}
+        for _ in range(options.runs):
+            times["runbook (beyond its windows)"].append(
+                run([*invoke, "deploy", "--env", options.env, "--version", options.new]) - windows)
+            run([*invoke, "rollback", "--env", options.env])
+            times["shell script"].append(run(["bash", str(script)]))
+            run(["bash", str(reset)])
+    for name, values in times.items():
+        print(f"{name}: median {statistics.median(values):.2f} s ({', '.join(f'{v:.2f}' for v in values)})")
+    tool, plain = (statistics.median(v) for v in times.values())
+    print(f"configured windows subtracted: {windows} s")
+    print(f"ratio runbook / script: {tool / plain:.2f}x (goal <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""`ssh.forks` bounds how many hosts are worked on at once (Ansible's `forks`, default 5): fifty hosts do
+"""`ssh.forks` bounds how many hosts are worked on at once (Ansible's `forks`, default 20): fifty hosts do
 not open fifty connections at once unless the environment asks for it. The count is of checks running at
 the same moment, measured in the checks themselves."""
 
@@ -41,10 +41,10 @@ def test_each_works_on_at_most_ssh_forks_hosts_at_once_and_keeps_their_order():
     assert check.most == 3
 
 
-def test_without_ssh_forks_each_works_on_five_hosts_at_once_as_ansible_does():
+def test_without_ssh_forks_each_works_on_twenty_hosts_at_once():
     check = Concurrency()
-    connection.each(hosts(12), check)
-    assert FORKS == 5 and check.most == 5
+    connection.each(hosts(30), check)
+    assert FORKS == 20 and check.most == 20
 
 
 def test_host_and_service_pairs_are_bounded_by_their_hosts_forks():

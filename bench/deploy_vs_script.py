@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     options = parser.parse_args()
     from runbook import local
+    from runbook.database import queries
     from runbook.environments import open_environment
     from runbook.release import package
 
@@ -75,7 +76,7 @@ def main() -> None:
         fields = dict(
             app=q(str(app)), version=options.new, pg_dump=q(env.database.pg_dump),
             pg_restore=q(str(Path(env.database.pg_dump).with_name("pg_restore"))),
-            backup=q(f"{tmp}/script.dump"), dburl=q(env.database.url), linked=" ".join(env.app.linked_dirs),
+            backup=q(f"{tmp}/script.dump"), dburl=q(queries.url(env)), linked=" ".join(env.app.linked_dirs),
             package=q(str(env.app.package_dir / package.file_name(env.app.name, options.new))),
             ctl=f"{q(str(Path(sys.executable).parent / 'supervisorctl'))} -c {q(str(local.paths(env).supervisord_conf))}",
             services=" ".join(s.name for s in env.services), python=q(env.python),

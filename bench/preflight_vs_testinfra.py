@@ -29,6 +29,7 @@ import psycopg, requests
 from runbook import config
 
 ENV = config.load_environment({env!r})
+DATABASE_URL = {dburl!r}
 PACKAGE = ENV.app.package_dir / "{app}-{version}.tar.gz"
 
 
@@ -41,7 +42,7 @@ def test_host_resources(host):
 
 
 def test_database():
-    with psycopg.connect(ENV.database.url, connect_timeout=5) as conn:
+    with psycopg.connect(DATABASE_URL, connect_timeout=5) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
@@ -93,13 +94,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     options = parser.parse_args()
     from runbook import config
+    from runbook.database import queries
+    from runbook.environments import open_environment
 
-    env = config.load_environment(options.env)
+    env = open_environment(options.env, start_local=False)
     with tempfile.TemporaryDirectory(prefix="bench-preflight-") as tmp:
         plain, ini = Path(tmp) / "test_plain_preflight.py", Path(tmp) / "pytest.ini"
         ini.write_text("[pytest]\n")
         plain.write_text(PLAIN.format(env=str(config.environment_path(options.env)), app=env.app.name,
-                                      version=options.version))
+                                      version=options.version, dburl=queries.url(env)))
         sides = {
             "invoke preflight": ([sys.executable, "-m", "invoke", "preflight", "--env", options.env,
                                   "--version", options.version], ROOT),

@@ -1,6 +1,6 @@
 """One run of the runbook: its id, its report folder, its journal, its phases' results.
 
-A phase that verifies runs the features tagged for it in a child pytest process, so its report and
+A phase that verifies runs the features tagged for it in a pytest session of its own, so its report and
 results stand alone (`verify.py`). Each journal event also goes to the terminal (`runbook.console`).
 """
 

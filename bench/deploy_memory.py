@@ -1,0 +1,106 @@
+"""Benchmark: the peak memory of a deploy with a small database and with one grown by `--mb` of rows in a
+protected table, on a local environment; the ratio last (the goal: within 10 %).
+
+    python bench/deploy_memory.py [--env local] [--from 1.0.0] [--to 1.1.0] [--mb 300]
+
+The environment must be a local one that is up, with `--from` live and both packages built. Each side is
+`invoke deploy --to` then `invoke rollback` back to `--from`; the peak is the largest resident set of the
+deploy's own python processes (the runbook, its checking process and its sessions), sampled every 0.1 s;
+not the browser of the UI checks or the PostgreSQL clients, which are not the runbook's memory (GNU
+time's peak over the whole tree gave 232 MB at 8 MB and 403 MB at 366 MB of database, while the
+runbook's own processes stayed at 150 MB at most). The rows added to `items` are deleted after.
+"""
+
+import argparse
+import os
+import re
+import secrets
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT  # noqa: E402
+
+ROW = 1000
+"""Bytes of text per added row."""
+
+
+class Peak:
+    """The largest resident set, sampled every 0.1 s, of a python process whose environment carries the
+    run's marker: the runbook and its checking process with its sessions, not the browser or the database
+    clients they start."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker, self.kb = f"RUNBOOK_BENCH_MEMORY={marker}".encode(), 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self.done.wait(0.1):
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    if self.marker not in Path(f"/proc/{pid}/environ").read_bytes():
+                        continue
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+                if status.startswith("Name:\tpython") and found:
+                    self.kb = max(self.kb, int(found[1]))
+
+
+def peak_kb(*args: str) -> int:
+    marker = secrets.token_hex(8)
+    sampled = Peak(marker)
+    sampled.thread.start()
+    done = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=1800, env=os.environ | {"RUNBOOK_BENCH_MEMORY": marker})
+    sampled.done.set()
+    sampled.thread.join(5)
+    if done.returncode != 0:
+        raise SystemExit(f"invoke {' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    return sampled.kb
+
+
+def side(env: str, new: str) -> int:
+    peak = peak_kb("deploy", "--env", env, "--version", new)
+    peak_kb("rollback", "--env", env)
+    return peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="local")
+    parser.add_argument("--from", dest="old", default="1.0.0")
+    parser.add_argument("--to", dest="new", default="1.1.0")
+    parser.add_argument("--mb", type=int, default=300)
+    options = parser.parse_args()
+    from runbook.database import queries
+    from runbook.environments import open_environment
+
+    url = queries.url(open_environment(options.env, start_local=False))
+    small = side(options.env, options.new)
+    with psycopg.connect(url, autocommit=True) as conn:
+        base = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        first = conn.execute("SELECT coalesce(max(id), 0) FROM items").fetchone()[0]
+        conn.execute("INSERT INTO items (name) SELECT repeat(md5(g::text), %s) FROM generate_series(1, %s) g",
+                     [ROW // 32, options.mb * 2**20 // ROW])
+        grown = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    try:
+        big = side(options.env, options.new)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DELETE FROM items WHERE id > %s", [first])
+            conn.execute("VACUUM FULL items")  # the next run starts from the size this one did
+    print(f"database {base / 2**20:.0f} MB: deploy peak {small / 1024:.0f} MB")
+    print(f"database {grown / 2**20:.0f} MB: deploy peak {big / 1024:.0f} MB")
+    print(f"ratio: {big / small:.2f} (goal: within 10 %)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,9 @@
 """What the benchmark scripts share: running invoke tasks, building demo packages."""
 
 import argparse
+import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -8,6 +11,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
@@ -44,6 +48,34 @@ def invoke(*args: str) -> tuple[int, float]:
     if result.returncode != 0:
         print(result.stdout[-3000:], result.stderr[-2000:])
     return result.returncode, time.monotonic() - started
+
+
+def must(argv: list[str], cwd: Path = ROOT, timeout: float = 900, env: dict | None = None) -> float:
+    """Run `argv`; its wall time in seconds, or exit naming it with the end of its output when it fails."""
+    started = time.monotonic()
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    took = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{shlex.join(argv)} exited {done.returncode}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    return took
+
+
+def marked(marker: str) -> Iterator[str]:
+    """The /proc status text of each process whose environment carries `marker` (`NAME=value`): the
+    processes of one benchmarked run, which passes the marker down to everything it starts."""
+    wanted = marker.encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if wanted in Path(f"/proc/{pid}/environ").read_bytes():
+                yield Path(f"/proc/{pid}/status").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+
+
+def rss_kb(status: str) -> int:
+    """The resident set of a process, from its /proc status text."""
+    found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    return int(found[1]) if found else 0
 
 
 def build(version: str, migrations: dict[str, str] | None = None, edit=None) -> None:

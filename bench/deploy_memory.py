@@ -1,10 +1,10 @@
 """Benchmark: the peak memory of a deploy with a small database and with one grown by `--mb` of rows in a
 protected table, on a local environment; the ratio last (the goal: within 10 %).
 
-    python bench/deploy_memory.py [--env local] [--from 1.0.0] [--to 1.1.0] [--mb 300]
+    python bench/deploy_memory.py [--env local] [--to 1.1.0] [--mb 300]
 
-The environment must be a local one that is up, with `--from` live and both packages built. Each side is
-`invoke deploy --to` then `invoke rollback` back to `--from`; the peak is the largest resident set of the
+The environment must be a local one that is up, with a release live and the package of `--to` built. Each
+side is `invoke deploy --to` then `invoke rollback` back to the live release; the peak is the largest resident set of the
 deploy's own python processes (the runbook, its checking process and its sessions), sampled every 0.1 s;
 not the browser of the UI checks or the PostgreSQL clients, which are not the runbook's memory (GNU
 time's peak over the whole tree gave 232 MB at 8 MB and 403 MB at 366 MB of database, while the
@@ -13,9 +13,7 @@ runbook's own processes stayed at 150 MB at most). The rows added to `items` are
 
 import argparse
 import os
-import re
 import secrets
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -24,8 +22,9 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT  # noqa: E402
+from bench.common import marked, must, rss_kb  # noqa: E402
 
+MARKER = "RUNBOOK_BENCH_MEMORY"
 ROW = 1000
 """Bytes of text per added row."""
 
@@ -36,34 +35,25 @@ class Peak:
     clients they start."""
 
     def __init__(self, marker: str) -> None:
-        self.marker, self.kb = f"RUNBOOK_BENCH_MEMORY={marker}".encode(), 0
+        self.marker, self.kb = f"{MARKER}={marker}", 0
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
         while not self.done.wait(0.1):
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                try:
-                    if self.marker not in Path(f"/proc/{pid}/environ").read_bytes():
-                        continue
-                    status = Path(f"/proc/{pid}/status").read_text()
-                except OSError:
-                    continue
-                found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
-                if status.startswith("Name:\tpython") and found:
-                    self.kb = max(self.kb, int(found[1]))
+            pythons = [rss_kb(status) for status in marked(self.marker) if status.startswith("Name:\tpython")]
+            self.kb = max([self.kb, *pythons])
 
 
 def peak_kb(*args: str) -> int:
     marker = secrets.token_hex(8)
     sampled = Peak(marker)
     sampled.thread.start()
-    done = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=1800, env=os.environ | {"RUNBOOK_BENCH_MEMORY": marker})
-    sampled.done.set()
-    sampled.thread.join(5)
-    if done.returncode != 0:
-        raise SystemExit(f"invoke {' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    try:
+        must([sys.executable, "-m", "invoke", *args], timeout=1800, env=os.environ | {MARKER: marker})
+    finally:
+        sampled.done.set()
+        sampled.thread.join(5)
     return sampled.kb
 
 
@@ -76,7 +66,6 @@ def side(env: str, new: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="local")
-    parser.add_argument("--from", dest="old", default="1.0.0")
     parser.add_argument("--to", dest="new", default="1.1.0")
     parser.add_argument("--mb", type=int, default=300)
     options = parser.parse_args()

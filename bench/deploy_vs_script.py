@@ -2,25 +2,23 @@
 against a shell script doing the same essential work (dump and list, unpack and check, env file, stop,
 switch, migrate, start, health and status), interleaved; medians, the ratio last.
 
-    python bench/deploy_vs_script.py [--env local] [--from 1.0.0] [--to 1.1.0] [--runs 3]
+    python bench/deploy_vs_script.py [--env local] [--to 1.1.0] [--runs 3]
 
-The environment must be a local one that is up, with `--from` live (deployed by the runbook) and both
-packages built. After each side, the environment is returned to `--from` untimed: the runbook's side by
+The environment must be a local one that is up, with a release live (deployed by the runbook) and the
+package of `--to` built. After each side, the environment is returned to the live release untimed: the runbook's side by
 `invoke rollback`, the script's by switching `current` back and restarting the services.
 """
 
 import argparse
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT  # noqa: E402
+from bench.common import must  # noqa: E402
 
 SCRIPT = """set -euo pipefail
 new={app}/releases/$(date -u +%Y%m%dT%H%M%SZ)-{version}-script
@@ -47,19 +45,9 @@ rm -rf "$script" {backup}
 """
 
 
-def run(argv: list[str]) -> float:
-    started = time.monotonic()
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    took = time.monotonic() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{shlex.join(argv)} exited {done.returncode}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
-    return took
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="local")
-    parser.add_argument("--from", dest="old", default="1.0.0")
     parser.add_argument("--to", dest="new", default="1.1.0")
     parser.add_argument("--runs", type=int, default=3)
     options = parser.parse_args()
@@ -90,10 +78,10 @@ def main() -> None:
         times: dict[str, list[float]] = {"runbook (beyond its windows)": [], "shell script": []}
         for _ in range(options.runs):
             times["runbook (beyond its windows)"].append(
-                run([*invoke, "deploy", "--env", options.env, "--version", options.new]) - windows)
-            run([*invoke, "rollback", "--env", options.env])
-            times["shell script"].append(run(["bash", str(script)]))
-            run(["bash", str(reset)])
+                must([*invoke, "deploy", "--env", options.env, "--version", options.new]) - windows)
+            must([*invoke, "rollback", "--env", options.env])
+            times["shell script"].append(must(["bash", str(script)]))
+            must(["bash", str(reset)])
     for name, values in times.items():
         print(f"{name}: median {statistics.median(values):.2f} s ({', '.join(f'{v:.2f}' for v in values)})")
     tool, plain = (statistics.median(v) for v in times.values())

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import epoch  # noqa: E402
+from bench.common import epoch, marked, rss_kb  # noqa: E402
 from runbook import config  # noqa: E402
 from runbook.engine.sequences import deploy_sequence  # noqa: E402
 from tests import apps  # noqa: E402
@@ -54,7 +54,7 @@ class Sampler:
     clients' ends)."""
 
     def __init__(self, marker: str, addresses: list[str]) -> None:
-        self.marker = f"RUNBOOK_BENCH_SSH_LOG={marker}".encode()
+        self.marker = f"RUNBOOK_BENCH_SSH_LOG={marker}"
         self.remotes = {f"{struct.unpack('<I', socket.inet_aton(a))[0]:08X}:0016" for a in addresses}
         self.rss = self.clients = self.connections = 0
         self.done = threading.Event()
@@ -70,17 +70,9 @@ class Sampler:
 
     def _loop(self) -> None:
         while not self.done.wait(0.2):
-            rss, clients = 0, 0
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                try:
-                    if self.marker not in Path(f"/proc/{pid}/environ").read_bytes():
-                        continue
-                    status = Path(f"/proc/{pid}/status").read_text()
-                except OSError:
-                    continue
-                found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
-                rss += int(found[1]) * 1024 if found else 0
-                clients += status.startswith("Name:\tssh\n")
+            statuses = list(marked(self.marker))
+            rss = sum(rss_kb(status) * 1024 for status in statuses)
+            clients = sum(status.startswith("Name:\tssh\n") for status in statuses)
             self.rss, self.clients = max(self.rss, rss), max(self.clients, clients)
             self.connections = max(self.connections, self._established())
 

@@ -11,15 +11,13 @@ The environment must be a local one that is up (`invoke local.up`) with the vers
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT  # noqa: E402
+from bench.common import ROOT, must  # noqa: E402
 
 PLAIN = '''
 import hashlib, os, socket, tarfile
@@ -78,15 +76,6 @@ def test_package_checksum():
 '''
 
 
-def timed(argv: list[str], cwd: Path) -> float:
-    started = time.monotonic()
-    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=600)
-    took = time.monotonic() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
-    return took
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="local")
@@ -113,7 +102,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in sides}
         for _ in range(options.runs):
             for name, (argv, cwd) in sides.items():
-                times[name].append(timed(argv, cwd))
+                times[name].append(must(argv, cwd, timeout=600))
     for name, values in times.items():
         print(f"{name}: median {statistics.median(values):.2f} s ({', '.join(f'{v:.2f}' for v in values)})")
     ratio = statistics.median(times["invoke preflight"]) / statistics.median(times["plain pytest-testinfra"])

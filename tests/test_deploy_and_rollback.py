@@ -113,7 +113,8 @@ def test_a_migration_failing_on_the_drills_copy_stops_the_deploy_before_anything
     build("1.1.0", {"0003_half.sql": "-- migrate:up\nCREATE TABLE half (id int);\nSELECT 1/0;\n"
                                     "-- migrate:down\nDROP TABLE half;\n"})
     assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
-    releases_before = sorted(os.listdir(app_env.folder / "app" / "releases"))
+    app_env.write_items(3)
+    rows, releases_before = app_env.rows(), sorted(os.listdir(app_env.folder / "app" / "releases"))
     result = invoke("deploy", "--env", str(app_env.env_file), "--version", "1.1.0")
     assert result.code == 1, result.output
     assert "[deploy] backup: failed" in result.output, result.output
@@ -122,6 +123,7 @@ def test_a_migration_failing_on_the_drills_copy_stops_the_deploy_before_anything
     assert "stop" not in ran and "migrate" not in ran, ran
     assert app_env.status() == {"app": "demo", "version": "1.0.0", "schema_version": "0002"}
     assert sorted(os.listdir(app_env.folder / "app" / "releases")) == releases_before
+    assert app_env.rows() == rows
     with psycopg.connect(app_env.database, connect_timeout=5) as conn:
         assert conn.execute("SELECT to_regclass('half')").fetchone() == (None,)
 

@@ -63,6 +63,27 @@ def test_a_good_backup_passes_its_drill_with_equal_counts_and_checksums_and_leav
     assert scratch_databases(database_url) == []
 
 
+def test_a_table_with_a_column_of_no_hash_function_is_drilled_and_a_changed_row_changes_its_checksum(
+        shop, database_url):
+    env = shop()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS events")
+        conn.execute("CREATE TABLE events (id int, body json, at point)")
+        conn.execute("INSERT INTO events SELECT i, json_build_object('n', i), point(i, i) FROM generate_series(1, 500) i")
+    tables = ["public.events", "public.customers"]
+    taken = backup.take(env, "unhashable", run_id())
+    assert taken.drill.compared["public.events"].rows == 500
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        before = drill.measure(conn, tables)
+        conn.execute("UPDATE events SET body = '{\"n\": -1}' WHERE id = 7")
+        conn.execute("UPDATE customers SET name = name || '!' WHERE id = 7")
+        after = drill.measure(conn, tables)
+        conn.execute("DROP TABLE events")
+    assert {t: taken.drill.compared[t] for t in tables} == before
+    assert all(after[t].rows == before[t].rows and after[t].checksum != before[t].checksum for t in tables)
+    assert scratch_databases(database_url) == []
+
+
 @pytest.mark.parametrize("damage", ["truncated", "bytes flipped"])
 def test_a_dump_corrupted_after_it_is_written_fails_the_drill_and_leaves_no_scratch_database(
         shop, database_url, damage):
@@ -169,6 +190,28 @@ def test_sigterm_during_the_drill_fails_the_backup_and_drops_the_scratch_databas
     assert running.returncode == 1, output
     assert "backup: failed (Interrupted: interrupted by SIGTERM)" in output, output
     assert scratch_databases(database_url) == []
+
+
+def test_sigterm_while_the_figures_wait_for_a_lock_cancels_them_instead_of_waiting_out_the_lock_deadline(
+        make_env, database_url, tmp_path):
+    """The figures run on the server while pg_dump dumps; a run stopped meanwhile must not wait for them."""
+    figures = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%hash_record_extended%' AND pid <> pg_backend_pid()"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS held (id int)")
+    path = make_env({"deadlines": {"lock": 300}})
+    with psycopg.connect(database_url) as holder, psycopg.connect(database_url, autocommit=True) as watcher:
+        holder.execute("LOCK TABLE held IN ACCESS EXCLUSIVE MODE")
+        running = apps.start_task(tmp_path / "reports", "backup", "--env", str(path))
+        deadline = time.monotonic() + 120
+        while not watcher.execute(figures + " AND wait_event_type = 'Lock'").fetchone()[0]:
+            assert running.poll() is None and time.monotonic() < deadline, running.communicate()[0]
+            time.sleep(0.05)
+        running.send_signal(signal.SIGTERM)
+        output, _ = running.communicate(timeout=60)  # far below the lock deadline of 300 s it would wait out
+        assert running.returncode == 1, output
+        assert "backup: failed (Interrupted: interrupted by SIGTERM)" in output, output
+        assert watcher.execute(figures).fetchone()[0] == 0
+        holder.rollback()
 
 
 def test_a_rehearsal_runs_a_migration_up_down_and_up_on_the_copy_leaving_the_database_alone(shop, database_url):

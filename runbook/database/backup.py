@@ -61,29 +61,46 @@ def listed_tables(env: Environment, path: str) -> set[str]:
     return {f"{m.group(1)}.{m.group(2)}" for m in re.finditer(r"TABLE DATA (\S+) (\S+) ", toc)}
 
 
+@dataclass(frozen=True)
+class Dumped:
+    """A dump whose table of contents lists every table, measured; not yet drilled."""
+
+    source: drill.Source
+    size_bytes: int
+    sha256: str
+    taken: str
+
+
 def take(env: Environment, label: str, run_id: str, pending: list[Migration] | None = None) -> Backup:
-    """Dump the database into the backup folder as `<label>.dump` (or `.dir`) in a snapshot whose figures
-    are taken alongside, verify it by a restore drill (rehearsing the `pending` migrations on the copy),
-    measure it."""
+    """Dump the database into the backup folder as `<label>.dump` (or `.dir`), verify it by a restore drill
+    (rehearsing the `pending` migrations on the copy), measure it."""
     jobs = env.database.dump_jobs
     fmt, suffix = ("directory", "dir") if jobs > 1 else ("custom", "dump")
     path = str(env.database.backup_dir / f"{label}.{suffix}")
     with _removed_unless_verified(env, path):
-        with drill.source(env) as seen:
-            taken = stamp(utc_now())
-            with login(env) as (dbname, password_file):
-                argv = commands.dump(env.database.pg_dump, path, jobs, dbname, password_file, env.deadlines.lock,
-                                     seen.snapshot)
-                with console.current().counting(lambda: _written(env, path), every=1.0):
-                    runner.must(env.backup_host, argv, what=f"pg_dump into {path}", kind="backup")
-        missing = sorted(set(seen.tables) - listed_tables(env, path))
-        if missing:
-            raise ActionFailed(f"backup {path} does not list these tables: {', '.join(missing)}")
-        size, digest = runner.must(env.backup_host, commands.measure(path), what=f"measuring backup {path}",
-                                   kind="backup").split()
+        dumped = dump(env, path)
+        seen = dumped.source
         drilled = drill.run(env, path, fmt == "directory", seen, run_id, pending)
-    return Backup(path, fmt, int(size), digest, seen.tables, env.backup_host.name, taken, seen.lsn, seen.activity,
-                  drilled)
+    return Backup(path, fmt, dumped.size_bytes, dumped.sha256, seen.tables, env.backup_host.name, dumped.taken,
+                  seen.lsn, seen.activity, drilled)
+
+
+def dump(env: Environment, path: str) -> Dumped:
+    """pg_dump into `path` in a snapshot whose figures are taken alongside; checked to list every table and
+    measured (a caller removes it on failure)."""
+    with drill.source(env) as seen:
+        taken = stamp(utc_now())
+        with login(env) as (dbname, password_file):
+            argv = commands.dump(env.database.pg_dump, path, env.database.dump_jobs, dbname, password_file,
+                                 env.deadlines.lock, seen.snapshot)
+            with console.current().counting(lambda: _written(env, path), every=1.0):
+                runner.must(env.backup_host, argv, what=f"pg_dump into {path}", kind="backup")
+    missing = sorted(set(seen.tables) - listed_tables(env, path))
+    if missing:
+        raise ActionFailed(f"backup {path} does not list these tables: {', '.join(missing)}")
+    size, digest = runner.must(env.backup_host, commands.measure(path), what=f"measuring backup {path}",
+                               kind="backup").split()
+    return Dumped(seen, int(size), digest, taken)
 
 
 def _written(env: Environment, path: str) -> str | None:

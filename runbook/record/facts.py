@@ -54,7 +54,8 @@ class TableFigures(Part):
     rows: int = Field(ge=0)
     """The table's row count."""
     checksum: int
-    """The XOR of its rows' 64-bit hashes (md5 of each row's text): equal for equal rows, in any order."""
+    """The XOR of its rows' 64-bit hashes (by value; by the md5 of the row's text where a column's type has no
+    hash function): equal for equal rows, in any order."""
     total: str
     """The sum of the same hashes, as decimal text: it tells apart equal rows changed alike, which cancel in the XOR."""
 

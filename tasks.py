@@ -31,6 +31,12 @@ def shown(json_: bool, verbose: bool) -> None:
     console.use(json_, verbose)
 
 
+def checking() -> None:
+    """Start the run's checking process before the engine is imported, so that their imports overlap."""
+    from runbook.engine.checker import CHECKER
+    CHECKER.warm()
+
+
 def exits(body):
     """Turn the engine's errors into the exit code and a one-line message, never a traceback."""
 
@@ -53,6 +59,7 @@ def exits(body):
 @exits
 def preflight(c, env="local", version=None, change=None, json_=False, verbose=False):
     """Run the pre-flight checklist (runbook Steps 1-5) as a release gate; writes reports/<run-id>/."""
+    checking()
     from runbook.engine import entry
     shown(json_, verbose)
     return entry.gate(env, version, change)
@@ -69,6 +76,7 @@ def preflight(c, env="local", version=None, change=None, json_=False, verbose=Fa
 def deploy(c, version, env="local", restore_db=False, change=None, approved_by=None, emergency=False, reason=None,
            accept_loss=False, json_=False, verbose=False):
     """Deploy a version (runbook Steps 1-16): gate, backup, release, migrate, verify; roll back on failure."""
+    checking()
     from runbook.engine import entry
     shown(json_, verbose)
     return entry.deploy(env, version, restore_db, change, approved_by, emergency, reason, accept_loss)
@@ -84,6 +92,8 @@ def rollback(c, env="local", to=None, restore_db=False, break_lock=False, plan=F
              verbose=False):
     """Roll back to the previous release (runbook Steps 14-16), with its database schema; --plan only says how."""
     from runbook import console
+    if not plan:
+        checking()
     from runbook.engine import entry
     shown(json_, verbose)
     if plan:

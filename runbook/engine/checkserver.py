@@ -10,9 +10,11 @@ started with one `killpg` at the phase's deadline. The server never runs a check
 state a phase could change.
 """
 
+import gc
 import importlib
 import os
 import sys
+from importlib.metadata import entry_points
 
 from pydantic import BaseModel, ConfigDict
 
@@ -41,16 +43,18 @@ class Ended(BaseModel):
 
 
 def preload() -> None:
-    """Import what every session imports: pytest and its plugins, and the step modules the root conftest names."""
+    """Import what every session imports: pytest, the plugins it loads from their entry points, and the step
+    modules the root conftest names; then freeze the heap, so a child's garbage collections (pytest runs
+    several as it ends) skip what it inherited."""
     import pytest  # noqa: F401 - imported for the children's sake
-    import pytest_bdd  # noqa: F401
-    import pytest_html  # noqa: F401
 
+    for plugin in entry_points(group="pytest11"):
+        importlib.import_module(plugin.module)
     sys.path.insert(0, str(ROOT))
     conftest = importlib.import_module("conftest")
     for name in conftest.pytest_plugins:
         importlib.import_module(name)
-    importlib.import_module("runbook.checks.plugin")
+    gc.freeze()
 
 
 def _child(request: Request) -> None:

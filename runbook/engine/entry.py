@@ -2,7 +2,6 @@
 
 from runbook import errors
 from runbook.engine import planner, sequences, signals
-from runbook.engine.checker import CHECKER
 from runbook.engine.deployment import Deployment
 from runbook.engine.phase import Phase
 from runbook.engine.outcome import after_failure, conclude, refused
@@ -19,7 +18,6 @@ def deploy(env_arg: str, version: str, restore_db: bool = False, change: str | N
            accept_loss: bool = False) -> int:
     """`invoke deploy`: from one healthy release to the next, or back to where it was."""
     run = start(env_arg, version, "deploy")
-    CHECKER.warm()
     d = Deployment(run, restore_db=restore_db, accept_loss=accept_loss)
     d.package = run.env.app.package_dir / package.file_name(run.env.app.name, version)
     try:
@@ -50,7 +48,6 @@ def rollback(env_arg: str, to: str | None = None, restore_db: bool = False, brea
     if to is not None:
         releases.validate_name(to)
     run = start(env_arg, None, "rollback")
-    CHECKER.warm()
     d = Deployment(run, restore_db=restore_db, break_lock=break_lock, requested_target=to, accept_loss=accept_loss)
     with signals.as_failures():
         broken = walk(d, "rollback", sequences.rollback_sequence(run.env))
@@ -75,7 +72,6 @@ def gate(env_arg: str, version: str | None, change: str | None = None) -> int:
     environment refuses a gate without a version (exit 2): its package checks could not run. `change`:
     the change ticket the release is for (an attestation may cover it)."""
     d = Deployment(start(env_arg, version, "preflight"), change=change)
-    CHECKER.warm()
     if version is None and d.env.strict:
         return refused(d, RunbookError(f"name the version to gate: `invoke preflight --env {env_arg} --version V` "
                                        f"({d.env.name} is a strict environment)"))

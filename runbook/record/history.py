@@ -1,8 +1,12 @@
 """`reports/index.html`: every run, newest first, and the runbook's success metrics (Step 22) for each
 environment, computed from the records: deployment time, rollback frequency, change failure rate and
 time to restore service, each drawn as a small chart.
+
+A chart is drawn only when its deploys changed: it is kept under `reports/.charts/`, named by the digest
+of what it shows, so a run that adds no deploy (a preflight, a watch) does not start matplotlib.
 """
 
+import hashlib
 import json
 from pathlib import Path
 from statistics import median
@@ -32,8 +36,9 @@ def restore_seconds(record: dict) -> float | None:
     return _seconds(failed[0]["finished"], rollback[-1]["finished"])
 
 
-def metrics(records: list[dict]) -> dict[str, dict]:
-    """Per environment: the figures of Step 22 over its deploys (refused deploys changed nothing: not counted)."""
+def metrics(records: list[dict], drawn: "Drawn | None" = None) -> dict[str, dict]:
+    """Per environment: the figures of Step 22 over its deploys (refused deploys changed nothing: not counted);
+    `drawn`: the folder of charts drawn before."""
     result = {}
     for env in sorted({r["environment"] for r in records}):
         deploys = sorted((r for r in records if r["environment"] == env and r.get("kind") == "deploy"
@@ -50,7 +55,7 @@ def metrics(records: list[dict]) -> dict[str, dict]:
             "rollback_frequency": round((len(rolled_back) + len(manual)) / count, 3) if count else None,
             "change_failure_rate": round(sum(r["outcome"] in FAILED for r in deploys) / count, 3) if count else None,
             "time_to_restore_seconds": round(median(restores), 1) if restores else None,
-            "chart": chart(deploys) if deploys else "",
+            "chart": (drawn.chart(deploys) if drawn else chart(deploys)) if deploys else "",
         }
     return result
 
@@ -68,6 +73,29 @@ def chart(deploys: list[dict]) -> str:
     return charts.svg(figure)
 
 
+class Drawn:
+    """Charts drawn before, kept in `folder` by the digest of what they show; `prune` removes those no page
+    shows any more."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.used = folder, set()
+
+    def chart(self, deploys: list[dict]) -> str:
+        shown = [[r["outcome"], r["duration_seconds"], r.get("version")] for r in deploys]
+        kept = self.folder / f"{hashlib.sha256(json.dumps(shown).encode()).hexdigest()}.svg"
+        self.used.add(kept)
+        if kept.exists():
+            return kept.read_text()
+        svg = chart(deploys)
+        self.folder.mkdir(exist_ok=True)
+        kept.write_text(svg)
+        return svg
+
+    def prune(self) -> None:
+        for old in set(self.folder.glob("*.svg")) - self.used:
+            old.unlink()
+
+
 def write(reports: Path) -> None:
     """Rewrite `reports/index.html` from every readable `record.json` under `reports/`, and every run
     killed before it wrote one (from its journal)."""
@@ -80,5 +108,7 @@ def write(reports: Path) -> None:
     unfinished = [f for f in sorted(reports.glob("*/journal.jsonl")) if not (f.parent / "record.json").exists()]
     records += [s for s in (killed.summary(f.parent, records) for f in unfinished) if s is not None]
     records.sort(key=lambda r: r["run_id"], reverse=True)
-    page = TEMPLATES.get_template("history.html").render(runs=records, metrics=metrics(records))
+    drawn = Drawn(reports / ".charts")
+    page = TEMPLATES.get_template("history.html").render(runs=records, metrics=metrics(records, drawn))
+    drawn.prune()
     (reports / "index.html").write_text(page)

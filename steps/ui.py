@@ -1,8 +1,16 @@
 """Steps about the app's pages in a real browser (Step 12): each check's screenshots are its evidence."""
 
+import pytest
 from pytest_bdd import then
 
 from runbook.checks import ui
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_chromium_per_phase():
+    """A phase's browser checks share one Chromium; it stops as the phase's session ends."""
+    yield
+    ui.LAUNCHED.stop()
 
 
 def _shown(evidence, checked: ui.Checked) -> None:

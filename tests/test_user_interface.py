@@ -53,6 +53,28 @@ def deployed(tmp_path_factory):
         yield config.load_environment(str(app.env_file)), deploy
 
 
+@pytest.fixture(scope="module", autouse=True)
+def chromium_stopped():
+    """The checks called here share the module's Chromium, as a phase's do; it stops with the module."""
+    yield
+    ui.LAUNCHED.stop()
+
+
+def chromium_processes() -> list[int]:
+    """The Chromium processes started from this test process (through Playwright's driver and Debian's
+    launcher script, which runs /usr/lib/chromium/chromium)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"/chromium"):
+                ancestor = pid
+                while ancestor not in ("0", "1", str(os.getpid())):
+                    ancestor = Path(f"/proc/{ancestor}/stat").read_text().rsplit(")", 1)[1].split()[1]
+                if ancestor == str(os.getpid()):
+                    found.append(int(pid))
+    return found
+
+
 @pytest.fixture(autouse=True)
 def smoke_password(monkeypatch, secret):
     """The checks run here read the smoke test account's password from the process environment."""
@@ -107,6 +129,25 @@ def test_the_forms_show_the_logged_in_user_and_the_created_item(deployed):
     _, deploy = deployed
     shown = str(deploy.scenario(SCENARIOS[1])["steps"])
     assert "which shows 'admin' in nav" in shown and "which lists it" in shown
+
+
+def test_the_browser_checks_share_one_chromium_leave_no_context_open_and_start_it_again_when_it_died(deployed):
+    env, _ = deployed
+    assert all(f.ok for f in ui.pages_load(env).findings)
+    browser = ui.LAUNCHED.browser
+    assert all(f.ok for f in ui.forms_submit(env).findings)
+    assert ui.LAUNCHED.browser is browser and browser.contexts == []
+    killed = chromium_processes()
+    assert killed
+    for pid in killed:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while set(killed) & set(chromium_processes()):
+        assert time.monotonic() < deadline, "Chromium did not die"
+        time.sleep(0.1)
+    assert all(f.ok for f in ui.phone(env).findings)
+    assert ui.LAUNCHED.browser is not browser and ui.LAUNCHED.browser.is_connected()
 
 
 def test_a_page_with_a_console_error_fails_naming_the_page(deployed):

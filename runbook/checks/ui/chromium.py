@@ -2,6 +2,11 @@
 profile each launch, every wait (its start, a page's load, a form's answer, a click) ending at
 `deadlines.browser`.
 
+The checks of one phase share one Chromium (`LAUNCHED`, started by the first, stopped as the phase's session
+ends): starting Playwright's driver and the browser costs about a second each time. A check works only in
+browser contexts of its own (cookies, storage and cache apart), closed when it ends, so no check sees
+what another left.
+
 An https endpoint whose certificate a private CA signed (`endpoints.ca_file`): Chromium reads no CA file, and
 certificate errors are never ignored at large. The runbook itself verifies the endpoint's certificate
 against that CA and the host name, then starts Chromium with `--ignore-certificate-errors-spki-list` set to
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from playwright.sync_api import Browser, BrowserContext, Page, Response, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Response, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
 from runbook import ROOT
@@ -65,17 +70,63 @@ def chromium_args(env: Environment) -> list[str]:
     return [*ARGS, f"--ignore-certificate-errors-spki-list={pin}"]
 
 
+class Launched:
+    """The Chromium the checks of a session share: started when first asked for, started again when it died
+    or is asked for with other switches."""
+
+    def __init__(self) -> None:
+        self.playwright: Playwright | None = None
+        self.browser: Browser | None = None
+        self.args: list[str] = []
+
+    def browser_for(self, args: list[str], timeout_ms: float) -> Browser:
+        if self.browser is not None and (args != self.args or not self._answers()):
+            self.stop()
+        if self.browser is None:
+            self.playwright = sync_playwright().start()
+            try:
+                self.browser = self.playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                                               args=args, timeout=timeout_ms)
+            except PlaywrightError as e:
+                self.stop()
+                raise CheckFailed(f"Chromium ({CHROMIUM}) did not start: {first_line(e)}") from None
+            self.args = args
+        return self.browser
+
+    def _answers(self) -> bool:
+        """Whether the browser still answers: a round trip, since the sync API learns of its death only when
+        it is called."""
+        try:
+            self.browser.new_browser_cdp_session().detach()
+        except PlaywrightError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        browser, playwright, self.browser, self.playwright = self.browser, self.playwright, None, None
+        if browser is not None:
+            with contextlib.suppress(PlaywrightError):
+                browser.close()
+        if playwright is not None:
+            playwright.stop()
+
+
+LAUNCHED = Launched()
+
+
 class Session:
-    """One Chromium for a check: pages opened in fresh contexts, console errors kept per page."""
+    """One check's use of Chromium: pages opened in fresh contexts, console errors kept per page."""
 
     def __init__(self, env: Environment, browser: Browser) -> None:
         self.env, self.ui, self.browser = env, section(env), browser
         self.base = base_url(env)
         self.timeout_ms = env.deadlines.browser * 1000
+        self.contexts: list[BrowserContext] = []
 
     def context(self, phone: bool = False) -> BrowserContext:
         viewport = {"width": self.ui.phone.width, "height": self.ui.phone.height} if phone else None
         context = self.browser.new_context(viewport=viewport, accept_downloads=False)
+        self.contexts.append(context)
         context.set_default_timeout(self.timeout_ms)
         context.set_default_navigation_timeout(self.timeout_ms)
         return context
@@ -133,21 +184,18 @@ class Session:
 
 @contextlib.contextmanager
 def session(env: Environment) -> Iterator[Session]:
-    """Chromium for one check, closed afterwards; CheckFailed when it cannot start."""
+    """The shared Chromium for one check, the contexts it opened closed afterwards; CheckFailed when it cannot
+    start."""
     section(env)  # NotConfigured before anything starts
     if not CHROMIUM.is_file():
         raise CheckFailed(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    args = chromium_args(env)
-    with sync_playwright() as playwright:
-        try:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args,
-                                                 timeout=env.deadlines.browser * 1000)
-        except PlaywrightError as e:
-            raise CheckFailed(f"Chromium ({CHROMIUM}) did not start: {first_line(e)}") from None
-        try:
-            yield Session(env, browser)
-        finally:
-            browser.close()
+    used = Session(env, LAUNCHED.browser_for(chromium_args(env), env.deadlines.browser * 1000))
+    try:
+        yield used
+    finally:
+        for context in used.contexts:
+            with contextlib.suppress(PlaywrightError):
+                context.close()
 
 
 def first_line(error: Exception) -> str:

@@ -91,6 +91,22 @@ def build(version: str, migrations: dict[str, str] | None = None, edit=None) -> 
         assert code == 0, f"building {version} failed"
 
 
+def blob_package(folder: Path, app: str, version: str, size: int, dest: Path) -> Path:
+    """The demo with `size` incompressible bytes in data/blob.bin, built as package `version` into `dest`
+    (the demo's copy under `folder` removed after)."""
+    from runbook.release import package
+
+    source = folder / f"demo-{version}"
+    shutil.copytree(ROOT / "demo", source, ignore=shutil.ignore_patterns("__pycache__", ".env", "uploads"))
+    (source / "data").mkdir(exist_ok=True)
+    with (source / "data" / "blob.bin").open("wb") as out:
+        for _ in range(size // package.CHUNK):
+            out.write(os.urandom(package.CHUNK))
+    built = package.build(source, app, version, dest)
+    shutil.rmtree(source)
+    return built
+
+
 def epoch(utc_text: str) -> float:
     """Seconds since the epoch of a record's or journal's UTC time, e.g. 2026-11-28T09:30:00.250Z."""
     return datetime.fromisoformat(utc_text).timestamp()

@@ -10,7 +10,6 @@ side's code.
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import blob_package  # noqa: E402
 from bench.startup import code_tree  # noqa: E402
-from runbook.release import package  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"1 MB": 1 << 20, "200 MB": 200 << 20}
@@ -36,19 +35,6 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """The checks on the package argv[1]; prints the peak RSS in KiB."""
 
 
-def make_package(folder: Path, size: int) -> Path:
-    """The demo with `size` random bytes in data/blob.bin, as package 1.0.0 under `folder`."""
-    source = folder / "demo"
-    shutil.copytree(ROOT / "demo", source, ignore=shutil.ignore_patterns("__pycache__", ".env", "uploads"))
-    (source / "data").mkdir(exist_ok=True)
-    with (source / "data" / "blob.bin").open("wb") as out:
-        for _ in range(size // package.CHUNK):
-            out.write(os.urandom(package.CHUNK))
-    built = package.build(source, "demo", "1.0.0", folder / "dist")
-    shutil.rmtree(source)
-    return built
-
-
 def peak_kib(tree: Path, path: Path) -> int:
     result = subprocess.run([sys.executable, "-c", CHILD, str(path)], cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
                             capture_output=True, text=True, timeout=600, check=True)
@@ -61,7 +47,8 @@ def main() -> None:
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         sides = {options.rev: code_tree(options.rev, Path(tmp) / "before"), "this tree": ROOT}
-        packages = {label: make_package(Path(tmp) / label.replace(" ", ""), size) for label, size in SIZES.items()}
+        packages = {label: blob_package(Path(tmp), "demo", "1.0.0", size, Path(tmp) / label.replace(" ", ""))
+                    for label, size in SIZES.items()}
         print(f"{'code':<12} {'package':<8} {'bytes':>11} {'peak RSS':>10}")
         for side, tree in sides.items():
             for label, path in packages.items():

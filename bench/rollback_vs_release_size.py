@@ -4,14 +4,13 @@ back to a release already unpacked on the host, so its time must not grow with t
     python bench/rollback_vs_release_size.py [--env local] [--rounds 3]
 
 The environment must be a local one that is up, with a release live. For each size it builds two packages of
-the demo with an incompressible file of that size (versions 9.<size>.0 and 9.<size>.1), deploys both, then
-times `invoke rollback` (to the first) and `invoke rollback --to` the second, alternately, `--rounds` times
-each. At the end it rolls back to the release that was live and removes the packages it built.
+the demo with an incompressible file of that size (versions 9.<size>.0 and 9.<size>.1), deploys the first,
+then `--rounds` times deploys the second (untimed) and times `invoke rollback` to the first (a rolled-back
+release cannot be rolled back to). At the end it removes the packages it built and deploys again the version
+that was live.
 """
 
 import argparse
-import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -19,24 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, must  # noqa: E402
+from bench.common import blob_package, must  # noqa: E402
 
 SIZES = {"1 MB": 1 << 20, "200 MB": 200 << 20}
-
-
-def build(env, tmp: Path, version: str, size: int) -> Path:
-    """The demo with `size` random bytes in data/blob.bin, as a package of `version` in the package folder."""
-    from runbook.release import package
-
-    source = tmp / f"demo-{version}"
-    shutil.copytree(ROOT / "demo", source, ignore=shutil.ignore_patterns("__pycache__", ".env", "uploads"))
-    (source / "data").mkdir(exist_ok=True)
-    with (source / "data" / "blob.bin").open("wb") as out:
-        for _ in range(size // package.CHUNK):
-            out.write(os.urandom(package.CHUNK))
-    built = package.build(source, env.app.name, version, env.app.package_dir)
-    shutil.rmtree(source)
-    return built
 
 
 def main() -> None:
@@ -55,20 +39,18 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-rollback-") as tmp:
             for n, (label, size) in enumerate(SIZES.items()):
                 versions = [f"9.{n}.0", f"9.{n}.1"]
-                built += [build(env, Path(tmp), v, size) for v in versions]
-                for version in versions:
-                    must([*invoke, "deploy", "--env", options.env, "--version", version])
-                second = (env.app.root / "current").resolve().name
+                built += [blob_package(Path(tmp), env.app.name, v, size, env.app.package_dir) for v in versions]
+                must([*invoke, "deploy", "--env", options.env, "--version", versions[0]])
                 times = []
                 for _ in range(options.rounds):
+                    must([*invoke, "deploy", "--env", options.env, "--version", versions[1]])
                     times.append(must([*invoke, "rollback", "--env", options.env]))
-                    times.append(must([*invoke, "rollback", "--env", options.env, "--to", second]))
                 medians[label] = statistics.median(times)
                 print(f"{label} releases: rollback median {medians[label]:.2f} s ({', '.join(f'{t:.2f}' for t in times)})")
     finally:
-        must([*invoke, "rollback", "--env", options.env, "--to", live])
         for path in built:
             path.unlink(missing_ok=True)
+        must([*invoke, "deploy", "--env", options.env, "--version", live.split("-", 1)[1]])
     small, big = medians.values()
     print(f"ratio 200 MB / 1 MB: {big / small:.2f} (goal: stays 1.00)")
 

@@ -167,6 +167,20 @@ def test_a_page_wider_than_a_phone_fails_naming_the_overflowing_element(deployed
     assert "overflowing pre#long-line (" in message and "page /files" not in message, message
 
 
+def test_a_page_taller_than_a_screenshot_shows_is_shot_to_its_first_pixels_and_the_title_says_so(deployed):
+    env, _ = deployed
+    tall = "<p>a row</p>\n" * 1000  # as a page listing every row of a large table
+    with served_changed(env, "items.html", lambda t: t + tall):
+        checked = ui.pages_load(env)
+    assert all(f.ok for f in checked.findings), [f for f in checked.findings if not f.ok]
+    shots = {title: png for title, png in checked.screenshots}
+    (title,) = [t for t in shots if t.startswith("page /items")]
+    found = re.fullmatch(rf"page /items \(its first {ui.SHOT_HEIGHT} of (\d+) px\)", title)
+    assert found and int(found[1]) > ui.SHOT_HEIGHT, title
+    assert struct.unpack(">II", shots[title][16:24])[1] == ui.SHOT_HEIGHT
+    assert "(its first" not in " ".join(t for t in shots if not t.startswith("page /items"))
+
+
 def test_a_broken_navigation_link_fails_naming_the_link(deployed):
     env, _ = deployed
     with served_changed(env, "layout.html", lambda t: t.replace('href="/files"', 'href="/file-list"')):

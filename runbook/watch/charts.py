@@ -5,7 +5,6 @@ turns any figure of the reports into SVG text.
 """
 
 import io
-import threading
 from collections.abc import Callable
 from datetime import timezone
 from types import ModuleType
@@ -73,17 +72,6 @@ def _panel(axes, before: list[Sample], after: list[Sample], read: Callable[[Samp
 
 def _percent(rate: float | None) -> float | None:
     return None if rate is None else rate * 100
-
-
-_IMPORTING: list[threading.Thread] = []
-
-
-def import_soon() -> None:
-    """Import pyplot in a thread of its own (it takes about a second), once: a watch window mostly waits, and
-    the chart drawn at its end needs it (a thread that asks for pyplot before it is in waits for it)."""
-    if not _IMPORTING:
-        _IMPORTING.append(threading.Thread(target=agg_pyplot, name="importing pyplot", daemon=True))
-        _IMPORTING[0].start()
 
 
 def agg_pyplot() -> ModuleType:

@@ -9,7 +9,6 @@ from runbook.watch import bake, charts, metrics
 
 def measure_baseline(d: Deployment) -> list[str]:
     """Error rate and p95 latency of the release serving now, before any change."""
-    charts.import_soon()
     d.baseline = bake.baseline(d.env, metrics.source(d.env), left=_left)
     d.run.facts["baseline"] = d.baseline.as_record()
     rate, p95 = d.baseline.error_rate, d.baseline.p95_seconds
@@ -20,7 +19,6 @@ def measure_baseline(d: Deployment) -> list[str]:
 def bake_release(d: Deployment) -> list[str]:
     """Watch the verified release against its baseline; a trigger holding over its window fails the phase."""
     env = d.env
-    charts.import_soon()
     before = d.baseline or bake.baseline(env, metrics.source(env), left=_left)
     smoke_check = (lambda: bool(smoke.log_in(env))) if env.endpoints.smoke else None
     result = bake.bake(env, metrics.source(env), before, smoke=smoke_check, left=_left)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -24,8 +25,6 @@ from bench.restore_drill import fill  # noqa: E402
 from runbook import config  # noqa: E402
 from runbook.database import backup  # noqa: E402
 from tests.apps import environment, fresh_database  # noqa: E402
-
-import yaml  # noqa: E402
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ def restore_seconds(record: dict) -> float | None:
 
 def metrics(records: list[dict], drawn: "Drawn | None" = None) -> dict[str, dict]:
     """Per environment: the figures of Step 22 over its deploys (refused deploys changed nothing: not counted);
-    `drawn`: the folder of charts drawn before."""
+    `drawn`: the charts drawn before, reused where their deploys are the same (without it, each is drawn)."""
     result = {}
     for env in sorted({r["environment"] for r in records}):
         deploys = sorted((r for r in records if r["environment"] == env and r.get("kind") == "deploy"

@@ -85,6 +85,16 @@ def environment(folder: Path, database_url: str, state: Path) -> dict:
     }
 
 
+WATCH = {"interval_seconds": 0.5, "baseline_seconds": 1, "bake_seconds": 2,
+         "error_window_seconds": 1, "latency_window_seconds": 1, "latency_factor": 5,
+         "latency_floor_seconds": 0.5, "min_requests": 4, "timeout": 0.45,
+         "error_rate": 0.5, "source": {"requests_per_sample": 4}}
+"""Short watch windows, so that a deploy ends soon. The error trigger fires above half of a window's eight
+requests: the releases the tests make fail answer 500 to all of them, while on a busy two-core CI machine a
+single gunicorn worker can let two of them outlast the 0.45 s timeout (a healthy deploy's bake fired on
+25% in CI at a 20% threshold)."""
+
+
 def with_app(data: dict, port: int) -> dict:
     """The environment with the demo app as its `web` service under supervisord and gunicorn on `port`."""
     base = f"http://127.0.0.1:{port}"
@@ -97,10 +107,7 @@ def with_app(data: dict, port: int) -> dict:
                       "timeout": 3, "settle_seconds": 15,
                       "smoke": {"username": "admin", "password": "${RUNBOOK_TEST_SECRET}"}},
         "rollback": {"protected_tables": ["users", "items", "files"]},
-        "watch": {"interval_seconds": 0.5, "baseline_seconds": 1, "bake_seconds": 2,
-                  "error_window_seconds": 1, "latency_window_seconds": 1, "latency_factor": 5,
-                  "latency_floor_seconds": 0.5, "min_requests": 4, "timeout": 0.45,
-                  "error_rate": 0.2, "source": {"requests_per_sample": 4}},
+        "watch": WATCH,
     })
 
 
@@ -132,10 +139,12 @@ class Result:
 
 
 def invoke(reports: Path, *args: str, timeout: float = 300, extra_env: dict | None = None) -> Result:
-    """Run an invoke task as a user would, in a child process; its reports go to `reports`."""
+    """Run an invoke task as a user would, in a child process; its reports go to `reports`. Its output is
+    printed, so a failing test's captured output shows what every task it ran said, cause and all."""
     env = os.environ | {"RUNBOOK_REPORTS": str(reports), "RUNBOOK_TEST_SECRET": SECRET} | (extra_env or {})
     result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=timeout)
+    print(f"$ invoke {' '.join(args)}  (exit {result.returncode})\n{result.stdout}{result.stderr}")
     return Result(result.returncode, result.stdout + result.stderr, reports, result.stdout)
 
 

@@ -120,10 +120,7 @@ def environment(hosts: Fleet, folder: Path, database_url: str, known_hosts: Path
         "thresholds": {"mounts": [str(COMMON)], "disk_free_percent": 20},
         "attestations": {"required": False},
         "rollback": {"protected_tables": ["users", "items", "files"]},
-        "watch": {"interval_seconds": 0.5, "baseline_seconds": 1, "bake_seconds": 2,
-                  "error_window_seconds": 1, "latency_window_seconds": 1, "latency_factor": 5,
-                  "latency_floor_seconds": 0.5, "min_requests": 4, "timeout": 0.45,
-                  "error_rate": 0.2, "source": {"requests_per_sample": 4}},
+        "watch": apps.WATCH,
         "rollout": {"host_url": f"http://{{{{ address }}}}:{PORT}"},
     }
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from runbook import config
+from runbook.engine import sequences
 from runbook.errors import CheckFailed, ConfigError
 from runbook.watch import bake, charts, metrics
 from runbook.watch.samples import Sample, Tally
@@ -300,3 +301,16 @@ def test_the_defaults_are_the_runbooks_production_figures() -> None:
             defaults.latency_window_seconds) == ("prober", 0.05, 300, 2.0, 600)
     assert (defaults.missing_data.rule, defaults.missing_data.max_missing) == ("ignore", 2)
     assert (defaults.min_requests, defaults.latency_floor_seconds, defaults.timeout) == (10, 0.05, 5)
+
+
+def _warming(phases: list) -> list[str]:
+    return [p.name for i, p in enumerate(phases) if sequences.waits_before_bake(p, phases[i + 1:])]
+
+
+def test_pyplot_is_imported_while_a_deploy_waits_for_its_checks_after_the_baseline_never_in_a_watch_only_run():
+    env = config.load_environment("environments/local.yaml")
+    deploy = sequences.deploy_sequence(env)
+    names = [p.name for p in deploy]
+    between = deploy[names.index("baseline") + 1:names.index("bake")]
+    assert _warming(deploy) == [p.name for p in between if p.feature] and "verification" in _warming(deploy)
+    assert _warming(sequences.WATCH) == _warming(sequences.GATE) == _warming(sequences.rollback_sequence(env)) == []

@@ -16,6 +16,7 @@ from runbook.errors import ActionFailed, CheckFailed, RunbookError
 from runbook.record import report
 from runbook.release import rollout
 from runbook.secrets import redact
+from runbook.watch import charts
 
 Failure = tuple[Phase, PhaseResult]
 """A phase that did not pass, and its result."""
@@ -73,6 +74,8 @@ def walk(d: Deployment, sequence: str, phases: list[Phase]) -> Failure | None:
     try:
         for index, (phase, batch) in enumerate(steps):
             d.batch = batch if phase.per_batch else outside
+            if sequences.waits_before_bake(phase, [later for later, _ in steps[index + 1:]]):
+                charts.warm()
             result = run_phase(d, sequence, phase)
             if result.outcome not in ("passed", "skipped"):
                 for later, _ in steps[index + 1:]:

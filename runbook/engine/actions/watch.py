@@ -21,6 +21,7 @@ def bake_release(d: Deployment) -> list[str]:
     env = d.env
     before = d.baseline or bake.baseline(env, metrics.source(env), left=_left)
     smoke_check = (lambda: bool(smoke.log_in(env))) if env.endpoints.smoke else None
+    charts.agg_pyplot()  # before the window, not in it (`charts.warm`)
     result = bake.bake(env, metrics.source(env), before, smoke=smoke_check, left=_left)
     (d.run.folder / "bake.svg").write_text(charts.bake_chart(before, result, env))
     d.run.facts["bake"] = result.as_record() | {"chart": "bake.svg"}

@@ -108,8 +108,9 @@ class Followed:
 
 
 def _follow(s: Session, page: Page, errors: list[str], start: str, index: int) -> Followed:
-    """Open `start` and click its navigation link number `index`."""
-    s.open(page, start)
+    """Click the navigation link number `index` of `start`, opening it first unless the page shows it."""
+    if page.url != s.url(start):
+        s.open(page, start)
     link = page.locator(s.ui.navigation).nth(index)
     text, href = link.inner_text().strip(), path(link.evaluate("a => a.href"))
     errors.clear()
@@ -166,7 +167,8 @@ def _logs_out(s: Session, page: Page, errors: list[str]) -> Finding:
     """The logout link of the last page leads to the login page, after which a page needing a login is
     refused."""
     last = s.ui.pages[-1].path
-    s.open(page, last)
+    if page.url != s.url(last):
+        s.open(page, last)
     index = next((i for i, (_, href) in enumerate(_links(page, s.ui.navigation)) if href == s.ui.logout), None)
     subject = f"logout link ({s.ui.logout}) on {last}"
     if index is None:

@@ -105,6 +105,17 @@ def test_the_manifest_check_runs_in_the_release_folder_given_to_the_runner(tmp_p
     assert runner.run(LOCAL, release_commands.check_manifest("MANIFEST.sha256"), cwd=str(tmp_path)).rc != 0
 
 
+def test_the_file_states_name_each_file_with_its_inode_size_and_change_time_through_the_runner(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "a b.py").write_text("x = 1\n")
+    listed = runner.must(LOCAL, release_commands.file_states(), cwd=str(tmp_path), what="listing").splitlines()
+    found = (tmp_path / "lib" / "a b.py").stat()
+    (line,) = listed
+    inode, size, changed, name = line.split(" ", 3)
+    assert (int(inode), int(size), name) == (found.st_ino, 6, "lib/a b.py")
+    assert abs(float(changed) - found.st_ctime) < 1e-3
+
+
 def test_package_cleanup_keeps_only_the_named_package(tmp_path):
     argv = release_commands.remove_old_packages(str(tmp_path), "demo-1.1.0.tar.gz")
     assert argv == ["find", str(tmp_path), "-maxdepth", "1", "-type", "f", "!", "-name", "demo-1.1.0.tar.gz",

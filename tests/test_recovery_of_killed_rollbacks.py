@@ -86,6 +86,39 @@ def test_rollback_to_a_pruned_release_is_refused_with_nothing_changed(live, tmp_
     assert apps.invoke(tmp_path, "rollback", "--env", str(live.env_file)).code == 0
 
 
+def _plan(result: apps.Result) -> list[str]:
+    return next(p for p in result.record["phases"] if p["name"] == "plan")["evidence"]
+
+
+def test_rollback_to_an_untouched_release_trusts_the_file_states_prepare_recorded(live, tmp_path):
+    assert apps.invoke(tmp_path, "deploy", "--env", str(live.env_file), "--version", "1.1.0").code == 0
+    back = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file))
+    assert back.code == 0, back.output
+    assert any("unchanged (inode, size and change time) since it matched MANIFEST.sha256" in line
+               for line in _plan(back)), _plan(back)
+
+
+def test_rollback_to_a_release_whose_file_changed_with_its_times_put_back_is_refused(live, tmp_path):
+    assert apps.invoke(tmp_path, "deploy", "--env", str(live.env_file), "--version", "1.1.0").code == 0
+    (previous,) = [p for p in (live.folder / "app" / "releases").iterdir() if p.name.endswith("-1.0.0")]
+    app_py = previous / "app.py"
+    original, times = app_py.read_bytes(), app_py.stat()
+    changed = original.replace(b"def ", b"deF ", 1)  # the same size, in place (the same inode)
+    assert changed != original
+    with app_py.open("r+b") as f:
+        f.write(changed)
+    os.utime(app_py, ns=(times.st_atime_ns, times.st_mtime_ns))  # the times put back: only the change time shows it
+    assert (app_py.stat().st_ino, app_py.stat().st_size) == (times.st_ino, times.st_size)
+    refused = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file))
+    assert refused.code == 2 and f"cannot roll back to {previous.name}" in refused.output, refused.output
+    assert "app.py: FAILED" in refused.output and live.status()["version"] == "1.1.0"
+    assert not lock_file(live).exists()
+    app_py.write_bytes(original)  # the same bytes again, a new change time: every file is read again
+    back = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file))
+    assert back.code == 0, back.output
+    assert f"every file of {previous.name} matches MANIFEST.sha256 on localhost" in _plan(back), _plan(back)
+
+
 def test_sigterm_during_migrate_rolls_back_to_the_release_before(live, tmp_path):
     apps.build(live.folder, "1.3.0", {"0003_slow.sql": apps.SLOW_MIGRATION.format(seconds=6)})
     rows = live.rows()

@@ -53,6 +53,8 @@ class Deployment:
     """backup: the protected tables' rows before anything changed."""
     prepared: bool = False
     """prepare: this run created `release` on the hosts (so abandoning it removes the folder)."""
+    files_states: dict[str, str] = field(default_factory=dict)
+    """prepare: per app host, `releases.files_state` of the release just before its files were checked."""
     batch: list[Host] | None = None
     """The app hosts the host-by-host phases act on now: a batch of the rollout, or during a rollback
     the hosts the deploy changed; None: every app host."""

@@ -29,6 +29,9 @@ class Live(Stored):
     at: str
     backup: dict | None = None
     """The backup the deploy that made it live took before (`backup.Backup`): what a rollback from it restores."""
+    files: dict[str, str] = {}
+    """Per app host, `releases.files_state` of the release just before prepare checked its files: a rollback
+    to it reads them all again only where this differs (or is not recorded)."""
 
 
 class LastRun(Stored):

@@ -56,6 +56,11 @@ def check_manifest(manifest: str) -> list[str]:
     return ["sha256sum", "--strict", "--quiet", "-c", manifest]
 
 
+def file_states() -> list[str]:
+    """Each file under the current folder, a line each: its inode, size and change time, then its path."""
+    return ["find", ".", "-type", "f", "-printf", "%i %s %C@ %P\\n"]
+
+
 def remove_old_packages(folder: str, keep: str) -> list[str]:
     """Every plain file directly in `folder` except the one named `keep`."""
     return ["find", folder, "-maxdepth", "1", "-type", "f", "!", "-name", keep, "-delete"]

@@ -5,6 +5,7 @@ atomically, configuration kept per release in `shared/config/<release>/`, old re
     current -> releases/20261128T090000Z-1.1.0
 """
 
+import hashlib
 import re
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -155,6 +156,19 @@ def verify_files(env: Environment, host: Host, release: str) -> str:
     if result.rc != 0:
         raise ActionFailed(f"host {host.name}: release {release} differs from its manifest: {(result.stdout + result.stderr).strip()[-500:]}")
     return f"every file of {release} matches {MANIFEST} on {host.name}"
+
+
+def files_state(env: Environment, host: Host, release: str) -> str:
+    """A digest of the inode, size and change time of every file the release's manifest lists, as the host
+    has them now. The kernel sets a file's change time at every change to its content or metadata, and
+    nothing sets it back: while the digest is the one taken just before `verify_files` passed, the files
+    are the ones it checked (as git trusts its index), and a rollback need not read them all again."""
+    where = folder(env, release)
+    manifest = runner.must(host, ["cat", MANIFEST], cwd=where, what=f"reading {release}/{MANIFEST}")
+    listed = {line.split("  ", 1)[1] for line in manifest.splitlines() if "  " in line}
+    found = runner.must(host, commands.file_states(), cwd=where, what=f"listing the files of {release}")
+    states = sorted(line for line in found.splitlines() if line.split(" ", 3)[-1] in listed)
+    return hashlib.sha256("\n".join(states).encode()).hexdigest()
 
 
 def points_at(env: Environment, host: Host, expected: str | None) -> Finding:

@@ -95,7 +95,7 @@ def finish_deploy(d: Deployment) -> list[str]:
     found = state.load(env)
     found.history.append(state.Live(release=d.release, version=d.run.version,
                                     schema_version=queries.schema_version(env), run_id=d.run.id,
-                                    at=stamp(utc_now()), backup=d.backup))
+                                    at=stamp(utc_now()), backup=d.backup, files=d.files_states))
     found.last_run = last_run(d, "deployed")
     state.save(env, found)
     keep = {d.release, d.previous} - {None}

@@ -3,7 +3,7 @@ drained, checked and restored; Step 14's choice of the release to return to."""
 
 from dataclasses import replace
 
-from runbook.config import Host
+from runbook.config import Environment, Host
 from runbook.database import queries, rows
 from runbook.engine import planner, state, undo
 from runbook.engine.deployment import Deployment
@@ -35,7 +35,9 @@ def prepare_release(d: Deployment) -> list[str]:
         releases.remove_old_packages(env, host, str(packages), d.package.name)
         done.append(f"package copied to {host.name}:{on_host}")
         releases.unpack(env, host, on_host, d.release)
+        before = releases.files_state(env, host, d.release)  # before: a change during the check shows later
         done.append(releases.verify_files(env, host, d.release))
+        d.files_states[host.name] = before
         releases.finish(env, host, d.release)
         return done
 
@@ -130,7 +132,7 @@ def plan_rollback(d: Deployment) -> list[str]:
                 *_plan_database(d, d.release if d.prepared else None)]
     if d.recovering is None:
         _choose_target(d)
-    _check_target(d)
+    checked = _check_target(d)
     if d.snapshot is None:  # kept with the intent: the rows check after the rollback compares with it
         d.snapshot = rows.snapshot(d.env, d.env.rollback.protected_tables)
     if d.recovering is not None:
@@ -142,8 +144,8 @@ def plan_rollback(d: Deployment) -> list[str]:
         database = _plan_database(d, d.release)
         if d.plan.path == planner.CODE:
             d.undo = replace(d.undo, revert_schema=False)
-        return [d.reason, undo.describe(d.undo, d.target, d.target_schema), *database]
-    return [d.reason, *_plan_database(d, d.release)]
+        return [d.reason, *checked, undo.describe(d.undo, d.target, d.target_schema), *database]
+    return [d.reason, *checked, *_plan_database(d, d.release)]
 
 
 def _plan_database(d: Deployment, live: str | None) -> list[str]:
@@ -164,22 +166,34 @@ def _choose_target(d: Deployment) -> None:
     d.reason = f"manual rollback by {d.run.operator} from {live} to {entry.release}"
 
 
-def _check_target(d: Deployment) -> None:
+def _check_target(d: Deployment) -> list[str]:
     """Refuse (exit 2, nothing changed) a target that cannot serve: its folder missing or changed on an
-    app host, no backup to restore when asked to."""
-    env = d.env
+    app host, no backup to restore when asked to; how its files were found unchanged."""
+    env, checked = d.env, []
     if d.target is not None:
+        entry = state.load(env).entry(d.target)
         for host in env.hosts_with("app"):
             if d.target not in releases.listing(env, host):
                 raise RunbookError(f"release {d.target} is not on {host.name} (pruned or never unpacked there): "
                                    f"cannot roll back to it; choose another with --to")
-            try:
-                releases.verify_files(env, host, d.target)
-            except ActionFailed as e:
-                raise RunbookError(f"cannot roll back to {d.target}: {e}") from None
+            checked.append(_unchanged(env, host, d.target, entry))
     if d.restore_db and (not d.backup or not d.backup.get("tables")):
         raise RunbookError("--restore-db restores the backup a deploy took; none is recorded for this rollback")
     if d.recovering is not None and not d.restore_db and queries.schema_version(env) != d.target_schema and (
             not d.release or d.release not in releases.listing(env, state.primary(env))):
         raise RunbookError(f"the schema differs from {d.target_schema or 'none'} and no release folder holds the "
                            f"down migrations ({d.release or 'no release'} is not on {state.primary(env).name})")
+    return checked
+
+
+def _unchanged(env: Environment, host: Host, release: str, entry: state.Live | None) -> str:
+    """The target's files on `host` are those prepare checked: the same `releases.files_state` as it
+    recorded, else every file read again against the manifest (`verify_files`)."""
+    try:
+        recorded = entry.files.get(host.name) if entry else None
+        if recorded is not None and recorded == releases.files_state(env, host, release):
+            return (f"every file of {release} on {host.name} unchanged (inode, size and change time) since it "
+                    f"matched {package.MANIFEST} as run {entry.run_id} prepared it")
+        return releases.verify_files(env, host, release)
+    except ActionFailed as e:
+        raise RunbookError(f"cannot roll back to {release}: {e}") from None

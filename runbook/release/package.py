@@ -170,13 +170,21 @@ def read(path: Path, keep: tuple[str, ...] = ()) -> Contents:
     if manifest is None:
         contents.problems.append(f"{MANIFEST} is missing")
         return contents
-    for number, line in enumerate(manifest.decode(errors="replace").splitlines(), 1):
-        match = re.fullmatch(r"([0-9a-f]{64})  (.+)", line)
-        if not match:
-            contents.problems.append(f"{MANIFEST} line {number} is malformed: {line[:80]!r}")
-            continue
-        contents.manifest[match.group(2)] = match.group(1)
+    contents.manifest, malformed = manifest_entries(manifest.decode(errors="replace"))
+    contents.problems += [f"{MANIFEST} line {number} is malformed: {line[:80]!r}" for number, line in malformed]
     return contents
+
+
+def manifest_entries(text: str) -> tuple[dict[str, str], list[tuple[int, str]]]:
+    """A manifest's `<sha256>  <path>` lines as path -> sha256, and the (number, line) of those that are not."""
+    entries, malformed = {}, []
+    for number, line in enumerate(text.splitlines(), 1):
+        match = re.fullmatch(r"([0-9a-f]{64})  (.+)", line)
+        if match:
+            entries[match.group(2)] = match.group(1)
+        else:
+            malformed.append((number, line))
+    return entries, malformed
 
 
 def checksum(path: Path) -> str:

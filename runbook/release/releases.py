@@ -17,7 +17,7 @@ from runbook.errors import ActionFailed, ConfigError
 from runbook.findings import Finding
 from runbook.hosts import commands as host_commands
 from runbook.hosts import connection, runner
-from runbook.release import commands, configfiles
+from runbook.release import commands, configfiles, package
 from runbook.release.package import MANIFEST, VERSION_PATTERN
 
 UNFINISHED = ".runbook-unfinished"
@@ -165,7 +165,7 @@ def files_state(env: Environment, host: Host, release: str) -> str:
     are the ones it checked (as git trusts its index), and a rollback need not read them all again."""
     where = folder(env, release)
     manifest = runner.must(host, ["cat", MANIFEST], cwd=where, what=f"reading {release}/{MANIFEST}")
-    listed = {line.split("  ", 1)[1] for line in manifest.splitlines() if "  " in line}
+    listed, _ = package.manifest_entries(manifest)
     found = runner.must(host, commands.file_states(), cwd=where, what=f"listing the files of {release}")
     states = sorted(line for line in found.splitlines() if line.split(" ", 3)[-1] in listed)
     return hashlib.sha256("\n".join(states).encode()).hexdigest()

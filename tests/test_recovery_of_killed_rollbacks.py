@@ -1,5 +1,6 @@
 """Rollbacks killed with SIGKILL (a deploy's own, and a manual one) resume the same rollback; refused
-rollbacks leave nothing behind; SIGTERM is a failure of the running phase."""
+rollbacks (a pruned target, a target whose file changed) leave nothing behind; SIGTERM is a failure of the
+running phase."""
 
 import os
 import signal
@@ -94,12 +95,14 @@ def test_rollback_to_an_untouched_release_trusts_the_file_states_prepare_recorde
     assert apps.invoke(tmp_path, "deploy", "--env", str(live.env_file), "--version", "1.1.0").code == 0
     back = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file))
     assert back.code == 0, back.output
+    assert live.status()["version"] == "1.0.0" and live.schema() == "0002"
     assert any("unchanged (inode, size and change time) since it matched MANIFEST.sha256" in line
                for line in _plan(back)), _plan(back)
 
 
 def test_rollback_to_a_release_whose_file_changed_with_its_times_put_back_is_refused(live, tmp_path):
     assert apps.invoke(tmp_path, "deploy", "--env", str(live.env_file), "--version", "1.1.0").code == 0
+    rows = live.rows()
     (previous,) = [p for p in (live.folder / "app" / "releases").iterdir() if p.name.endswith("-1.0.0")]
     app_py = previous / "app.py"
     original, times = app_py.read_bytes(), app_py.stat()
@@ -112,10 +115,11 @@ def test_rollback_to_a_release_whose_file_changed_with_its_times_put_back_is_ref
     refused = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file))
     assert refused.code == 2 and f"cannot roll back to {previous.name}" in refused.output, refused.output
     assert "app.py: FAILED" in refused.output and live.status()["version"] == "1.1.0"
-    assert not lock_file(live).exists()
+    assert live.schema() == "0003" and rows_kept(live, rows) and not lock_file(live).exists()
     app_py.write_bytes(original)  # the same bytes again, a new change time: every file is read again
     back = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file))
     assert back.code == 0, back.output
+    assert live.status()["version"] == "1.0.0" and live.schema() == "0002" and rows_kept(live, rows)
     assert f"every file of {previous.name} matches MANIFEST.sha256 on localhost" in _plan(back), _plan(back)
 
 

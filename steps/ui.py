@@ -10,10 +10,10 @@ from runbook.checks import ui
 def one_chromium_per_phase():
     """A phase's browser checks share one Chromium; it stops as the phase's session ends."""
     yield
-    ui.LAUNCHED.stop()
+    ui.stop()
 
 
-def _shown(evidence, checked: ui.Checked) -> None:
+def _shown(evidence, checked: "ui.Checked") -> None:
     for title, png in checked.screenshots:
         evidence.screenshot(title, png)
     evidence.require(checked.findings)

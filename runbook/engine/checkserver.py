@@ -10,6 +10,7 @@ started with one `killpg` at the phase's deadline. The server never runs a check
 state a phase could change.
 """
 
+import contextlib
 import gc
 import importlib
 import os
@@ -42,18 +43,34 @@ class Ended(BaseModel):
     """pytest's exit code, or minus the signal that ended the child."""
 
 
-def preload() -> None:
-    """Import what every session imports: pytest, the plugins it loads from their entry points, and the step
-    modules the root conftest names; then freeze the heap, so a child's garbage collections (pytest runs
-    several as it ends) skip what it inherited."""
-    import pytest  # noqa: F401 - imported for the children's sake
+LATER = ("runbook.checks.ui.checks",)
+"""Imported once the first session has forked, while it runs: no check of the first phase (the preflight, which
+waits for `preload`) uses them; the later phases' sessions inherit them."""
 
+
+def preload() -> None:
+    """Import what every session imports: pytest with its own plugins, the plugins it loads from their entry
+    points, and the step modules the root conftest names; then freeze the heap, so a child's garbage
+    collections (pytest runs several as it ends) skip what it inherited."""
+    import pytest  # noqa: F401 - imported for the children's sake
+    from _pytest.config import default_plugins
+
+    for name in default_plugins:
+        importlib.import_module(f"_pytest.{name}")
     for plugin in entry_points(group="pytest11"):
         importlib.import_module(plugin.module)
     sys.path.insert(0, str(ROOT))
     conftest = importlib.import_module("conftest")
     for name in conftest.pytest_plugins:
         importlib.import_module(name)
+    gc.freeze()
+
+
+def _later() -> None:
+    """Import `LATER`; one that cannot be imported is left for the session whose check needs it, which reports why."""
+    for name in LATER:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
     gc.freeze()
 
 
@@ -88,12 +105,16 @@ def serve() -> None:
     """Answer requests until stdin closes: one child at a time, `Started` as it forks, `Ended` when it has."""
     preload()
     _reply(Started(pid=os.getpid()))  # ready
+    later = True
     for line in sys.stdin:
         request = Request.model_validate_json(line)
         pid = os.fork()
         if pid == 0:
             _child(request)
         _reply(Started(pid=pid))
+        if later:
+            _later()
+            later = False
         _, status = os.waitpid(pid, 0)
         _reply(Ended(pid=pid, code=os.waitstatus_to_exitcode(status)))
 

@@ -22,7 +22,7 @@ def _root_with(tmp_path, *programs: str):
     return tmp_path
 
 
-LOCAL_STACK = ["/usr/sbin/haproxy", "/usr/bin/prometheus", "/usr/bin/chromium", "/usr/sbin/runuser", "/usr/bin/ssh",
+LOCAL_STACK = ["/usr/sbin/haproxy", "/usr/bin/prometheus", "/usr/bin/chromium-headless-shell", "/usr/sbin/runuser", "/usr/bin/ssh",
                "/usr/bin/sha256sum", "/usr/bin/redis-server", "/usr/sbin/rabbitmq-server",
                "/usr/lib/postgresql/15/bin/initdb"]
 
@@ -37,7 +37,7 @@ def test_a_missing_package_is_named_in_the_apt_line_and_exits_2(tmp_path):
 def test_the_tests_option_adds_the_test_hosts_packages(tmp_path):
     result = _run("--tests", root=_root_with(tmp_path, *LOCAL_STACK))
     assert result.returncode == 2
-    assert "apt-get install -y iproute2 openssh-server rsync iptables debootstrap systemd-container" in result.stderr
+    assert "apt-get install -y iproute2 openssh-server rsync iptables debootstrap systemd-container chromium" in result.stderr
 
 
 def test_nothing_missing_exits_0_and_installs_nothing(tmp_path):

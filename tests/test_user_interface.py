@@ -1,6 +1,7 @@
 """Step 12's user interface checks in headless Chromium, against the demo's pages deployed by `invoke deploy`
 under gunicorn: they pass on the demo, and a console error, a page wider than a phone and a broken
-navigation link each fail naming what is wrong. Debian's chromium is a prerequisite (a failure under CI=true)."""
+navigation link each fail naming what is wrong. Debian's Chromium headless shell is a prerequisite (a failure under
+CI=true)."""
 
 import contextlib
 import datetime
@@ -44,7 +45,8 @@ STARTUP_SECONDS = 30
 def deployed(tmp_path_factory):
     """The demo 1.0.0 with its pages, deployed by `invoke deploy` (whose verification runs the browser checks)."""
     prerequisites.require(None if ui.CHROMIUM.is_file() else
-                          f"Debian's chromium is not installed at {ui.CHROMIUM} (apt-get install chromium)")
+                          f"Debian's Chromium headless shell is not installed at {ui.CHROMIUM} "
+                          "(apt-get install chromium-headless-shell)")
     folder = tmp_path_factory.mktemp("ui")
     with apps.deployable(folder, UI) as app:
         apps.build(folder, "1.0.0")
@@ -62,11 +64,11 @@ def chromium_stopped():
 
 def chromium_processes() -> list[int]:
     """The Chromium processes started from this test process (through Playwright's driver and Debian's
-    launcher script, which runs /usr/lib/chromium/chromium)."""
+    launcher script, which runs /usr/lib/chromium/chromium-headless-shell)."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"/chromium"):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"/" + ui.CHROMIUM.name.encode()):
                 ancestor = pid
                 while ancestor not in ("0", "1", str(os.getpid())):
                     ancestor = Path(f"/proc/{ancestor}/stat").read_text().rsplit(")", 1)[1].split()[1]

@@ -11,12 +11,13 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 from runbook import ROOT
-from runbook.engine.checkserver import Ended, Request, Started
+from runbook.engine.checkserver import Ended, Request, Session, Started
 
 READY_SECONDS = 60
 """How long the server may take to import what the checks need."""
@@ -34,32 +35,59 @@ class Checker:
         self.server: subprocess.Popen | None = None
         self.ready = False
         self.child: int | None = None
+        self.prepared: Session | None = None
+        """The session the server holds ready for the next phase."""
         self.pending = b""
         atexit.register(self.stop)
 
     def warm(self) -> None:
         """Start the server unless one runs; it imports while the run goes on."""
         if self.server is None or self.server.poll() is not None:
+            self._drop_prepared()
             self.server = subprocess.Popen([sys.executable, "-m", "runbook.engine.checkserver"], cwd=ROOT,
                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
             self.ready, self.pending = False, b""
 
-    def run(self, argv: list[str], output: Path, seconds: float, shown: Callable[[str], None]) -> int | None:
+    def run(self, argv: list[str], seconds: float, shown: Callable[[str], None],
+            then: list[str] | None = None) -> int | None:
         """Run one pytest session; its exit code, or None when it was stopped at `seconds`. Its output is
-        passed to `shown` as it is written."""
+        passed to `shown` as it is written. `then`: the arguments of the session most likely asked for next,
+        which the server prepares while this one runs."""
         self.warm()
+        output = self._output(argv)
+        following = Session(argv=then, output=str(_private_file())) if then is not None else None
         try:
             if not self.ready:
                 Started.model_validate_json(self._line(READY_SECONDS))
                 self.ready = True
-            self.server.stdin.write(Request(argv=argv, output=str(output)).model_dump_json().encode() + b"\n")
+            request = Request(argv=argv, output=str(output), then=following)
+            self.server.stdin.write(request.model_dump_json().encode() + b"\n")
             self.child = Started.model_validate_json(self._line(REPLY_SECONDS)).pid
             code = self._wait(output, time.monotonic() + seconds, shown)
         except BaseException:
+            if following is not None:
+                Path(following.output).unlink(missing_ok=True)
             self.stop()
             raise
-        self.child = None
+        finally:
+            output.unlink(missing_ok=True)
+        self.child, self.prepared = None, following
         return code
+
+    def _output(self, argv: list[str]) -> Path:
+        """The output file of the session of `argv`: the prepared session's when it is that one (a prepared
+        one not asked for is dropped), else a new one."""
+        prepared, self.prepared = self.prepared, None
+        if prepared is not None and prepared.argv == argv:
+            return Path(prepared.output)
+        if prepared is not None:
+            Path(prepared.output).unlink(missing_ok=True)
+        return _private_file()
+
+    def _drop_prepared(self) -> None:
+        if self.prepared is not None:
+            Path(self.prepared.output).unlink(missing_ok=True)
+            self.prepared = None
 
     def _wait(self, output: Path, deadline: float, shown: Callable[[str], None]) -> int | None:
         """Follow the child's output until the server says it ended; at the deadline, kill its group."""
@@ -92,7 +120,8 @@ class Checker:
         return line
 
     def stop(self) -> None:
-        """End the server, and the phase's child if one runs."""
+        """End the server, and the phase's child if one runs (a prepared session ends with the server)."""
+        self._drop_prepared()
         server, child, self.server, self.child = self.server, self.child, None, None
         if child is not None:
             _kill_group(child)
@@ -113,6 +142,13 @@ def _follow(output: Path, offset: int, shown: Callable[[str], None]) -> int:
     if whole:
         shown(whole.decode(errors="replace"))
     return offset + len(whole)
+
+
+def _private_file() -> Path:
+    """A new empty file only this user reads (0600), for a session's output."""
+    fd, name = tempfile.mkstemp(prefix="runbook-checks-", suffix=".out")
+    os.close(fd)
+    return Path(name)
 
 
 def _kill_group(pid: int) -> None:

@@ -8,13 +8,19 @@ phase left in memory (only what the run context file says), while the imports ar
 once per phase. Each child leads a session of its own, so the runbook can kill it and everything it
 started with one `killpg` at the phase's deadline. The server never runs a check itself: it holds no
 state a phase could change.
+
+A request may name the session that will most likely be asked for next (`then`): while the requested one
+runs, the server forks that one too, which configures pytest and waits (`hold`). When it is asked for with
+the same arguments and output, it goes on from there; otherwise it is ended and a fresh child is forked.
 """
 
 import contextlib
 import gc
 import importlib
 import os
+import signal
 import sys
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from pydantic import BaseModel, ConfigDict
@@ -22,12 +28,18 @@ from pydantic import BaseModel, ConfigDict
 from runbook import ROOT
 
 
-class Request(BaseModel):
-    """Run one pytest session: its arguments (without `python -m pytest`), its output file."""
+class Session(BaseModel):
+    """One pytest session: its arguments (without `python -m pytest`), its output file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     argv: list[str]
     output: str
+
+
+class Request(Session):
+    """Run this session now; prepare `then` while it runs."""
+
+    then: Session | None = None
 
 
 class Started(BaseModel):
@@ -74,13 +86,59 @@ def _later() -> None:
     gc.freeze()
 
 
-def _child(request: Request) -> None:
+GO = b"go"
+"""What the server writes to a prepared session's pipe when its phase asks for it."""
+
+
+@dataclass
+class Held:
+    """A prepared session waiting for its word to go (`hold`)."""
+
+    session: Session
+    pid: int
+    go: int
+    """The write end of the pipe it waits on."""
+
+    def waiting(self) -> bool:
+        """Whether it still waits (one that ended is reaped)."""
+        return os.waitpid(self.pid, os.WNOHANG) == (0, 0)
+
+    def start(self) -> int:
+        os.write(self.go, GO)
+        os.close(self.go)
+        return self.pid
+
+    def end(self) -> None:
+        os.close(self.go)
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.killpg(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+
+
+def _fork(session: Session, pipe: tuple[int, int] | None = None) -> int:
+    """A child running `session`; given a pipe, one that waits on its read end once configured (`hold`)."""
+    pid = os.fork()
+    if pid == 0:
+        if pipe is not None:
+            os.close(pipe[1])
+        _child(session, None if pipe is None else pipe[0])
+    return pid
+
+
+def _hold(session: Session) -> Held:
+    read, write = os.pipe()
+    pid = _fork(session, (read, write))
+    os.close(read)
+    return Held(session, pid, write)
+
+
+def _child(session: Session, hold_fd: int | None) -> None:
     """In the forked child: a session of its own, output to the file, run pytest, exit with its code."""
     os.setsid()
     nothing = os.open(os.devnull, os.O_RDONLY)
     os.dup2(nothing, 0)
     os.close(nothing)
-    out = os.open(request.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    out = os.open(session.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(out, 1)
     os.dup2(out, 2)
     os.close(out)
@@ -89,7 +147,9 @@ def _child(request: Request) -> None:
     try:
         import pytest
 
-        code = int(pytest.main(request.argv))
+        from runbook.engine.hold import Hold
+
+        code = int(pytest.main(session.argv, plugins=[] if hold_fd is None else [Hold(hold_fd)]))
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -105,16 +165,23 @@ def serve() -> None:
     """Answer requests until stdin closes: one child at a time, `Started` as it forks, `Ended` when it has."""
     preload()
     _reply(Started(pid=os.getpid()))  # ready
-    later = True
+    later, held = True, None
     for line in sys.stdin:
         request = Request.model_validate_json(line)
-        pid = os.fork()
-        if pid == 0:
-            _child(request)
+        asked = Session(argv=request.argv, output=request.output)
+        if held is not None and held.session == asked and held.waiting():
+            pid = held.start()
+        else:
+            if held is not None:
+                held.end()
+            pid = _fork(asked)
+        held = None
         _reply(Started(pid=pid))
         if later:
             _later()
             later = False
+        if request.then is not None:
+            held = _hold(request.then)
         _, status = os.waitpid(pid, 0)
         _reply(Ended(pid=pid, code=os.waitstatus_to_exitcode(status)))
 

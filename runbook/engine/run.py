@@ -42,6 +42,11 @@ def git_commit() -> str:
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
+def report_name(phase: str, sequence: str) -> str:
+    """`<phase>.html`; a rollback's phases are `rollback-<phase>.html` (they repeat some names)."""
+    return f"rollback-{phase}.html" if sequence == "rollback" else f"{phase}.html"
+
+
 @dataclass
 class PhaseResult:
     """How one phase went: its outcome, and its scenarios (a verifying phase) or evidence (an action)."""
@@ -61,8 +66,7 @@ class PhaseResult:
 
     @property
     def report(self) -> str:
-        """`<phase>.html`; a rollback's phases are `rollback-<phase>.html` (they repeat some names)."""
-        return f"rollback-{self.name}.html" if self.sequence == "rollback" else f"{self.name}.html"
+        return report_name(self.name, self.sequence)
 
     @property
     def blocking(self) -> list[dict]:

@@ -4,8 +4,6 @@ redactor and shown only with `--verbose` (`runbook.console`); when the checks co
 lines are the phase's evidence. The session runs under the phase's deadline (`deadlines.checks` or its
 own); at the deadline its whole process group is killed and the phase fails naming the deadline."""
 
-import os
-import tempfile
 from collections import deque
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from pydantic import TypeAdapter
 from runbook import ROOT, console
 from runbook.engine.checker import CHECKER
 from runbook.engine.context import RunContext
-from runbook.engine.run import PhaseResult, Run
+from runbook.engine.run import PhaseResult, Run, report_name
 from runbook.times import utc_now
 from runbook.record.model import Scenario
 from runbook.secrets import redact
@@ -25,25 +23,35 @@ TAIL = 40
 """The last lines of the child's output kept as evidence when the checks could not run."""
 
 
-def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str | None,
-          context: RunContext) -> PhaseResult:
-    """Run the features tagged `tag` against the run's environment; the report lands in the run folder."""
-    result = PhaseResult(name, title, sequence, utc_now(), utc_now(), "passed")
-    stem = run.folder / Path(result.report).stem
-    results, context_file = stem.with_suffix(".json"), stem.with_suffix(".context.json")
-    context.write(context_file)
-    argv = [
+def argv(run: Run, name: str, sequence: str, tag: str, version: str | None) -> list[str]:
+    """The pytest arguments of a verifying phase's session: the features tagged `tag` against the run's
+    environment, its reports in the run folder."""
+    stem = _stem(run, name, sequence)
+    return [
         str(ROOT / "features"),
         "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
-        "-m", tag, "--env", run.env_arg, "--context", str(context_file),
-        f"--html={stem}.html", "--self-contained-html", f"--junitxml={stem}.xml", f"--results={results}",
-        f"--cucumber={stem}.cucumber.json",
+        "-m", tag, "--env", run.env_arg, "--context", str(stem.with_suffix(".context.json")),
+        f"--html={stem}.html", "--self-contained-html", f"--junitxml={stem}.xml",
+        f"--results={stem.with_suffix('.json')}", f"--cucumber={stem}.cucumber.json",
         "--run-id", run.id, "--operator", run.operator, "-o", "generate_report_on_test=true",
         "-q", "-rfE", "--tb=line", "-p", "no:cacheprovider",
         "-W", "ignore::pytest.PytestAssertRewriteWarning",  # the checking process imported the steps already
+        *(["--release-version", version] if version else []),
     ]
-    if version:
-        argv += ["--release-version", version]
+
+
+def _stem(run: Run, name: str, sequence: str) -> Path:
+    return run.folder / Path(report_name(name, sequence)).stem
+
+
+def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str | None,
+          context: RunContext, then: list[str] | None = None) -> PhaseResult:
+    """Run the features tagged `tag` against the run's environment; the report lands in the run folder.
+    `then`: the arguments of the next verifying phase's session (`argv`), prepared while this one runs."""
+    result = PhaseResult(name, title, sequence, utc_now(), utc_now(), "passed")
+    stem = _stem(run, name, sequence)
+    results = stem.with_suffix(".json")
+    context.write(stem.with_suffix(".context.json"))
     deadline, seconds = run.env.deadlines.for_checks(name)
     shown, tail = console.current(), deque[str](maxlen=TAIL)
 
@@ -52,12 +60,7 @@ def phase(run: Run, name: str, title: str, sequence: str, tag: str, version: str
             tail.append(redact(line))
             shown.output(tail[-1])
 
-    fd, output = tempfile.mkstemp(prefix=f"runbook-{name}-", suffix=".out")  # private (0600), gone after
-    os.close(fd)
-    try:
-        code = CHECKER.run(argv, Path(output), seconds, follow)
-    finally:
-        os.unlink(output)
+    code = CHECKER.run(argv(run, name, sequence, tag, version), seconds, follow, then)
     result.scenarios = [s.model_dump() for s in SCENARIOS.validate_json(results.read_text())] if results.exists() else []
     result.finished = utc_now()
     if code is None:

@@ -22,8 +22,9 @@ Failure = tuple[Phase, PhaseResult]
 """A phase that did not pass, and its result."""
 
 
-def run_phase(d: Deployment, sequence: str, phase: Phase) -> PhaseResult:
-    """Run one phase; whatever goes wrong in it (of any type, a signal included) is its failure."""
+def run_phase(d: Deployment, sequence: str, phase: Phase, following: Phase | None = None) -> PhaseResult:
+    """Run one phase; whatever goes wrong in it (of any type, a signal included) is its failure. `following`:
+    the next verifying phase of the walk, whose checks a verifying phase has prepared while its own run."""
     run = d.run
     shown = console.current()
     shown.phase_started(sequence, phase.name, phase.title)
@@ -37,8 +38,10 @@ def run_phase(d: Deployment, sequence: str, phase: Phase) -> PhaseResult:
             if not phase.applies(d):
                 result.outcome, result.evidence = "skipped", [phase.skip]
             elif phase.feature:
+                then = following and verify.argv(run, following.name, sequence, following.feature,
+                                                 d.verifying_version)
                 result = verify.phase(run, phase.name, phase.title, sequence, phase.feature, d.verifying_version,
-                                      d.context())
+                                      d.context(), then)
             else:
                 result.evidence = [redact(line) for line in phase.action(d)]
     except (ActionFailed, CheckFailed) as e:
@@ -76,7 +79,7 @@ def walk(d: Deployment, sequence: str, phases: list[Phase]) -> Failure | None:
             d.batch = batch if phase.per_batch else outside
             if sequences.waits_before_bake(phase, [later for later, _ in steps[index + 1:]]):
                 charts.warm()
-            result = run_phase(d, sequence, phase)
+            result = run_phase(d, sequence, phase, next((p for p, _ in steps[index + 1:] if p.feature), None))
             if result.outcome not in ("passed", "skipped"):
                 for later, _ in steps[index + 1:]:
                     _not_run(d, sequence, later, f"not run: '{result.title}' {result.outcome} before it")

@@ -48,17 +48,24 @@ def checker():
     made.stop()
 
 
-CONFIGURED = """
+SESSIONS = """
 import json, os, time
 from pathlib import Path
 
+def _tell(what, **facts):
+    folder = Path(__file__).parent / "sessions"
+    folder.mkdir(exist_ok=True)
+    told = folder / f"{os.getpid()}.told"
+    told.write_text(json.dumps({"at": time.time(), **facts}))
+    told.rename(folder / f"{os.getpid()}.{what}")
+
+_tell("read")
+
 def pytest_configure(config):
-    test = Path(config.args[0])
-    told = test.parent / f"{test.stem}.told"
-    told.write_text(json.dumps({"pid": os.getpid(), "at": time.time()}))
-    told.rename(test.parent / f"{test.stem}.configured")
+    _tell("configured", test=Path(config.args[0]).stem)
 """
-"""The test folder's conftest: each session says when it was configured, and in which process."""
+"""The test folder's conftest: each session says, by its process id, when pytest read it (with the session's
+configuration) and when pytest configured its plugins."""
 
 RAN = """
 import json, os, time
@@ -74,7 +81,7 @@ def test_says_when_it_ran():
 def argv_of(folder: Path, name: str, text: str) -> list[str]:
     test = folder / f"test_{name}.py"
     test.write_text(text)
-    (folder / "conftest.py").write_text(CONFIGURED)
+    (folder / "conftest.py").write_text(SESSIONS)
     return [str(test), "--rootdir", str(folder), "-q", "-s", "-p", "no:cacheprovider"]
 
 
@@ -83,12 +90,24 @@ def session(checker: Checker, folder: Path, name: str, text: str, seconds: float
     return checker.run(argv_of(folder, name, text), seconds, shown or (lambda text: None), then)
 
 
-def said(folder: Path, name: str, what: str, seconds: float = 30) -> dict:
-    """What session `name` wrote when it was configured or ran, waiting for it (it may still be configuring)."""
-    path, until = folder / f"test_{name}.{what}", time.monotonic() + seconds
-    while not path.exists() and time.monotonic() < until:
+def ran(folder: Path, name: str) -> dict:
+    return json.loads((folder / f"test_{name}.ran").read_text())
+
+
+def told(folder: Path, pid: int, what: str) -> dict | None:
+    path = folder / "sessions" / f"{pid}.{what}"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def prepared(folder: Path, besides: int, seconds: float = 30) -> int:
+    """The process id of the session prepared after session `besides`, once pytest has read its configuration."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        pids = {int(p.stem) for p in (folder / "sessions").glob("*.read")} - {besides}
+        if pids:
+            return pids.pop()
         time.sleep(0.05)
-    return json.loads(path.read_text())
+    raise AssertionError("no session was prepared")
 
 
 def _gone(pid: int, seconds: float = 10) -> bool:
@@ -114,33 +133,34 @@ def test_every_session_is_forked_by_the_same_server_and_sees_nothing_an_earlier_
     assert checker.server.pid == server
 
 
-def test_the_session_asked_for_next_is_configured_while_the_one_before_runs_and_goes_on_when_asked(checker, tmp_path):
-    following = argv_of(tmp_path, "following", RAN)
-    assert session(checker, tmp_path, "first", "def test_ok():\n    pass\n", then=following) == 0
-    prepared = said(tmp_path, "following", "configured")
-    assert _alive(prepared["pid"]) and not (tmp_path / "test_following.ran").exists()
+def test_the_session_asked_for_next_is_prepared_while_the_one_before_runs_and_goes_on_when_asked(checker, tmp_path):
+    assert session(checker, tmp_path, "first", RAN, then=argv_of(tmp_path, "following", RAN)) == 0
+    held = prepared(tmp_path, besides=ran(tmp_path, "first")["pid"])
+    time.sleep(0.5)
+    assert _alive(held) and told(tmp_path, held, "configured") is None, "a prepared session went on unasked"
     asked = time.time()
-    assert checker.run(following, 120, lambda text: None) == 0
-    ran = said(tmp_path, "following", "ran")
-    assert prepared["at"] < asked < ran["at"] and ran["pid"] == prepared["pid"]
+    assert checker.run(argv_of(tmp_path, "following", RAN), 120, lambda text: None) == 0
+    assert ran(tmp_path, "following")["pid"] == held
+    assert told(tmp_path, held, "read")["at"] < asked < told(tmp_path, held, "configured")["at"], \
+        "its plugins must configure (and stamp their times) once it is asked for"
 
 
 def test_a_prepared_session_not_asked_for_ends_unrun_and_the_one_asked_for_runs_fresh(checker, tmp_path):
-    assert session(checker, tmp_path, "first", "def test_ok():\n    pass\n", then=argv_of(tmp_path, "unused", RAN)) == 0
-    unused = said(tmp_path, "unused", "configured")["pid"]
+    assert session(checker, tmp_path, "first", RAN, then=argv_of(tmp_path, "unused", RAN)) == 0
+    held = prepared(tmp_path, besides=ran(tmp_path, "first")["pid"])
     assert session(checker, tmp_path, "other", RAN) == 0
-    assert said(tmp_path, "other", "ran")["pid"] != unused
-    assert _gone(unused), "the prepared session outlived the request for another"
-    assert not (tmp_path / "test_unused.ran").exists()
+    assert ran(tmp_path, "other")["pid"] != held
+    assert _gone(held), "the prepared session outlived the request for another"
+    assert told(tmp_path, held, "configured") is None and not (tmp_path / "test_unused.ran").exists()
 
 
 def test_a_prepared_session_ends_unrun_when_its_server_is_killed(checker, tmp_path):
-    assert session(checker, tmp_path, "first", "def test_ok():\n    pass\n", then=argv_of(tmp_path, "orphan", RAN)) == 0
-    orphan = said(tmp_path, "orphan", "configured")["pid"]
+    assert session(checker, tmp_path, "first", RAN, then=argv_of(tmp_path, "orphan", RAN)) == 0
+    held = prepared(tmp_path, besides=ran(tmp_path, "first")["pid"])
     os.kill(checker.server.pid, signal.SIGKILL)
-    assert _gone(orphan), "the prepared session outlived its server"
-    assert not (tmp_path / "test_orphan.ran").exists()
-    assert session(checker, tmp_path, "next", "def test_ok():\n    pass\n") == 0
+    assert _gone(held), "the prepared session outlived its server"
+    assert told(tmp_path, held, "configured") is None and not (tmp_path / "test_orphan.ran").exists()
+    assert session(checker, tmp_path, "next", RAN) == 0
 
 
 def test_a_failing_session_says_pytests_exit_code_and_its_output_is_shown(checker, tmp_path):

@@ -56,14 +56,6 @@ def pytest_configure(config: pytest.Config) -> None:
         metadata["Version"] = config.getoption("release_version") or "(none requested)"
         metadata["Operator"] = config.getoption("operator") or run.operator()
         metadata["Runbook commit"] = run.git_commit()
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """When the checks start, which for a session the checking process prepared is later than its configuration;
-    before pytest-html reads the metadata."""
-    metadata = session.config.stash.get(metadata_key, None)
-    if metadata is not None:
         metadata["Started (UTC)"] = f"{utc_now():%Y-%m-%d %H:%M:%S}"
 
 

@@ -7,12 +7,15 @@ but not asked for, or whose server died, ends without running anything."""
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from runbook import ROOT
 from runbook.engine.checker import Checker, CheckerFailed
 
 LEAKS = """
@@ -200,3 +203,18 @@ def test_a_server_killed_mid_session_fails_that_phase_and_the_next_gets_a_new_on
         time.sleep(0.1)
     assert not _alive(child), "the session of a dead server went on running"
     assert session(checker, tmp_path, "next", "def test_ok():\n    pass\n") == 0
+
+
+def _collected(*options: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "features"), "--rootdir", str(ROOT), "-c",
+                           str(ROOT / "pyproject.toml"), "--collect-only", "-q", "-p", "no:cacheprovider", *options],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return [line for line in done.stdout.splitlines() if "::" in line]
+
+
+def test_a_phases_session_binds_only_its_own_feature_file():
+    every = _collected()
+    health = _collected("--only-feature", "health")
+    assert health == _collected("-m", "health")
+    assert 0 < len(health) < len(every)

@@ -1,6 +1,6 @@
 """The pytest plugin that runs the runbook's features against an environment and records every step.
 
-Options: `--env NAME` (default `local`), `--release-version V`, `--results FILE`.
+Options: `--env NAME` (default `local`), `--release-version V`, `--results FILE`, `--only-feature NAME`.
 Each Gherkin step's status (passed, failed, not run, skipped, attested), duration and evidence go
 into the pytest-html report and into the results file the engine turns into `record.json`.
 A failed check shows its message (host, check, measured value, threshold), not a traceback.
@@ -44,10 +44,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--run-id", default=None, help="the run this phase belongs to")
     group.addoption("--context", default=None, help="JSON file: what the deploy or rollback being verified knows")
     group.addoption("--operator", default=None, help="who runs it (default: $RUNBOOK_OPERATOR or the login name)")
+    group.addoption("--only-feature", default=None,
+                    help="collect only features/NAME.feature (a verifying phase's own; default: every feature)")
+
+
+FEATURES = ["."]
+"""What the features' test module binds (`features/test_runbook.py`): `--only-feature`'s file, else the whole folder.
+Set as pytest configures, before it collects: a phase's session parses only its own feature file."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[RESULTS], config.stash[CUCUMBER] = [], []
+    feature = config.getoption("only_feature")
+    FEATURES[:] = [f"{feature}.feature"] if feature else ["."]
     metadata = config.stash.get(metadata_key, None)
     if metadata is not None:
         metadata.clear()

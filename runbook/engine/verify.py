@@ -30,7 +30,7 @@ def argv(run: Run, name: str, sequence: str, tag: str, version: str | None) -> l
     return [
         str(ROOT / "features"),
         "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
-        "-m", tag, "--env", run.env_arg, "--context", str(stem.with_suffix(".context.json")),
+        "--only-feature", tag, "-m", tag, "--env", run.env_arg, "--context", str(stem.with_suffix(".context.json")),
         f"--html={stem}.html", "--self-contained-html", f"--junitxml={stem}.xml",
         f"--results={stem.with_suffix('.json')}", f"--cucumber={stem}.cucumber.json",
         "--run-id", run.id, "--operator", run.operator, "-o", "generate_report_on_test=true",

@@ -63,7 +63,10 @@ waits for `preload`) uses them; the later phases' sessions inherit them."""
 def preload() -> None:
     """Import what every session imports: pytest with its own plugins, the plugins it loads from their entry
     points, and the step modules the root conftest names; then freeze the heap, so a child's garbage
-    collections (pytest runs several as it ends) skip what it inherited."""
+    collections (pytest runs several as it ends) skip what it inherited. The collector is off while it
+    imports: its sweeps of the growing heap took a sixth of the time (0.74 s -> 0.61 s), and what they would
+    free is frozen anyway."""
+    gc.disable()
     import pytest  # noqa: F401 - imported for the children's sake
     from _pytest.config import default_plugins
 
@@ -76,6 +79,7 @@ def preload() -> None:
     for name in conftest.pytest_plugins:
         importlib.import_module(name)
     gc.freeze()
+    gc.enable()
 
 
 def _later() -> None:

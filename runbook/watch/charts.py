@@ -24,6 +24,9 @@ BASELINE = "#8c959f"
 RELEASE = "#0969da"
 LIMIT = "#b42318"
 MISSING = "#bf8700"
+MARGINS = {"left": 0.07, "right": 0.79, "top": 0.93, "bottom": 0.12, "hspace": 0.12}
+"""The bake chart's layout, fixed: its labels are of known lengths, and fitting them each time (`tight_layout`)
+took half of the chart's 0.11 s, inside the bake phase."""
 
 
 def bake_chart(baseline: Baseline, result: BakeResult, env: Environment) -> str:
@@ -49,7 +52,7 @@ def bake_chart(baseline: Baseline, result: BakeResult, env: Environment) -> str:
         errors.set_title(f"fired: {result.fired}" if result.fired else "no trigger fired", loc="left")
         latency.xaxis.set_major_formatter(dates.DateFormatter("%H:%M:%S", tz=timezone.utc))
         latency.set_xlabel("UTC")
-        figure.tight_layout()
+        figure.subplots_adjust(**MARGINS)
         return svg(figure)
 
 

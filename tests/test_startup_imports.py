@@ -41,3 +41,11 @@ def test_the_status_task_loads_no_deploy_machinery_browser_or_chart_library():
     modules = loaded_after("import runbook.engine.status")
     assert "runbook.engine.status" in modules
     assert not heavy(modules, NEVER_FOR_STATUS)
+
+
+def test_the_checking_process_is_started_before_pydantic_is_imported():
+    """`tasks.checking` starts the server before the engine's imports, to overlap them with its own: importing
+    the checker must not cost those imports' first 60 ms (pydantic) before the server is started."""
+    modules = loaded_after("from runbook.engine.checker import CHECKER")
+    assert "runbook.engine.checker" in modules
+    assert not heavy(modules, ("pydantic", "pytest"))

@@ -14,10 +14,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from runbook import ROOT
-from runbook.engine.checkserver import Ended, Request, Session, Started
+
+if TYPE_CHECKING:
+    from runbook.engine.checkserver import Session
 
 READY_SECONDS = 60
 """How long the server may take to import what the checks need."""
@@ -35,7 +37,7 @@ class Checker:
         self.server: subprocess.Popen | None = None
         self.ready = False
         self.child: int | None = None
-        self.prepared: Session | None = None
+        self.prepared: "Session | None" = None
         """The session the server holds ready for the next phase."""
         self.pending = b""
         atexit.register(self.stop)
@@ -54,6 +56,8 @@ class Checker:
         passed to `shown` as it is written. `then`: the arguments of the session most likely asked for next,
         which the server prepares while this one runs."""
         self.warm()
+        from runbook.engine.checkserver import Request, Session, Started  # pydantic, once the server is starting
+
         output = self._output(argv)
         following = Session(argv=then, output=str(_private_file())) if then is not None else None
         try:
@@ -91,6 +95,8 @@ class Checker:
 
     def _wait(self, output: Path, deadline: float, shown: Callable[[str], None]) -> int | None:
         """Follow the child's output until the server says it ended; at the deadline, kill its group."""
+        from runbook.engine.checkserver import Ended
+
         offset = 0
         while True:
             line = self._line(POLL, expected=False)

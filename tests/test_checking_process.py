@@ -218,3 +218,29 @@ def test_a_phases_session_binds_only_its_own_feature_file():
     health = _collected("--only-feature", "health")
     assert health == _collected("-m", "health")
     assert 0 < len(health) < len(every)
+
+
+KILLED_RUNBOOK = """
+import sys, time
+from runbook.engine.checker import CHECKER
+first, following = sys.argv[1].split("|"), sys.argv[2].split("|")
+assert CHECKER.run(first, 120, lambda text: None, then=following) == 0
+print(CHECKER.server.pid, CHECKER.prepared.output, flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_runbook_killed_with_a_prepared_session_leaves_neither_its_server_nor_the_session_nor_its_output(tmp_path):
+    first, following = argv_of(tmp_path, "first", RAN), argv_of(tmp_path, "orphan", RAN)
+    runbook = subprocess.Popen([sys.executable, "-c", KILLED_RUNBOOK, "|".join(first), "|".join(following)],
+                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        server, output = runbook.stdout.readline().split()
+        held = prepared(tmp_path, besides=ran(tmp_path, "first")["pid"])
+        assert Path(output).exists() and _alive(held)
+    finally:
+        runbook.kill()
+        runbook.wait(30)
+    assert _gone(int(server)) and _gone(held), "the checking process or its prepared session outlived the runbook"
+    assert not Path(output).exists(), "the prepared session's output file outlived the runbook"
+    assert told(tmp_path, held, "configured") is None and not (tmp_path / "test_orphan.ran").exists()

@@ -24,7 +24,8 @@ Failure = tuple[Phase, PhaseResult]
 
 def run_phase(d: Deployment, sequence: str, phase: Phase, following: Phase | None = None) -> PhaseResult:
     """Run one phase; whatever goes wrong in it (of any type, a signal included) is its failure. `following`:
-    the next verifying phase of the walk, whose checks a verifying phase has prepared while its own run."""
+    the walk's next verifying phase, whose session a verifying phase has the checking process prepare while
+    its own runs."""
     run = d.run
     shown = console.current()
     shown.phase_started(sequence, phase.name, phase.title)

@@ -10,7 +10,7 @@ started with one `killpg` at the phase's deadline. The server never runs a check
 state a phase could change.
 
 A request may name the session that will most likely be asked for next (`then`): while the requested one
-runs, the server forks that one too, which configures pytest and waits (`hold`). When it is asked for with
+runs, the server forks that one too, which reads pytest's configuration and waits (`hold`). When it is asked for with
 the same arguments and output, it goes on from there; otherwise it is ended and a fresh child is forked.
 """
 
@@ -120,7 +120,8 @@ class Held:
 
 
 def _fork(session: Session, pipe: tuple[int, int] | None = None) -> int:
-    """A child running `session`; given a pipe, one that waits on its read end once configured (`hold`)."""
+    """A child running `session`; given a pipe, one that waits on its read end once pytest has read its
+    configuration (`hold`)."""
     pid = os.fork()
     if pid == 0:
         if pipe is not None:

@@ -2,7 +2,8 @@
 the pages (they load without errors, the forms work, the navigation reaches its pages, a phone's screen fits).
 
 Their names are looked up here on first use (`__getattr__`), so that loading the steps imports no Playwright:
-a phase without a browser check (the preflight, which waits on these imports) never pays for it."""
+the checking process imports it once the first phase's session (the preflight's, which waits on what the
+process imports first) has started (`checkserver.LATER`)."""
 
 import importlib
 import sys

@@ -244,3 +244,24 @@ def test_a_runbook_killed_with_a_prepared_session_leaves_neither_its_server_nor_
     assert _gone(int(server)) and _gone(held), "the checking process or its prepared session outlived the runbook"
     assert not Path(output).exists(), "the prepared session's output file outlived the runbook"
     assert told(tmp_path, held, "configured") is None and not (tmp_path / "test_orphan.ran").exists()
+
+
+def test_a_runbook_killed_with_its_checking_process_leaves_an_output_folder_the_next_run_removes(tmp_path):
+    first, following = argv_of(tmp_path, "first", RAN), argv_of(tmp_path, "orphan", RAN)
+    runbook = subprocess.Popen([sys.executable, "-c", KILLED_RUNBOOK, "|".join(first), "|".join(following)],
+                               cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        server, output = runbook.stdout.readline().split()
+        held = prepared(tmp_path, besides=ran(tmp_path, "first")["pid"])
+    finally:
+        os.killpg(runbook.pid, signal.SIGKILL)  # the runbook and its checking process, as a killed deploy's tests do
+        runbook.wait(30)
+    assert _gone(int(server)) and _gone(held)
+    folder = Path(output).parent
+    assert Path(output).exists(), "nothing was left to remove: the test does not show the sweep"
+    next_run = Checker()
+    try:
+        next_run.warm()
+        assert not folder.exists(), "the killed runbook's output folder is still there"
+    finally:
+        next_run.stop()

@@ -8,6 +8,7 @@ and the server with it; the next phase starts a new server, so one broken sessio
 import atexit
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,9 @@ from runbook import ROOT
 if TYPE_CHECKING:
     from runbook.engine.checkserver import Session
 
+FOLDERS = "runbook-checks-"
+"""The name of each runbook process's folder of session outputs in the system's temporary folder starts so,
+followed by the process id."""
 READY_SECONDS = 60
 """How long the server may take to import what the checks need."""
 REPLY_SECONDS = 10
@@ -39,6 +43,8 @@ class Checker:
         self.child: int | None = None
         self.prepared: "Session | None" = None
         """The session the server holds ready for the next phase."""
+        self.folder: Path | None = None
+        """Where the sessions' output files are, only this user's (`FOLDERS`)."""
         self.pending = b""
         atexit.register(self.stop)
 
@@ -46,6 +52,7 @@ class Checker:
         """Start the server unless one runs; it imports while the run goes on."""
         if self.server is None or self.server.poll() is not None:
             self._drop_prepared()
+            _sweep()
             self.server = subprocess.Popen([sys.executable, "-m", "runbook.engine.checkserver"], cwd=ROOT,
                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
             self.ready, self.pending = False, b""
@@ -59,7 +66,7 @@ class Checker:
         from runbook.engine.checkserver import Request, Session, Started  # pydantic, once the server is starting
 
         output = self._output(argv)
-        following = Session(argv=then, output=str(_private_file())) if then is not None else None
+        following = Session(argv=then, output=str(self._private_file())) if then is not None else None
         try:
             if not self.ready:
                 Started.model_validate_json(self._line(READY_SECONDS))
@@ -81,12 +88,19 @@ class Checker:
     def _output(self, argv: list[str]) -> Path:
         """The output file of the session of `argv`: the prepared session's when it is that one (a prepared
         one not asked for is dropped), else a new one."""
-        prepared, self.prepared = self.prepared, None
-        if prepared is not None and prepared.argv == argv:
-            return Path(prepared.output)
-        if prepared is not None:
-            Path(prepared.output).unlink(missing_ok=True)
-        return _private_file()
+        if self.prepared is not None and self.prepared.argv == argv:
+            output, self.prepared = Path(self.prepared.output), None
+            return output
+        self._drop_prepared()
+        return self._private_file()
+
+    def _private_file(self) -> Path:
+        """A new empty file for a session's output, in this process's folder (0700, made on first use)."""
+        if self.folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix=f"{FOLDERS}{os.getpid()}-"))
+        fd, name = tempfile.mkstemp(dir=self.folder, suffix=".out")
+        os.close(fd)
+        return Path(name)
 
     def _drop_prepared(self) -> None:
         if self.prepared is not None:
@@ -126,7 +140,8 @@ class Checker:
         return line
 
     def stop(self) -> None:
-        """End the server, and the phase's child if one runs (a prepared session ends with the server)."""
+        """End the server, and the phase's child if one runs (a prepared session ends with the server); remove
+        the sessions' output folder."""
         self._drop_prepared()
         server, child, self.server, self.child = self.server, self.child, None, None
         if child is not None:
@@ -134,6 +149,9 @@ class Checker:
         if server is not None and server.poll() is None:
             server.kill()
             server.wait(REPLY_SECONDS)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
 
 
 def _follow(output: Path, offset: int, shown: Callable[[str], None]) -> int:
@@ -150,11 +168,23 @@ def _follow(output: Path, offset: int, shown: Callable[[str], None]) -> int:
     return offset + len(whole)
 
 
-def _private_file() -> Path:
-    """A new empty file only this user reads (0600), for a session's output."""
-    fd, name = tempfile.mkstemp(prefix="runbook-checks-", suffix=".out")
-    os.close(fd)
-    return Path(name)
+def _sweep() -> None:
+    """Remove the output folders of runbook processes that are gone: one killed with its checking process (a
+    SIGKILL to its whole group) could not remove its own."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDERS}*-*"):
+        pid = folder.name[len(FOLDERS):].split("-")[0]
+        if pid.isdigit() and folder.is_dir() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def _kill_group(pid: int) -> None:

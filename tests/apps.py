@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -171,6 +172,32 @@ def start_task(reports: Path, *args: str) -> subprocess.Popen:
     env = os.environ | {"RUNBOOK_REPORTS": str(reports), "RUNBOOK_TEST_SECRET": SECRET}
     return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def kill_session(running: subprocess.Popen, seconds: float = 60) -> None:
+    """SIGKILL every process of the session `running` leads (`start_task`'s) until none is left. Killing its
+    process group is not enough: a command on a host runs under coreutils `timeout`, in a process group of its
+    own, and would go on (a `switch` finishing after the kill, while the test reads the hosts)."""
+    deadline = time.monotonic() + seconds
+    while members := _session_members(running.pid):
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        running.poll()
+        assert time.monotonic() < deadline, f"processes of the killed session still run: {members}"
+        time.sleep(0.05)
+    running.wait(timeout=seconds)
+
+
+def _session_members(session: int) -> list[int]:
+    """The live (not zombie) processes whose session is `session`."""
+    members = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            state, _, _, sid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:4]
+            if int(sid) == session and state != "Z":
+                members.append(int(pid))
+    return members
 
 
 def start_deploy(reports: Path, env_file: Path, version: str) -> subprocess.Popen:

@@ -4,7 +4,6 @@ the whole session) at a phase, and the checks that the environment is back where
 import contextlib
 import json
 import os
-import signal
 from pathlib import Path
 
 from . import apps
@@ -32,8 +31,7 @@ def kill_at(app: apps.App, reports: Path, phase: str, *task: str, kind: str = "d
     """Start `task`, SIGKILL its whole session as soon as its journal says `phase` of `sequence` started."""
     running = apps.start_task(reports, *task)
     apps.wait_for_phase(reports, running, version, phase, kind=kind, sequence=sequence)
-    os.killpg(running.pid, signal.SIGKILL)
-    running.wait(timeout=60)
+    apps.kill_session(running)
 
 
 def lock_file(app: apps.App) -> Path:

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ElementTree
 import psycopg
 
 from runbook.record import history
+from runbook.record.summaries import RunSummary
 
 TLS = "Step 5 - SSL certificates are valid"
 PACKAGE = "Step 2 - The deployment package is complete"
@@ -91,11 +92,11 @@ def test_a_deploy_that_fails_at_configure_records_every_later_phase_as_not_run(a
 
 
 def test_a_killed_deploy_counts_as_a_failed_change_restored_when_its_recovery_ended():
-    passed = {"environment": "prod", "kind": "deploy", "outcome": "passed", "started": "2026-12-01T09:00:00Z",
-              "duration_seconds": 60, "version": "1.0.0", "phases": []}
-    killed_ = {"environment": "prod", "kind": "deploy", "outcome": "killed", "started": "2026-12-01T10:00:00Z",
-               "finished": "2026-12-01T10:01:00Z", "duration_seconds": 60, "version": "1.1.0",
-               "killed_in": "migrate", "recovered_by": "r2", "restored": "2026-12-01T10:05:30Z"}
+    passed = RunSummary(run_id="r0", environment="prod", kind="deploy", outcome="passed", started="2026-12-01T09:00:00Z",
+                        duration_seconds=60, version="1.0.0")
+    killed_ = RunSummary(run_id="r1", environment="prod", kind="deploy", outcome="killed", started="2026-12-01T10:00:00Z",
+                         finished="2026-12-01T10:01:00Z", duration_seconds=60, version="1.1.0",
+                         killed_in="migrate", recovered_by="r2", restored="2026-12-01T10:05:30Z")
     figures = history.metrics([passed, killed_])["prod"]
     assert figures["deploys"] == 2 and figures["change_failure_rate"] == 0.5
     assert figures["rollbacks"] == 1 and figures["time_to_restore_seconds"] == 270.0

@@ -11,63 +11,47 @@ import json
 from pathlib import Path
 from statistics import median
 
-from runbook.record import killed
 from runbook.record.report import TEMPLATES
-from runbook.times import parse
+from runbook.record.summaries import RunSummary, runs
 from runbook.watch import charts
 
 FAILED = ("failed", "needs a human", "killed")
+CHARTED = 50
+"""A chart shows its environment's last this many deploys: more bars would be neither readable nor small."""
 
 
-def _seconds(start: str, end: str) -> float:
-    return (parse(end) - parse(start)).total_seconds()
-
-
-def restore_seconds(record: dict) -> float | None:
-    """From the phase whose failure triggered the rollback to the end of the rollback; for a killed run,
-    from its last event to the end of the recovery."""
-    if record["outcome"] == "killed":
-        return _seconds(record["finished"], record["restored"]) if "restored" in record else None
-    phases = record["phases"]
-    rollback = [p for p in phases if p["sequence"] == "rollback"]
-    failed = [p for p in phases if p["sequence"] == "deploy" and p["outcome"] in ("failed", "error")]
-    if not rollback or not failed or rollback[-1]["outcome"] != "passed":
-        return None
-    return _seconds(failed[0]["finished"], rollback[-1]["finished"])
-
-
-def metrics(records: list[dict], drawn: "Drawn | None" = None) -> dict[str, dict]:
+def metrics(summaries: list[RunSummary], drawn: "Drawn | None" = None) -> dict[str, dict]:
     """Per environment: the figures of Step 22 over its deploys (refused deploys changed nothing: not counted);
     `drawn`: the charts drawn before, reused where their deploys are the same (without it, each is drawn)."""
     result = {}
-    for env in sorted({r["environment"] for r in records}):
-        deploys = sorted((r for r in records if r["environment"] == env and r.get("kind") == "deploy"
-                          and r["outcome"] != "refused"), key=lambda r: r["started"])
-        manual = [r for r in records if r["environment"] == env and r.get("kind") == "rollback" and r["outcome"] == "passed"]
-        rolled_back = [r for r in deploys if "rollback" in r or "recovered_by" in r]
-        restores = [s for s in map(restore_seconds, rolled_back) if s is not None]
-        passed = [r["duration_seconds"] for r in deploys if r["outcome"] == "passed"]
-        count = len(deploys)
+    for env in sorted({r.environment for r in summaries}):
+        deploys = sorted((r for r in summaries if r.environment == env and r.kind == "deploy"
+                          and r.outcome != "refused"), key=lambda r: r.started)
+        manual = [r for r in summaries if r.environment == env and r.kind == "rollback" and r.outcome == "passed"]
+        rolled_back = [r for r in deploys if r.rolled_back or r.recovered_by]
+        restores = [s for s in (r.time_to_restore for r in rolled_back) if s is not None]
+        passed = [r.duration_seconds for r in deploys if r.outcome == "passed"]
+        count, charted = len(deploys), deploys[-CHARTED:]
         result[env] = {
             "deploys": count,
             "deployment_time_seconds": round(median(passed), 1) if passed else None,
             "rollbacks": len(rolled_back) + len(manual),
             "rollback_frequency": round((len(rolled_back) + len(manual)) / count, 3) if count else None,
-            "change_failure_rate": round(sum(r["outcome"] in FAILED for r in deploys) / count, 3) if count else None,
+            "change_failure_rate": round(sum(r.outcome in FAILED for r in deploys) / count, 3) if count else None,
             "time_to_restore_seconds": round(median(restores), 1) if restores else None,
-            "chart": (drawn.chart(deploys) if drawn else chart(deploys)) if deploys else "",
+            "chart": (drawn.chart(charted) if drawn else chart(charted)) if deploys else "",
         }
     return result
 
 
-def chart(deploys: list[dict]) -> str:
+def chart(deploys: list[RunSummary]) -> str:
     """An inline SVG: each deploy's duration, green when it passed, red when it failed or rolled back."""
     figure, axes = charts.agg_pyplot().subplots(figsize=(4.5, 1.8), dpi=80)
-    colors = ["#1a7f37" if r["outcome"] == "passed" else "#b42318" for r in deploys]
-    axes.bar(range(len(deploys)), [r["duration_seconds"] for r in deploys], color=colors)
-    axes.set_xticks(range(len(deploys)), [r.get("version") or "" for r in deploys], fontsize=7, rotation=30)
+    colors = ["#1a7f37" if r.outcome == "passed" else "#b42318" for r in deploys]
+    axes.bar(range(len(deploys)), [r.duration_seconds for r in deploys], color=colors)
+    axes.set_xticks(range(len(deploys)), [r.version or "" for r in deploys], fontsize=7, rotation=30)
     axes.set_ylabel("seconds", fontsize=7)
-    axes.set_title("deploy duration (red: failed or rolled back)", fontsize=8)
+    axes.set_title(f"last {len(deploys)} deploys' duration (red: failed or rolled back)", fontsize=8)
     axes.tick_params(axis="y", labelsize=7)
     figure.tight_layout()
     return charts.svg(figure)
@@ -80,8 +64,8 @@ class Drawn:
     def __init__(self, folder: Path) -> None:
         self.folder, self.used = folder, set()
 
-    def chart(self, deploys: list[dict]) -> str:
-        shown = [[r["outcome"], r["duration_seconds"], r.get("version")] for r in deploys]
+    def chart(self, deploys: list[RunSummary]) -> str:
+        shown = [[r.outcome, r.duration_seconds, r.version] for r in deploys]
         kept = self.folder / f"{hashlib.sha256(json.dumps(shown).encode()).hexdigest()}.svg"
         self.used.add(kept)
         if kept.exists():
@@ -97,18 +81,9 @@ class Drawn:
 
 
 def write(reports: Path) -> None:
-    """Rewrite `reports/index.html` from every readable `record.json` under `reports/`, and every run
-    killed before it wrote one (from its journal)."""
-    records = []
-    for path in sorted(reports.glob("*/record.json")):
-        try:
-            records.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
-    unfinished = [f for f in sorted(reports.glob("*/journal.jsonl")) if not (f.parent / "record.json").exists()]
-    records += [s for s in (killed.summary(f.parent, records) for f in unfinished) if s is not None]
-    records.sort(key=lambda r: r["run_id"], reverse=True)
+    """Rewrite `reports/index.html` from every run under `reports/` (`summaries`)."""
+    listed = runs(reports)
     drawn = Drawn(reports / ".charts")
-    page = TEMPLATES.get_template("history.html").render(runs=records, metrics=metrics(records, drawn))
+    page = TEMPLATES.get_template("history.html").render(runs=listed, metrics=metrics(listed, drawn))
     drawn.prune()
     (reports / "index.html").write_text(page)

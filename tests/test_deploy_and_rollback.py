@@ -209,12 +209,19 @@ def test_old_releases_are_pruned_keeping_the_current_and_the_rollback_target(inv
     data = yaml.safe_load(env_file.read_text())
     data["app"]["keep_releases"] = 2
     env_file.write_text(yaml.safe_dump(data))
+    deployed = []
     for version in ("1.0.0", "1.1.0", "1.2.0"):
         build(version)
-        assert invoke("deploy", "--env", str(env_file), "--version", version).code == 0
+        deployed.append(invoke("deploy", "--env", str(env_file), "--version", version))
+        assert deployed[-1].code == 0, deployed[-1].output
     releases = sorted(os.listdir(tmp_path / "app" / "releases"))
     assert [r.split("-", 1)[1] for r in releases] == ["1.1.0", "1.2.0"]
     assert sorted(os.listdir(tmp_path / "app" / "shared" / "config")) == releases
+    remembered = json.loads((tmp_path / "app" / "runbook-state.json").read_text())["history"]
+    assert [e["release"] for e in remembered] == releases  # the state file forgets what was pruned
+    first = deployed[0].record["started"].replace("-", "").replace(":", "") + "-1.0.0"
+    pruned = invoke("rollback", "--env", str(env_file), "--to", first)
+    assert pruned.code == 2 and f"known: {', '.join(releases)}" in pruned.output, pruned.output
     back = invoke("rollback", "--env", str(env_file))
     assert back.code == 0 and app_env.status()["version"] == "1.1.0"
 

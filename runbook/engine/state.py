@@ -60,6 +60,14 @@ class State(BaseModel):
     def entry(self, release: str) -> Live | None:
         return next((e for e in reversed(self.history) if e.release == release), None)
 
+    def forget_all_but(self, releases: set[str]) -> bool:
+        """Keep the history of these releases only (those still on the hosts: no rollback can return to a
+        pruned one), so the file stays the size of `keep_releases` entries however many deploys ran; whether
+        any entry was dropped."""
+        kept = [e for e in self.history if e.release in releases]
+        dropped, self.history = len(kept) != len(self.history), kept
+        return dropped
+
 
 def primary(env: Environment) -> Host:
     """The host that keeps the state and the lock: the first with the migrate role, else the first app host."""

@@ -118,14 +118,15 @@ def switch(env: Environment, host: Host, release: str | None) -> None:
                 what=f"switching current to {release}")
 
 
-def prune(env: Environment, host: Host, keep: set[str]) -> list[str]:
-    """Remove the oldest releases beyond `keep_releases`, never one named in `keep`."""
+def prune(env: Environment, host: Host, keep: set[str]) -> tuple[list[str], list[str]]:
+    """Remove the oldest releases beyond `keep_releases`, never one named in `keep`; those removed, and
+    those left."""
     releases = listing(env, host)
     surplus = len(releases) - env.app.keep_releases
     removed = [r for r in releases if r not in keep][: max(surplus, 0)]
     for release in removed:
         _remove(env, host, release, what=f"removing old release {release}")
-    return removed
+    return removed, [r for r in releases if r not in removed]
 
 
 def remove(env: Environment, host: Host, release: str) -> None:

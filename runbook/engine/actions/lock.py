@@ -90,7 +90,7 @@ def where(env) -> str:
 
 
 def finish_deploy(d: Deployment) -> list[str]:
-    """Record the release as live, prune old releases, release the lock."""
+    """Record the release as live, prune old releases and forget them in the state file, release the lock."""
     env = d.env
     found = state.load(env)
     found.history.append(state.Live(release=d.release, version=d.run.version,
@@ -98,8 +98,11 @@ def finish_deploy(d: Deployment) -> list[str]:
                                     at=stamp(utc_now()), backup=d.backup, files=d.files_states))
     found.last_run = last_run(d, "deployed")
     state.save(env, found)
-    keep = {d.release, d.previous} - {None}
-    removed = [f"{h.name}: removed {r}" for h in env.hosts_with("app") for r in releases.prune(env, h, keep)]
+    keep, hosts = {d.release, d.previous} - {None}, env.hosts_with("app")
+    pruned = [releases.prune(env, h, keep) for h in hosts]
+    removed = [f"{h.name}: removed {r}" for h, (gone, _) in zip(hosts, pruned) for r in gone]
+    if found.forget_all_but(keep | set.intersection(*(set(left) for _, left in pruned))):
+        state.save(env, found)
     dropped = rows.drop(env, d.snapshot)
     unlock(d)
     return [f"{d.release} is live", *removed, *dropped, "lock released"]

@@ -1,4 +1,5 @@
-"""`reports/index.html`: a deploy chart is drawn when the deploys it shows change, and only then."""
+"""`reports/index.html`: a deploy chart is drawn when the deploys it shows change, and only then; each run's line
+is read again only when its record changed (`reports/.history.json`), which is derived data."""
 
 import json
 import os

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from runbook import ROOT
+from runbook import ROOT, processes
 
 if TYPE_CHECKING:
     from runbook.engine.checkserver import Session
@@ -173,18 +173,8 @@ def _sweep() -> None:
     SIGKILL to its whole group) could not remove its own."""
     for folder in Path(tempfile.gettempdir()).glob(f"{FOLDERS}*-*"):
         pid = folder.name[len(FOLDERS):].split("-")[0]
-        if pid.isdigit() and folder.is_dir() and not _alive(int(pid)):
+        if pid.isdigit() and folder.is_dir() and not processes.alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's
-        return True
-    return True
 
 
 def _kill_group(pid: int) -> None:

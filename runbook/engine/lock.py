@@ -7,11 +7,11 @@ moment exists in which a lock says nothing of its run. Each phase rewrites it (b
 over it) before it acts; the run removes it as its very last change.
 """
 
-import os
 import socket
 
 from pydantic import BaseModel, ConfigDict
 
+from runbook import processes
 from runbook.config import Environment
 from runbook.engine import state
 from runbook.errors import RunbookError
@@ -37,13 +37,7 @@ class Holder(BaseModel):
         """True when its process is gone; None when it runs on another machine (cannot tell from here)."""
         if self.runner != socket.gethostname():
             return None
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+        return not processes.alive(self.pid)
 
 
 class Intent(BaseModel):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from runbook import processes
 from runbook.engine.journal import Journal
 from runbook.times import between, parse, parse_ms, stamp
 
@@ -21,7 +22,7 @@ KEPT = ".history.json"
 
 
 def _seconds(start: str, end: str) -> float:
-    return (parse(end) - parse(start)).total_seconds()
+    return between(parse(start), parse(end))
 
 
 class RunSummary(BaseModel):
@@ -79,15 +80,7 @@ def of_record(record: dict) -> RunSummary:
 
 def _alive(runner: str | None, pid: int | None) -> bool:
     """Whether the run's process still runs here (its record is then still to come)."""
-    if runner != socket.gethostname() or not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return runner == socket.gethostname() and bool(pid) and processes.alive(pid)
 
 
 def of_journal(folder: Path) -> RunSummary | None:
@@ -173,11 +166,11 @@ def runs(reports: Path) -> list[RunSummary]:
         found = _source(Path(entry.path)) if entry.is_dir() and not entry.name.startswith(".") else None
         if found is None:
             continue
-        source, stamp = found
+        source, seen = found
         kept = before.runs.get(entry.name)
-        summary = kept.summary if kept is not None and kept.source == stamp else _read(source)
+        summary = kept.summary if kept is not None and kept.source == seen else _read(source)
         if summary is not None:
-            now.runs[entry.name] = Kept(source=stamp, summary=summary)
+            now.runs[entry.name] = Kept(source=seen, summary=summary)
     if now != before:
         _save(reports / KEPT, now)
     return sorted(_linked([k.summary for k in now.runs.values()]), key=lambda s: s.run_id, reverse=True)

@@ -187,12 +187,12 @@ def record_verify(c, folder, env=None, key=None):
 def attest(c, item, key, version=None, change=None, env="local", by=None):
     """Sign off a checklist item: append a signed entry to the environment's attestation file."""
     from runbook import config
-    from runbook.engine import run
     from runbook.governance import attestation
+    from runbook.provenance import operator
     rules = config.load_environment(env).attestations
     if rules.file is None:
         raise RunbookError(f"environment {env!r} has no `attestations.file` to write to")
-    entry = attestation.append(rules.file, Path(key), item, by or run.operator(), version, change)
+    entry = attestation.append(rules.file, Path(key), item, by or operator(), version, change)
     print(f"{rules.file}: {item} {entry}, signed by key {entry.key}")
 
 

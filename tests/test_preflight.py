@@ -45,6 +45,7 @@ def test_preflight_passes_on_a_healthy_environment_and_writes_the_record(make_en
     assert record["outcome"] == "passed" and record["version"] == "1.0.0"
     assert {"preflight.html", "preflight.xml", "record.json", "index.html"} <= {p.name for p in result.folder.iterdir()}
     assert (result.reports / "index.html").read_text().count(record["run_id"]) >= 1
+    assert record["git_commit"] in (result.folder / "preflight.html").read_text(), "the report names another commit"
     phase = record["phases"][0]
     assert phase["outcome"] == "passed"
     package = next(s for s in phase["scenarios"] if s["scenario"] == "Step 2 - The deployment package is complete")

@@ -49,3 +49,11 @@ def test_the_checking_process_is_started_before_pydantic_is_imported():
     modules = loaded_after("from runbook.engine.checker import CHECKER")
     assert "runbook.engine.checker" in modules
     assert not heavy(modules, ("pydantic", "pytest"))
+
+
+def test_a_runs_own_process_loads_no_pytest_its_checks_run_in_the_checking_process():
+    """What a deploy, a rollback or a preflight imports before its first phase: pytest (0.07 s) and the browser
+    are the checking process's alone."""
+    modules = loaded_after("import runbook.engine.entry")
+    assert "runbook.engine.entry" in modules
+    assert not heavy(modules, ("pytest", "_pytest", "pytest_bdd", "pytest_html", "playwright"))

@@ -8,13 +8,14 @@ report) carries the same outcome: passed, failed, or skipped with the outcome an
 """
 
 from dataclasses import dataclass
-from typing import get_args
-
-import pytest
+from typing import TYPE_CHECKING, get_args
 
 from runbook.config import Environment, Waiver
 from runbook.config.checks import Journey
 from runbook.times import utc_now
+
+if TYPE_CHECKING:
+    import pytest
 
 OUTCOMES = ("passed", "attested", "waived", "not applicable", "skipped", "failed")
 """Every outcome, in the order the verdict line counts them."""
@@ -73,7 +74,7 @@ def judge(env: Environment | None, scenario: str, tags: list[str], pytest_outcom
     return Verdict("failed", message + note)
 
 
-def carry(report: pytest.TestReport, location: tuple[str, int], verdict: Verdict) -> None:
+def carry(report: "pytest.TestReport", location: tuple[str, int], verdict: Verdict) -> None:
     """Make pytest's report say the verdict: JUnit XML and the HTML report read it from there."""
     if verdict.outcome in ("passed", "attested"):
         return

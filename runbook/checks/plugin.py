@@ -18,7 +18,8 @@ from pytest_metadata.plugin import metadata_key
 
 from runbook import config
 from runbook.environments import open_environment
-from runbook.engine import run, state
+from runbook import provenance
+from runbook.engine import state
 from runbook.engine.context import RunContext
 from runbook.errors import CheckFailed, RunbookError
 from runbook.checks import cucumber, outcomes
@@ -32,7 +33,10 @@ CUCUMBER = pytest.StashKey[list]()
 DECLARED = pytest.StashKey[str]()
 """Why the environment declares a scenario not applicable."""
 ENVIRONMENT = pytest.StashKey[config.Environment]()
-STEP_TABLE = jinja2.Environment(loader=jinja2.PackageLoader("runbook.checks", "templates"), autoescape=True)
+STEP_TABLE = jinja2.Environment(loader=jinja2.PackageLoader("runbook.checks", "templates"),
+                                autoescape=True).get_template("steps.html")
+"""Each scenario's steps as a table in the HTML report; compiled as the plugin is imported, so that the checking
+process compiles it once for all its sessions, not each session for itself."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,6 +48,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--run-id", default=None, help="the run this phase belongs to")
     group.addoption("--context", default=None, help="JSON file: what the deploy or rollback being verified knows")
     group.addoption("--operator", default=None, help="who runs it (default: $RUNBOOK_OPERATOR or the login name)")
+    group.addoption("--commit", default=None, help="the runbook's commit the run names (default: asked of git)")
     group.addoption("--only-feature", default=None,
                     help="collect only features/NAME.feature (a verifying phase's own; default: every feature)")
 
@@ -63,8 +68,8 @@ def pytest_configure(config: pytest.Config) -> None:
         metadata["Run"] = config.getoption("run_id") or "(direct pytest run)"
         metadata["Environment"] = config.getoption("env")
         metadata["Version"] = config.getoption("release_version") or "(none requested)"
-        metadata["Operator"] = config.getoption("operator") or run.operator()
-        metadata["Runbook commit"] = run.git_commit()
+        metadata["Operator"] = config.getoption("operator") or provenance.operator()
+        metadata["Runbook commit"] = config.getoption("commit") or provenance.git_commit()
         metadata["Started (UTC)"] = f"{utc_now():%Y-%m-%d %H:%M:%S}"
 
 
@@ -109,7 +114,7 @@ def deployment(run_context: RunContext | None, environment: config.Environment) 
 @pytest.fixture(scope="session")
 def operator(pytestconfig: pytest.Config) -> str:
     """Who runs these checks: `--operator`, else `$RUNBOOK_OPERATOR` or the login name."""
-    return pytestconfig.getoption("operator") or run.operator()
+    return pytestconfig.getoption("operator") or provenance.operator()
 
 
 @pytest.fixture
@@ -240,7 +245,7 @@ def _result(item: pytest.Item, report: pytest.TestReport, record: Scenario, verd
 def _html_extra(record: Scenario) -> dict:
     from pytest_html import extras
 
-    return extras.html(STEP_TABLE.get_template("steps.html").render(record=record))
+    return extras.html(STEP_TABLE.render(record=record))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -4,16 +4,15 @@ A phase that verifies runs the features tagged for it in a pytest session of its
 results stand alone (`verify.py`). Each journal event also goes to the terminal (`runbook.console`).
 """
 
-import getpass
 import os
 import secrets as random
 import socket
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from runbook import ROOT, console
+from runbook.provenance import git_commit, operator
 from runbook.environments import open_environment
 from runbook.checks import outcomes
 from runbook.config import Environment
@@ -27,19 +26,6 @@ from runbook.times import stamp_ms, utc_now
 def reports_root() -> Path:
     """`reports/` in the project, or `$RUNBOOK_REPORTS` (tests point it elsewhere)."""
     return Path(os.environ.get("RUNBOOK_REPORTS", ROOT / "reports"))
-
-
-def operator() -> str:
-    """Who runs this: `$RUNBOOK_OPERATOR`, else the login name."""
-    return os.environ.get("RUNBOOK_OPERATOR") or getpass.getuser()
-
-
-def git_commit() -> str:
-    try:
-        result = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
 def report_name(phase: str, sequence: str) -> str:

@@ -33,7 +33,7 @@ def argv(run: Run, name: str, sequence: str, tag: str, version: str | None) -> l
         "--only-feature", tag, "-m", tag, "--env", run.env_arg, "--context", str(stem.with_suffix(".context.json")),
         f"--html={stem}.html", "--self-contained-html", f"--junitxml={stem}.xml",
         f"--results={stem.with_suffix('.json')}", f"--cucumber={stem}.cucumber.json",
-        "--run-id", run.id, "--operator", run.operator, "-o", "generate_report_on_test=true",
+        "--run-id", run.id, "--operator", run.operator, "--commit", run.commit, "-o", "generate_report_on_test=true",
         "-q", "-rfE", "--tb=line", "-p", "no:cacheprovider",
         "-W", "ignore::pytest.PytestAssertRewriteWarning",  # the checking process imported the steps already
         *(["--release-version", version] if version else []),

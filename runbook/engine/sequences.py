@@ -145,7 +145,7 @@ def rollback_sequence(env: Environment) -> list[Phase]:
 
 def waits_before_bake(phase: Phase, later: list[Phase]) -> bool:
     """Whether the run only waits during `phase` (its checks run in the checking process) and its next watch
-    window is the bake: the time to import what the bake's chart is drawn with (`charts.warm`), which must
+    window is the bake: the time to import what the bake's chart is drawn with (`warmup`), which must
     not run on into a baseline or bake window."""
     watching = next((p.name for p in later if p.name in (BASELINE.name, BAKE.name)), None)
     return bool(phase.feature) and watching == BAKE.name

@@ -4,7 +4,7 @@ rollout; the first phase that did not pass stops the walk."""
 import traceback
 from dataclasses import replace
 
-from runbook.engine import sequences, signals, verify
+from runbook.engine import sequences, signals, verify, warmup
 from runbook.engine.actions.lock import progress
 from runbook.engine.deployment import Deployment
 from runbook.engine.phase import Phase
@@ -78,8 +78,10 @@ def walk(d: Deployment, sequence: str, phases: list[Phase]) -> Failure | None:
     try:
         for index, (phase, batch) in enumerate(steps):
             d.batch = batch if phase.per_batch else outside
+            if phase.feature:
+                warmup.ahead("the record's pages", report.compile_pages)
             if sequences.waits_before_bake(phase, [later for later, _ in steps[index + 1:]]):
-                charts.warm()
+                warmup.ahead("pyplot", charts.agg_pyplot)
             result = run_phase(d, sequence, phase, next((p for p, _ in steps[index + 1:] if p.feature), None))
             if result.outcome not in ("passed", "skipped"):
                 for later, _ in steps[index + 1:]:

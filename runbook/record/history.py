@@ -44,6 +44,11 @@ def metrics(summaries: list[RunSummary], drawn: "Drawn | None" = None) -> dict[s
     return result
 
 
+MARGINS = {"left": 0.13, "right": 0.97, "top": 0.82, "bottom": 0.28}
+"""The chart's layout, fixed for its known labels (versions at 30 degrees): fitting it each time
+(`tight_layout`) took 0.08 s of every deploy's end."""
+
+
 def chart(deploys: list[RunSummary]) -> str:
     """An inline SVG: each deploy's duration, green when it passed, red when it failed or rolled back."""
     figure, axes = charts.agg_pyplot().subplots(figsize=(4.5, 1.8), dpi=80)
@@ -53,7 +58,7 @@ def chart(deploys: list[RunSummary]) -> str:
     axes.set_ylabel("seconds", fontsize=7)
     axes.set_title(f"last {len(deploys)} deploys' duration (red: failed or rolled back)", fontsize=8)
     axes.tick_params(axis="y", labelsize=7)
-    figure.tight_layout()
+    figure.subplots_adjust(**MARGINS)
     return charts.svg(figure)
 
 

@@ -20,6 +20,8 @@ TEMPLATES = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
 )
 OUTCOMES = {0: "passed", 1: "failed", 2: "refused", 3: "needs a human"}
+PAGES = ("run.html", "phase.html", "history.html")
+"""The templates of every run's pages."""
 
 
 def _phase(p: "PhaseResult") -> dict:
@@ -63,6 +65,13 @@ def build(run: "Run", code: int, finished: datetime) -> Record:
         "phases": [_phase(p) for p in run.phases],
         "journal": "journal.jsonl",
     })
+
+
+def compile_pages() -> None:
+    """Compile the templates of every run's pages, which Jinja then keeps (`warmup`: they took 0.07 s of the
+    run's end)."""
+    for name in PAGES:
+        TEMPLATES.get_template(name)
 
 
 def phase_report(run: "Run", result: "PhaseResult") -> None:

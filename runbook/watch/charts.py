@@ -4,9 +4,7 @@ turns any figure of the reports into SVG text.
     svg = charts.bake_chart(before, result, env)   # `before` from watch.baseline, `result` from watch.bake
 """
 
-import contextlib
 import io
-import threading
 from collections.abc import Callable
 from datetime import timezone
 from types import ModuleType
@@ -77,27 +75,6 @@ def _panel(axes, before: list[Sample], after: list[Sample], read: Callable[[Samp
 
 def _percent(rate: float | None) -> float | None:
     return None if rate is None else rate * 100
-
-
-_warming: "threading.Thread | None" = None
-"""The thread `warm` started, if it did."""
-
-
-def warm() -> None:
-    """Import pyplot in a thread of its own, once per process, for a run that draws its bake chart later.
-    The engine calls it while this process only waits for a verifying phase's checks (they run in another
-    process), never in a watch window: there the import's second of holding the GIL would delay the
-    prober's timing of the app's answers (`bake_release` imports pyplot before its window starts, waiting
-    for this import if it is still under way)."""
-    global _warming
-    if _warming is None:
-        _warming = threading.Thread(target=_import_quietly, name="import pyplot", daemon=True)
-        _warming.start()
-
-
-def _import_quietly() -> None:
-    with contextlib.suppress(Exception):  # a broken matplotlib fails where the chart is drawn, with its error
-        agg_pyplot()
 
 
 def agg_pyplot() -> ModuleType:

@@ -2,6 +2,7 @@
 
 from runbook import console
 from runbook.checks import smoke
+from runbook.engine import warmup
 from runbook.engine.deployment import Deployment
 from runbook.errors import ActionFailed
 from runbook.watch import bake, charts, metrics
@@ -9,6 +10,7 @@ from runbook.watch import bake, charts, metrics
 
 def measure_baseline(d: Deployment) -> list[str]:
     """Error rate and p95 latency of the release serving now, before any change."""
+    warmup.settle()
     d.baseline = bake.baseline(d.env, metrics.source(d.env), left=_left)
     d.run.facts["baseline"] = d.baseline.as_record()
     rate, p95 = d.baseline.error_rate, d.baseline.p95_seconds
@@ -21,7 +23,8 @@ def bake_release(d: Deployment) -> list[str]:
     env = d.env
     before = d.baseline or bake.baseline(env, metrics.source(env), left=_left)
     smoke_check = (lambda: bool(smoke.log_in(env))) if env.endpoints.smoke else None
-    charts.agg_pyplot()  # before the window, not in it (`charts.warm`)
+    warmup.settle()
+    charts.agg_pyplot()  # before the window, not in it
     result = bake.bake(env, metrics.source(env), before, smoke=smoke_check, left=_left)
     (d.run.folder / "bake.svg").write_text(charts.bake_chart(before, result, env))
     d.run.facts["bake"] = result.as_record() | {"chart": "bake.svg"}

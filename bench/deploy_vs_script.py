@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import must  # noqa: E402
+from bench.common import as_installed, must  # noqa: E402
 
 SCRIPT = """set -euo pipefail
 new={app}/releases/$(date -u +%Y%m%dT%H%M%SZ)-{version}-script
@@ -75,6 +75,7 @@ def main() -> None:
     from runbook.release import package
 
     env = open_environment(options.env, start_local=False)
+    as_installed()
     app = env.app.root
     previous = (app / "current").resolve()
     q = shlex.quote

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, must  # noqa: E402
+from bench.common import ROOT, as_installed, must  # noqa: E402
 
 PLAIN = '''
 import hashlib, os, socket, tarfile
@@ -87,6 +87,7 @@ def main() -> None:
     from runbook.environments import open_environment
 
     env = open_environment(options.env, start_local=False)
+    as_installed()
     with tempfile.TemporaryDirectory(prefix="bench-preflight-") as tmp:
         plain, ini = Path(tmp) / "test_plain_preflight.py", Path(tmp) / "pytest.ini"
         ini.write_text("[pytest]\n")

@@ -19,7 +19,9 @@ import time
 from io import BytesIO
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, as_installed  # noqa: E402
 
 LAUNCHER = "import sys, pathlib, runbook; runbook.ROOT = pathlib.Path(sys.argv[1]); sys.argv[1:2] = []; " \
            "from invoke.main import program; program.run(['invoke', '--search-root', sys.argv[1], *sys.argv[2:]])"
@@ -59,6 +61,8 @@ def main() -> None:
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         sides = {options.rev: code_tree(options.rev, Path(tmp)), "this tree": ROOT}
+        for tree in sides.values():
+            as_installed(tree)
         cases = commands(options.env)
         for tree in sides.values():  # warm the caches, and fail early when the stack is not up
             timed(tree, cases["invoke local.up (all up)"])

@@ -16,9 +16,8 @@ import jinja2
 import pytest
 from pytest_metadata.plugin import metadata_key
 
-from runbook import config
+from runbook import config, provenance
 from runbook.environments import open_environment
-from runbook import provenance
 from runbook.engine import state
 from runbook.engine.context import RunContext
 from runbook.errors import CheckFailed, RunbookError

@@ -54,7 +54,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 serverurl=unix://{SUPERVISOR}/supervisor.sock
 
 [program:web]
-command={VENV_BIN}/gunicorn --no-control-socket --chdir {APP_ROOT}/current --bind 0.0.0.0:{PORT} --workers 1 --timeout 30 app:application
+command={VENV_BIN}/gunicorn --no-control-socket --chdir {APP_ROOT}/current --bind 0.0.0.0:{PORT} {apps.GUNICORN} --timeout 30 app:application
 directory={COMMON}
 autostart=false
 autorestart=true

@@ -56,7 +56,7 @@ def unit_text(python: str = sys.executable) -> str:
         "[Unit]", "Description=the demo app (a runbook systemd fleet test)", "", "[Service]", "Type=notify",
         f"WorkingDirectory={fleet_app.APP_ROOT}/current",
         f'ExecStartPre={python} -c "import app"',
-        f"ExecStart={gunicorn} --no-control-socket --bind 0.0.0.0:{PORT} --workers 1 --timeout 30 app:application",
+        f"ExecStart={gunicorn} --no-control-socket --bind 0.0.0.0:{PORT} {apps.GUNICORN} --timeout 30 app:application",
         f'ExecReload={python} -c "import app"',
         "ExecReload=/bin/kill -HUP $MAINPID",
         "", "[Install]", "WantedBy=multi-user.target", ""])

@@ -54,7 +54,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     with apps.deployable(folder, {"watch": WATCH}) as app:
         data = yaml.safe_load(app.env_file.read_text())
         # threads: a slow answer holds a thread, not the whole app (the prober's requests are concurrent)
-        data["services"][0]["command"] = data["services"][0]["command"].replace("--workers 1",
+        data["services"][0]["command"] = data["services"][0]["command"].replace(apps.GUNICORN,
                                                                                 "--workers 2 --threads 8")
         app.env_file.write_text(yaml.safe_dump(data, sort_keys=False))
         here = Live(app, folder)

@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: running invoke tasks, building demo packages."""
+"""What the benchmark scripts share: compiling the tree as installed, running invoke tasks, building demo
+packages."""
 
 import argparse
 import compileall

@@ -61,10 +61,9 @@ def main() -> None:
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         sides = {options.rev: code_tree(options.rev, Path(tmp)), "this tree": ROOT}
-        for tree in sides.values():
-            as_installed(tree)
         cases = commands(options.env)
-        for tree in sides.values():  # warm the caches, and fail early when the stack is not up
+        for tree in sides.values():  # compile, warm the caches, and fail early when the stack is not up
+            as_installed(tree)
             timed(tree, cases["invoke local.up (all up)"])
         took = {(side, case): [] for side in sides for case in cases}
         for _ in range(options.runs):

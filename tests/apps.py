@@ -104,6 +104,15 @@ GIL, so the other threads answer the prober meanwhile: beside two CPU-bound proc
 to 0.37 s with one synchronous worker, 0.03 to 0.06 s with four threads."""
 
 
+def endpoints(base: str) -> dict:
+    """The demo app's endpoints at `base` and its smoke test account. Probes that wait for a start are retried
+    often and given up after 15 s. A request may take 10 s: a new worker's first login hashes twice (its admin
+    row, then the password: two 600,000-round PBKDF2s), which outlasted 3 s on a two-core CI machine saturated
+    by a rolling deploy under load beside another test."""
+    return {"health": f"{base}/health", "status": f"{base}/api/status", "attempts": 40, "interval": 0.25,
+            "timeout": 10, "settle_seconds": 15, "smoke": {"username": "admin", "password": "${RUNBOOK_TEST_SECRET}"}}
+
+
 def with_app(data: dict, port: int) -> dict:
     """The environment with the demo app as its `web` service under supervisord and gunicorn on `port`."""
     base = f"http://127.0.0.1:{port}"
@@ -112,9 +121,7 @@ def with_app(data: dict, port: int) -> dict:
     return merge(data, {
         "app": {"migrations": {"after": [["{{ python }}", "bin/analyze"]]}},
         "services": [{"name": "web", "manager": "supervisord", "command": command}],
-        "endpoints": {"health": f"{base}/health", "status": f"{base}/api/status", "attempts": 40, "interval": 0.25,
-                      "timeout": 3, "settle_seconds": 15,
-                      "smoke": {"username": "admin", "password": "${RUNBOOK_TEST_SECRET}"}},
+        "endpoints": endpoints(base),
         "rollback": {"protected_tables": ["users", "items", "files"]},
         "watch": WATCH,
     })

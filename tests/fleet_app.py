@@ -78,7 +78,6 @@ def inventory(hosts: Fleet) -> str:
 
 def environment(hosts: Fleet, folder: Path, database_url: str, known_hosts: Path | None = None) -> dict:
     """The environment file's data: the fleet from `folder/inventory.ini`, over ssh with the fleet's keys."""
-    first = f"http://{hosts[0].address}:{PORT}"
     shared = hosts.shared_url
     return {
         "name": "fleet",
@@ -107,9 +106,7 @@ def environment(hosts: Fleet, folder: Path, database_url: str, known_hosts: Path
         "services": [{"name": "web", "manager": "supervisord"}],
         "supervisor": {"config": str(SUPERVISORD_CONF), "ctl": str(VENV_BIN / "supervisorctl")},
         "database": {"url": shared(database_url), "backup_dir": str(BACKUPS)},
-        "endpoints": {"health": f"{first}/health", "status": f"{first}/api/status", "attempts": 40,
-                      "interval": 0.25, "timeout": 3, "settle_seconds": 15,
-                      "smoke": {"username": "admin", "password": "${RUNBOOK_TEST_SECRET}"}},
+        "endpoints": apps.endpoints(f"http://{hosts[0].address}:{PORT}"),
         "dependencies": [
             {"name": "cache", "role": "cache", "kind": "redis", "url": shared("redis://127.0.0.1:6379/0")},
             {"name": "queue", "role": "queue", "kind": "amqp", "url": shared("amqp://127.0.0.1:5672/%2F")},

@@ -18,10 +18,12 @@ class Interrupted(BaseException):
 
 
 class _Signals:
-    """Whether a phase is running (a signal then raises at once), and a signal that came between phases."""
+    """Whether a phase is running (a signal then raises at once), a signal that came between phases, and
+    the one raised in the running phase."""
 
     in_phase = False
     pending: Interrupted | None = None
+    raised: Interrupted | None = None
 
 
 def _children(pid: int) -> list[int]:
@@ -55,20 +57,25 @@ def _stop(signum: int, frame) -> None:
     if not _Signals.in_phase:  # raised here it would escape the phase's handling: the next phase fails instead
         _Signals.pending = interrupted
         return
+    _Signals.raised = interrupted
     raise interrupted
 
 
 @contextmanager
 def in_phase() -> Iterator[None]:
-    """The body of a phase: a signal raises `Interrupted` in it; one that came before it raises at its start."""
+    """The body of a phase: a signal raises `Interrupted` in it; one that came before it raises at its start.
+    Should the body end without the one raised in it (code it ran caught it: a deploy went on to the end
+    after saying that its phase failed), it is raised again at the body's end."""
     _Signals.in_phase = True
     try:
         pending, _Signals.pending = _Signals.pending, None
         if pending is not None:
             raise pending
         yield
+        if _Signals.raised is not None:
+            raise _Signals.raised
     finally:
-        _Signals.in_phase = False
+        _Signals.in_phase, _Signals.raised = False, None
 
 
 @contextmanager

@@ -25,7 +25,8 @@ import requests
 import yaml
 
 from . import apps
-from .fleet import COMMON, Fleet, FleetHost
+from .fleet import Fleet, FleetHost
+from .netns import COMMON
 
 PORT = 8000
 APP_ROOT = COMMON / "app"

@@ -30,7 +30,8 @@ import requests
 import yaml
 
 from . import apps, fleet_app, systemd_hosts
-from .fleet import COMMON, MACHINE_SERVICES, Fleet, FleetHost
+from .fleet import MACHINE_SERVICES, Fleet, FleetHost
+from .netns import COMMON
 
 UNIT = "web"
 PORT = fleet_app.PORT

@@ -4,24 +4,18 @@
     with systemd_hosts(1, tmp_path) as hosts:
         hosts.ssh(hosts[0], "systemctl is-system-running")
 
-The root is a minimal Debian (`debootstrap --variant=minbase`, `PACKAGES`) made once under the
-project's gitignored state folder (`CACHE`, with a stamp naming the suite, mirror and packages; a
-second run reuses it; building it holds a lock so that two test workers never build it at once).
-Each host boots on an overlay of it (its own upper dir under the state folder), so the cache stays
-clean. Its network is a fleet host's (`tests/fleet.py`): nspawn joins the namespace of the host's
-veth link, so the runner reaches its sshd at the host's address.
+Each host boots on an overlay of the cached minimal Debian root (`rootfs.py`), its own upper dir under the
+state folder, so the cache stays clean. Its network is a fleet host's (`fleet.py`): nspawn joins the
+namespace of the host's veth link, so the runner reaches its sshd at the host's address.
 
-Never boot systemd on the machine's own root filesystem (DESIGN.md): at boot it empties /tmp for
-every process on the machine and starts the machine's own units. `boot_directory` refuses any
-directory that is `/`, is not under the state folder, or is not a root this module made.
+Never boot systemd on the machine's own root filesystem (DESIGN.md): `boot_directory` refuses any
+directory that is `/`, is not under the state folder, or is not a root made by `rootfs`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -31,51 +25,14 @@ import time
 from pathlib import Path
 
 from tests import fleet as fleet_hosts
+from tests import netns, rootfs, sshd
+from tests.rootfs import ROOT, STATE
 
-ROOT = Path(__file__).resolve().parent.parent
-STATE = ROOT / ".local"
-"""The project's gitignored state folder: every root booted here lives under it."""
-CACHE = STATE / "cache" / "debian-root"
-STAMP = ".runbook-debian-root"
-"""The file in a made root naming what it was made from; a root without it is never booted."""
-
-SUITE = "bookworm"
-PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "iproute2", "sudo", "procps", "rsync",
-            "postgresql-client")
-"""What the hosts need besides systemd and sshd: rsync receives the packages, postgresql-client is pg_dump
-and pg_restore on the backup host."""
-SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 NSPAWN = "systemd-nspawn"
-BUILD_TIMEOUT = 900
-"""Seconds debootstrap may take (about a minute here, more on a slow mirror)."""
 BOOT_TIMEOUT = 60
 """Seconds from starting nspawn to sshd answering and systemd saying running or degraded."""
 STOP_TIMEOUT = 20
 """Seconds a host may take to power off before its processes are killed."""
-
-
-class Refused(RuntimeError):
-    """A directory that must not be booted."""
-
-
-def mirror(sources: Path = SOURCES) -> str:
-    """The Debian mirror this machine's apt uses (its first `URIs:`), else deb.debian.org."""
-    with contextlib.suppress(OSError):
-        for line in sources.read_text().splitlines():
-            if line.startswith("URIs:"):
-                return line.split()[1]
-    return DEFAULT_MIRROR
-
-
-def stamp_text(suite: str = SUITE, packages: tuple[str, ...] = PACKAGES, source: str | None = None) -> str:
-    return f"suite={suite}\nvariant=minbase\nmirror={source or mirror()}\npackages={','.join(packages)}\n"
-
-
-def debootstrap_command(target: Path, suite: str = SUITE, packages: tuple[str, ...] = PACKAGES,
-                        source: str | None = None) -> list[str]:
-    return ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite, str(target),
-            source or mirror()]
 
 
 def project_binds() -> tuple[Path, ...]:
@@ -103,70 +60,11 @@ def nspawn_command(directory: Path, namespace: str, hostname: str, binds: tuple[
 def missing() -> str | None:
     """None when this machine can boot systemd hosts, else what it lacks (tests/prerequisites.require)."""
     for tool in ("debootstrap", NSPAWN, "mount"):
-        if not shutil.which(tool, path=fleet_hosts._PATH):
+        if not shutil.which(tool, path=netns.PATH):
             return f"{tool} is not installed (Debian packages debootstrap, systemd-container)"
     if "overlay" not in Path("/proc/filesystems").read_text():
         return "the kernel has no overlayfs"
     return fleet_hosts.can_make_namespaces()
-
-
-def check_bootable(directory: Path, state: Path = STATE) -> Path:
-    """`directory` resolved, when it is a root this module may boot; else Refused saying why."""
-    resolved = Path(os.path.realpath(directory))
-    if resolved == Path("/") or (resolved.exists() and os.path.samefile(resolved, "/")):
-        raise Refused(f"refusing to boot systemd on the machine's own root filesystem ({directory} is /)")
-    state = Path(os.path.realpath(state))
-    if not resolved.is_relative_to(state) or resolved == state:
-        raise Refused(f"refusing to boot {directory}: it is not under the state folder {state}")
-    if not (resolved / STAMP).is_file():
-        raise Refused(f"refusing to boot {directory}: it is not a root made by debootstrap here (no {STAMP})")
-    return resolved
-
-
-def _mounts_under(path: Path) -> list[str]:
-    """The mount points at or under `path`, deepest first (/proc/self/mounts escapes spaces as \\040)."""
-    points = [line.split()[1].replace("\\040", " ") for line in Path("/proc/self/mounts").read_text().splitlines()]
-    return sorted((p for p in points if Path(p).is_relative_to(path)), key=len, reverse=True)
-
-
-def remove(path: Path) -> None:
-    """Remove a folder of ours after unmounting what is mounted in it (a stopped debootstrap leaves /proc
-    and /sys mounted in its target): never delete through a mount."""
-    for point in _mounts_under(Path(os.path.realpath(path))):
-        fleet_hosts._run("umount", point, check=False)
-    left = _mounts_under(Path(os.path.realpath(path)))
-    if left:
-        raise RuntimeError(f"cannot remove {path}: still mounted there: {', '.join(left)}")
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def debian_root(cache: Path = CACHE, packages: tuple[str, ...] = PACKAGES) -> Path:
-    """The cached Debian root, made by debootstrap unless a root of the same stamp is there already."""
-    wanted = stamp_text(packages=packages)
-    stamp = cache / STAMP
-    if stamp.is_file() and stamp.read_text() == wanted:
-        return cache
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with open(cache.parent / f"{cache.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.is_file() and stamp.read_text() == wanted:
-            return cache  # another worker made it while this one waited
-        building = cache.parent / f"{cache.name}.building"
-        remove(building)
-        remove(cache)
-        result = subprocess.run(debootstrap_command(building, packages=packages), capture_output=True, text=True,
-                                timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL, env=fleet_hosts.ENV)
-        if result.returncode != 0:
-            log = building / "debootstrap" / "debootstrap.log"
-            detail = log.read_text(errors="replace")[-2000:] if log.exists() else result.stderr[-2000:]
-            raise RuntimeError(f"debootstrap exited {result.returncode}: {detail.strip()}")
-        # Each host gets its own machine id, host key and hostname at boot, not the cache's.
-        (building / "etc" / "machine-id").write_text("")
-        for key in (building / "etc" / "ssh").glob("ssh_host_*"):
-            key.unlink()
-        (building / STAMP).write_text(wanted)
-        building.rename(cache)
-    return cache
 
 
 def sshd_config_text() -> str:
@@ -219,7 +117,7 @@ def _install(host: SystemdHost, client_key: Path) -> None:
     """Give the host's root its hostname, a host key of its own and the client's key for root."""
     etc = host.merged / "etc"
     (etc / "hostname").write_text(f"{host.name}\n")
-    fleet_hosts._keygen(host.host_key, f"runbook-systemd-{host.name}")
+    sshd.keygen(host.host_key, f"runbook-systemd-{host.name}")
     for suffix, mode in (("", 0o600), (".pub", 0o644)):
         target = etc / "ssh" / f"ssh_host_ed25519_key{suffix}"
         shutil.copyfile(f"{host.host_key}{suffix}", target)
@@ -235,7 +133,7 @@ def _mount(host: SystemdHost, lower: Path) -> None:
     for part in ("upper", "work", "merged"):
         (host.state / part).mkdir(parents=True, exist_ok=True)
     options = f"lowerdir={lower},upperdir={host.state / 'upper'},workdir={host.state / 'work'}"
-    fleet_hosts._run("mount", "-t", "overlay", "overlay", "-o", options, str(host.merged))
+    netns.run("mount", "-t", "overlay", "overlay", "-o", options, str(host.merged))
 
 
 def tracking_hierarchies(mounts: str | None = None) -> list[Path]:
@@ -272,7 +170,7 @@ def _remove_cgroups(host: SystemdHost) -> None:
 def boot_directory(host: SystemdHost, binds: tuple[Path, ...] = (), shares: tuple[Share, ...] = ()) -> None:
     """Start systemd-nspawn on the host's root, in its network namespace and cgroups of its own (refused
     unless bootable)."""
-    directory = check_bootable(host.merged)
+    directory = rootfs.check_bootable(host.merged)
     Path("/run/systemd/nspawn/propagate").mkdir(parents=True, exist_ok=True)
     groups = own_cgroups(host)
     for group in groups:
@@ -285,7 +183,7 @@ def boot_directory(host: SystemdHost, binds: tuple[Path, ...] = (), shares: tupl
     with open(host.folder / "start.log", "wb") as log:
         host.sshd = subprocess.Popen(nspawn_command(directory, host.namespace, host.name, binds, shares),
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, env=fleet_hosts.ENV, preexec_fn=enter)
+                                     start_new_session=True, env=netns.ENV, preexec_fn=enter)
 
 
 def _wait_until_running(hosts: fleet_hosts.Fleet, host: SystemdHost, deadline: float) -> str:
@@ -326,7 +224,7 @@ def _teardown(hosts: fleet_hosts.Fleet) -> list[str]:
             _power_off(host)
         except Exception as error:  # go on with the rest of the teardown
             problems.append(f"powering off {host.name}: {error}")
-    problems += fleet_hosts._teardown(hosts)
+    problems += fleet_hosts.teardown(hosts)
     for host in hosts.hosts:
         for pid in processes_in(host.pid_namespace) if host.pid_namespace else ():
             with contextlib.suppress(ProcessLookupError):
@@ -336,7 +234,7 @@ def _teardown(hosts: fleet_hosts.Fleet) -> list[str]:
         except OSError as error:
             problems.append(f"removing the cgroups of {host.name}: {error}")
         try:
-            remove(host.state)
+            rootfs.remove(host.state)
         except RuntimeError as error:
             problems.append(str(error))
     return problems
@@ -354,56 +252,21 @@ def systemd_hosts(count: int, folder: Path, forward: tuple[int, ...] = (), binds
     """
     if count < 1:
         raise ValueError("a fleet has at least one host")
-    lower = debian_root()
+    lower = rootfs.cached()
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    result = fleet_hosts.Fleet(folder, Path(tempfile.mkdtemp(prefix="rbs", dir="/tmp")))
-    token = secrets.token_hex(3)
-    try:
-        fleet_hosts._keygen(result.client_key, "runbook-systemd-client")
-        fleet_hosts.COMMON.mkdir(parents=True, exist_ok=True)
-        lock = os.open(fleet_hosts.COMMON, os.O_RDONLY)  # the fleets' lock: choosing links is one step
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            for index, octet in enumerate(fleet_hosts._free_subnets(count), start=1):
-                name = f"host{index}"
-                host = SystemdHost(name=name, namespace=f"rbs{token}-{index}",
-                                   address=f"{fleet_hosts.SUBNET}.{octet}.2",
-                                   local_address=f"{fleet_hosts.SUBNET}.{octet}.1", link=f"rbs{token}h{index}",
-                                   root=state / "systemd-hosts" / f"{token}-{name}" / "merged",
-                                   folder=folder / name)
-                result.hosts.append(host)
-                fleet_hosts._link(host)
-            if forward:
-                result.shared_address = fleet_hosts._free_shared_address()
-                fleet_hosts._run("ip", "addr", "add", f"{result.shared_address}/32", "dev", fleet_hosts.SHARED_DEVICE)
-                result._shared_added = True
-        finally:
-            os.close(lock)
-        known = []
-        for host in result.hosts:
+    made = fleet_hosts.Fleet(folder, Path(tempfile.mkdtemp(prefix="rbs", dir="/tmp")))
+    with fleet_hosts.held(made, _teardown, "systemd hosts teardown"):
+        sshd.keygen(made.client_key, "runbook-systemd-client")
+        overlays = state / "systemd-hosts"
+        made.reserve(count, "rbs", SystemdHost, lambda token, name: overlays / f"{token}-{name}" / "merged", bool(forward))
+        for host in made.hosts:
             host.folder.mkdir(parents=True, exist_ok=True)
             _mount(host, lower)
-            _install(host, result.client_key)
-            kind, key = Path(f"{host.host_key}.pub").read_text().split()[:2]
-            known.append(f"{host.address} {kind} {key}")
+            _install(host, made.client_key)
             boot_directory(host, binds, shares)
-        result.known_hosts.write_text("\n".join(known) + "\n")
-        result.ssh_config.write_text(result.config_text())
-        if forward:
-            result.forwarded = tuple(forward)
-            for host in result.hosts:
-                fleet_hosts._shared_route(result, host)
-            fleet_hosts._start_forwarder(result, result.forwarded)
+        made.admit(forward)
         deadline = time.monotonic() + BOOT_TIMEOUT
-        for host in result.hosts:
-            _wait_until_running(result, host, deadline)
-    except BaseException:
-        _teardown(result)
-        raise
-    try:
-        yield result
-    finally:
-        problems = _teardown(result)
-    if problems:
-        raise RuntimeError("systemd hosts teardown: " + "; ".join(problems))
+        for host in made.hosts:
+            _wait_until_running(made, host, deadline)
+        yield made

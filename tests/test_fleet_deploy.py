@@ -13,8 +13,8 @@ import pytest
 
 from . import apps
 from . import fleet as fleets, prerequisites
-from .fleet import COMMON
 from .fleet_app import fleet_app
+from .netns import COMMON
 
 UNHEALTHY = COMMON / "unhealthy"
 """A marker on a host: the release built with `unhealthy_with_marker` answers /health with 500 there."""

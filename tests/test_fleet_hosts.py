@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from . import fleet as fleets, prerequisites
-from .fleet import COMMON
+from . import fleet as fleets, netns, prerequisites
+from .netns import COMMON
 
 TIMEOUT = 30
 
 
 def run(*command: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL,
-                          env=fleets.ENV)
+                          env=netns.ENV)
 
 
 def remote(hosts: fleets.Fleet, host: fleets.FleetHost, ssh_config=None):

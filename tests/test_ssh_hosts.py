@@ -18,7 +18,7 @@ from runbook.hosts import connection, survey, ssh
 from runbook.errors import ActionFailed, RunbookError
 
 from . import fleet as fleets, prerequisites
-from .fleet import COMMON
+from .netns import COMMON
 
 TIMEOUT = 30
 

@@ -20,9 +20,10 @@ from runbook import config
 from runbook.errors import ActionFailed
 from runbook.release import services
 
-from . import fleet_app, prerequisites, systemd_hosts as systemd
+from . import fleet_app, prerequisites, rootfs, systemd_hosts as systemd
 from .apps import free_port
-from .fleet import MACHINE_SERVICES, _namespaces
+from .fleet import MACHINE_SERVICES
+from .netns import namespaces
 
 UNIT = "rbdemo"
 
@@ -45,7 +46,7 @@ def ssh(hosts, command: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def refusal_folder():
-    folder = systemd.STATE / f"refusal-{uuid.uuid4().hex[:8]}"
+    folder = rootfs.STATE / f"refusal-{uuid.uuid4().hex[:8]}"
     folder.mkdir(parents=True)
     yield folder
     for entry in folder.iterdir():
@@ -54,31 +55,31 @@ def refusal_folder():
 
 
 def test_the_machines_own_root_is_refused_also_behind_a_link_under_the_state_folder(refusal_folder):
-    with pytest.raises(systemd.Refused, match="own root filesystem"):
-        systemd.check_bootable(systemd.Path("/"))
+    with pytest.raises(rootfs.Refused, match="own root filesystem"):
+        rootfs.check_bootable(Path("/"))
     (refusal_folder / "merged").symlink_to("/")
     host = systemd.SystemdHost(name="host1", namespace="unused", address="", local_address="", link="",
                                root=refusal_folder / "merged", folder=refusal_folder)
-    with pytest.raises(systemd.Refused, match="own root filesystem"):
+    with pytest.raises(rootfs.Refused, match="own root filesystem"):
         systemd.boot_directory(host)
     assert host.sshd is None, "nspawn was started on /"
 
 
 def test_a_root_outside_the_state_folder_or_not_made_here_is_refused(tmp_path, refusal_folder):
-    (tmp_path / systemd.STAMP).write_text(systemd.stamp_text())
-    with pytest.raises(systemd.Refused, match="not under the state folder"):
-        systemd.check_bootable(tmp_path)
-    with pytest.raises(systemd.Refused, match="not a root made by debootstrap"):
-        systemd.check_bootable(refusal_folder)
+    (tmp_path / rootfs.STAMP).write_text(rootfs.stamp_text())
+    with pytest.raises(rootfs.Refused, match="not under the state folder"):
+        rootfs.check_bootable(tmp_path)
+    with pytest.raises(rootfs.Refused, match="not a root made by debootstrap"):
+        rootfs.check_bootable(refusal_folder)
 
 
 def test_the_cached_root_is_stamped_with_its_packages_and_reused(can_boot):
-    root = systemd.debian_root()
-    stamp = root / systemd.STAMP
+    root = rootfs.cached()
+    stamp = root / rootfs.STAMP
     made = stamp.stat().st_mtime_ns
-    assert stamp.read_text() == systemd.stamp_text()
+    assert stamp.read_text() == rootfs.stamp_text()
     assert "openssh-server" in stamp.read_text() and (root / "lib" / "systemd" / "systemd").exists()
-    assert systemd.debian_root() == root and stamp.stat().st_mtime_ns == made, "the cached root was made again"
+    assert rootfs.cached() == root and stamp.stat().st_mtime_ns == made, "the cached root was made again"
 
 
 def test_a_worker_that_waited_for_the_build_lock_uses_the_root_the_other_worker_made(tmp_path):
@@ -88,7 +89,7 @@ def test_a_worker_that_waited_for_the_build_lock_uses_the_root_the_other_worker_
     found: list[Path] = []
     with open(lock_file, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # this test is the worker building the root
-        waiter = threading.Thread(target=lambda: found.append(systemd.debian_root(cache)), daemon=True)
+        waiter = threading.Thread(target=lambda: found.append(rootfs.cached(cache)), daemon=True)
         waiter.start()
         inode = f":{os.stat(lock_file).st_ino} "
 
@@ -96,7 +97,7 @@ def test_a_worker_that_waited_for_the_build_lock_uses_the_root_the_other_worker_
             assert any("->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines())
 
         tenacity.Retrying(stop=tenacity.stop_after_delay(10), wait=tenacity.wait_fixed(0.05), reraise=True)(blocked)
-        (cache / systemd.STAMP).write_text(systemd.stamp_text())
+        (cache / rootfs.STAMP).write_text(rootfs.stamp_text())
     waiter.join(10)
     assert found == [cache]
     assert not (tmp_path / "cache" / "debian-root.building").exists(), "the waiting worker ran debootstrap"
@@ -228,7 +229,7 @@ def test_a_host_runs_in_cgroups_of_its_own_and_is_torn_down_with_no_process_or_c
         nspawn = host.sshd
     assert nspawn.returncode is not None
     assert systemd.processes_in(host.pid_namespace) == []
-    assert host.namespace not in _namespaces()
+    assert host.namespace not in namespaces()
     assert not host.state.exists()
     assert not any(group.exists() for group in systemd.own_cgroups(host)), "its cgroups are left"
-    assert not os.path.exists(systemd.CACHE / "etc" / "written-by-a-host")
+    assert not os.path.exists(rootfs.CACHE / "etc" / "written-by-a-host")

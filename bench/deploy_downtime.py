@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import build, environment, invoke, variant  # noqa: E402
 from runbook import local  # noqa: E402
-from tests.apps import Load  # noqa: E402
+from tests.steady_load import Load  # noqa: E402
 
 MIGRATION = "-- migrate:up\nCREATE TABLE bench_notes (id int);\n-- migrate:down\nDROP TABLE bench_notes;\n"
 CLIENTS = 4

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import epoch, marked, rss_kb  # noqa: E402
 from runbook import config  # noqa: E402
 from runbook.engine.sequences import deploy_sequence  # noqa: E402
-from tests import apps  # noqa: E402
+from tests import apps, cli, packages  # noqa: E402
 from tests import fleet as fleets  # noqa: E402
 from tests.fleet_app import fleet_app  # noqa: E402
 
@@ -125,17 +125,17 @@ def round_trips(log: Path, hosts: fleets.Fleet, spans: list[Span]) -> dict[str, 
     return {phase: sorted(per_host.values()) for phase, per_host in counts.items()}
 
 
-def timed(folder: Path, log: Path, hosts: fleets.Fleet, *args: str) -> tuple[apps.Result, float, Sampler]:
+def timed(folder: Path, log: Path, hosts: fleets.Fleet, *args: str) -> tuple[cli.Result, float, Sampler]:
     log.unlink(missing_ok=True)
     shutil.rmtree(folder / "reports", ignore_errors=True)
     started = time.monotonic()
     with Sampler(str(log), [h.address for h in hosts]) as sampled:
-        result = apps.invoke(folder / "reports", *args, timeout=3600, extra_env={
+        result = cli.invoke(folder / "reports", *args, timeout=3600, extra_env={
             "PATH": f"{folder / 'bin'}{os.pathsep}{os.environ['PATH']}", "RUNBOOK_BENCH_SSH_LOG": str(log)})
     return result, time.monotonic() - started, sampled
 
 
-def report(what: str, result: apps.Result, seconds: float, sampled: Sampler, log: Path, hosts) -> list[Span]:
+def report(what: str, result: cli.Result, seconds: float, sampled: Sampler, log: Path, hosts) -> list[Span]:
     spans = phases(result.folder) if result.folder else []
     print(f"{what}: exit {result.code}, {seconds:.1f} s; runner peak {sampled.rss / 2**20:.0f} MB, "
           f"{sampled.connections} ssh connections and {sampled.clients} ssh clients at most", flush=True)
@@ -161,10 +161,10 @@ def run(count: int, latency: int, forks: int | None) -> dict:
                 app.change({"ssh": {"forks": forks}})
             if latency:  # the watch's requests cross the slowed link: give them time (its windows are not timed)
                 app.change({"watch": {"interval_seconds": 1, "timeout": 0.9, "latency_floor_seconds": 1.5, "min_requests": 2}})
-            apps.build(folder / "app", "1.0.0")
-            apps.build(folder / "app", "1.1.0", edit=lambda text: text + "\n# 1.1.0\n")
+            packages.build(folder / "app", "1.0.0")
+            packages.build(folder / "app", "1.1.0", edit=lambda text: text + "\n# 1.1.0\n")
             env = str(app.env_file)
-            first = apps.invoke(folder / "first", "deploy", "--env", env, "--version", "1.0.0", timeout=3600)
+            first = cli.invoke(folder / "first", "deploy", "--env", env, "--version", "1.0.0", timeout=3600)
             if first.code != 0:
                 raise SystemExit(f"the first deploy on {count} hosts failed:\n{first.output[-3000:]}")
             hosts.set_latency(latency)

@@ -17,7 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import build, environment, epoch, invoke, variant  # noqa: E402
-from tests.apps import Load, failing_after_requests  # noqa: E402
+from tests.packages import failing_after_requests  # noqa: E402
+from tests.steady_load import Load  # noqa: E402
 
 
 def main() -> None:

@@ -1,17 +1,10 @@
-"""The demo app deployed by the tests: fresh databases, environment files, packages, runs of invoke."""
+"""The demo app deployed by the tests: fresh databases, environment files, and the app as its clients and
+operators see it (`deployable`, `App`). Runs of invoke are in `cli.py`, packages in `packages.py`."""
 
 import contextlib
-import json
-import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
-import threading
-import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -127,43 +120,6 @@ def with_app(data: dict, port: int) -> dict:
     })
 
 
-@dataclass
-class Result:
-    code: int
-    output: str
-    """Standard output and standard error together."""
-    reports: Path
-    stdout: str = ""
-
-    @property
-    def folder(self) -> Path:
-        """This run's report folder, named on the last line the task printed."""
-        marker = "record: "
-        if marker in self.output:
-            return Path(self.output.split(marker)[-1].split()[0]).parent
-        (folder,) = [p for p in self.reports.iterdir() if p.is_dir()]
-        return folder
-
-    @property
-    def record(self) -> dict:
-        return json.loads((self.folder / "record.json").read_text())
-
-    def scenario(self, name: str) -> dict:
-        found = [s for p in self.record["phases"] for s in p["scenarios"] if s["scenario"] == name]
-        assert found, f"no scenario {name!r} in the record"
-        return found[0]
-
-
-def invoke(reports: Path, *args: str, timeout: float = 300, extra_env: dict | None = None) -> Result:
-    """Run an invoke task as a user would, in a child process; its reports go to `reports`. Its output is
-    printed, so a failing test's captured output shows what every task it ran said, cause and all."""
-    env = os.environ | {"RUNBOOK_REPORTS": str(reports), "RUNBOOK_TEST_SECRET": SECRET} | (extra_env or {})
-    result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=timeout)
-    print(f"$ invoke {' '.join(args)}  (exit {result.returncode})\n{result.stdout}{result.stderr}")
-    return Result(result.returncode, result.stdout + result.stderr, reports, result.stdout)
-
-
 UNREHEARSED = {"database": {"drill": {"rehearse": False}}}
 """For tests of what the migrate phase does with a migration that fails, hangs or is still running: the
 rehearsal on the drill's copy would run it first (and stop a failing one before anything changes)."""
@@ -175,180 +131,6 @@ def change_env(env_file: Path, *changes: dict) -> None:
     for change in changes:
         data = merge(data, change)
     env_file.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-SLOW_MIGRATION = ("-- migrate:up\nSELECT pg_sleep({seconds});\nCREATE TABLE slow (id int);\n"
-                  "-- migrate:down\nDROP TABLE slow;\n")
-"""A migration that takes `seconds`: a deploy that is still running while a test acts."""
-
-
-def start_task(reports: Path, *args: str) -> subprocess.Popen:
-    """An invoke task in the background, in a session of its own (so a test can kill it whole)."""
-    env = os.environ | {"RUNBOOK_REPORTS": str(reports), "RUNBOOK_TEST_SECRET": SECRET}
-    return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def kill_session(running: subprocess.Popen, seconds: float = 60) -> None:
-    """SIGKILL every process of the session `running` leads (`start_task`'s) until none is left. Killing its
-    process group is not enough: a command on a host runs under coreutils `timeout`, in a process group of its
-    own, and would go on (a `switch` finishing after the kill, while the test reads the hosts)."""
-    deadline = time.monotonic() + seconds
-    while members := _session_members(running.pid):
-        for pid in members:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        running.poll()
-        assert time.monotonic() < deadline, f"processes of the killed session still run: {members}"
-        time.sleep(0.05)
-    running.wait(timeout=seconds)
-
-
-def _session_members(session: int) -> list[int]:
-    """The live (not zombie) processes whose session is `session`."""
-    members = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        with contextlib.suppress(OSError):
-            state, _, _, sid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:4]
-            if int(sid) == session and state != "Z":
-                members.append(int(pid))
-    return members
-
-
-def start_deploy(reports: Path, env_file: Path, version: str) -> subprocess.Popen:
-    """`invoke deploy` in the background, in a session of its own."""
-    return start_task(reports, "deploy", "--env", str(env_file), "--version", version)
-
-
-def wait_for_phase(reports: Path, running: subprocess.Popen, version: str | None, phase: str, timeout: float = 120,
-                   kind: str = "deploy", sequence: str = "deploy") -> None:
-    """Wait until the running `kind` run (of `version`) has started `phase` of `sequence`, as its journal
-    says; fail at once if the run ended instead."""
-    deadline = time.monotonic() + timeout
-    started = f'"phase started", "sequence": "{sequence}", "phase": "{phase}"'
-    while time.monotonic() < deadline:
-        assert running.poll() is None, running.communicate()[0]
-        for journal in reports.glob(f"*-{kind}-*/journal.jsonl"):
-            text = journal.read_text()
-            if (version is None or f'"version": "{version}"' in text) and started in text:
-                return
-        time.sleep(0.01)
-    raise AssertionError(f"the {kind} never reached phase {phase} of its {sequence}")
-
-
-def build(folder: Path, version: str, migrations: dict[str, str] | None = None, edit=None,
-          files: dict[str, str] | None = None) -> Path:
-    """A package of the demo in `folder/dist`, optionally changed: extra migrations, app.py edited, extra
-    files at its top (e.g. RUNS_ON_SCHEMA)."""
-    source = folder / f"src-{version}"
-    shutil.copytree(ROOT / "demo", source)
-    for name, text in (migrations or {}).items():
-        (source / "migrations" / name).write_text(text)
-    for name, text in (files or {}).items():
-        (source / name).write_text(text)
-    if edit:
-        (source / "app.py").write_text(edit((source / "app.py").read_text()))
-    result = invoke(folder / "reports", "package", "--version", version, "--source", str(source), "--name", "demo",
-                    "--dest", str(folder / "dist"))
-    assert result.code == 0, result.output
-    return folder / "dist" / f"demo-{version}.tar.gz"
-
-
-def broken_health(text: str) -> str:
-    """app.py whose /health answers 500."""
-    return text.replace('return json_response(HTTPStatus.OK, {"status": "ok"})',
-                        'return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"status": "broken"})')
-
-
-def failing_after_requests(text: str, requests: int = 30) -> str:
-    """app.py whose every answer is 500 once a worker has served `requests`: a release that degrades later."""
-    return text.replace(
-        "def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:",
-        "SERVED = [0]\n\n\n"
-        "def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:\n"
-        "    SERVED[0] += 1\n"
-        f"    if SERVED[0] > {requests}:\n"
-        "        start_response('500 Internal Server Error', [('Content-Type', 'application/json')])\n"
-        "        return [b'{\"error\": \"degraded\"}']",
-    )
-
-
-def once_marked(text: str, marker: Path, code: str) -> str:
-    """app.py that runs `code` (lines of Python) at the start of every request once `marker` exists: a
-    release that passes its verification and goes wrong when the test says so (e.g. when its bake starts)."""
-    body = "".join(f"        {line}\n" for line in code.strip().splitlines())
-    return text.replace(
-        "def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:",
-        "def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:\n"
-        f"    if os.path.exists({str(marker)!r}):\n{body}",
-    )
-
-
-def slow_once_marked(text: str, marker: Path, seconds: float = 1.0) -> str:
-    """app.py answering every request after `seconds` once `marker` exists."""
-    return once_marked(text, marker, f"time.sleep({seconds})")
-
-
-def flapping_once_marked(text: str, marker: Path, period: float, share: float = 0.25) -> str:
-    """app.py answering 500 to every request in the first `share` of each `period` seconds once `marker` exists."""
-    return once_marked(text, marker, f"""
-if time.time() % {period} < {share * period}:
-    start_response('500 Internal Server Error', [('Content-Type', 'application/json')])
-    return [b'{{"error": "flapping"}}']""")
-
-
-class Load:
-    """A steady request load: `threads` clients each asking `url` back to back (every request bounded by
-    `timeout`) until stopped. Each answer is kept as (`time.time()` when sent, whether it was a 200,
-    the `version` its JSON names, if any)."""
-
-    def __init__(self, url: str, threads: int = 1, pause: float = 0.05, timeout: float = 5,
-                 ca_file: Path | None = None) -> None:
-        self.url, self.pause, self.timeout = url, pause, timeout
-        self.verify = str(ca_file) if ca_file else True
-        self.samples: list[tuple[float, bool, str | None]] = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(threads)]
-
-    def __enter__(self) -> "Load":
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join()
-        self.samples.sort()
-
-    def _client(self) -> None:
-        with requests.Session() as session:
-            while not self.stop.is_set():
-                moment, ok, version = time.time(), False, None
-                try:
-                    answer = session.get(self.url, timeout=self.timeout, verify=self.verify)
-                    ok = answer.status_code == 200
-                    version = answer.json().get("version") if ok else None
-                except (requests.RequestException, ValueError):
-                    pass
-                self.samples.append((moment, ok, version))
-                self.stop.wait(self.pause)
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for _, ok, _ in self.samples if not ok)
-
-    def longest_gap(self) -> float:
-        """The longest time between two successful answers (or from the first request to one)."""
-        last_ok, gap = self.samples[0][0], 0.0
-        for moment, ok, _ in self.samples:
-            if ok:
-                gap, last_ok = max(gap, moment - last_ok), moment
-        return max(gap, self.samples[-1][0] - last_ok)
-
-    def __str__(self) -> str:
-        return (f"{self.failed} of {len(self.samples)} requests failed, longest time without a successful "
-                f"answer {self.longest_gap():.2f} s")
 
 
 class App:

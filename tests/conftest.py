@@ -3,6 +3,7 @@ type them (`invoke ...` in a child process), each writing its reports into the t
 """
 
 import contextlib
+import functools
 import os
 
 import pytest
@@ -11,7 +12,7 @@ import yaml
 from runbook import ROOT, config, environments, local
 from runbook.errors import ConfigError
 
-from . import apps
+from . import apps, cli, packages
 
 TEST_STATE = ROOT / ".local" / f"tests-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 """The local state (its supervisord) of the checks-only test environments: one per test worker."""
@@ -49,7 +50,7 @@ def make_env(tmp_path, database_url):
 @pytest.fixture
 def invoke(tmp_path):
     """Run an invoke task as a user would; reports go to this test's folder."""
-    return lambda *args, **kwargs: apps.invoke(tmp_path / "reports", *args, **kwargs)
+    return lambda *args, **kwargs: cli.invoke(tmp_path / "reports", *args, **kwargs)
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def app_env(tmp_path):
 @pytest.fixture
 def build(tmp_path):
     """Build a package of the demo (optionally changed) into this test's dist folder."""
-    return lambda version, migrations=None, edit=None, files=None: apps.build(tmp_path, version, migrations, edit, files)
+    return functools.partial(packages.build, tmp_path)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,8 +4,8 @@ host's namespaces, ready for the runbook to deploy the app into `COMMON/app`.
 
     with fleets.fleet(3, tmp_path / "fleet", forward=fleets.MACHINE_SERVICES) as hosts, \\
             apps.fresh_database() as database, fleet_app(hosts, tmp_path, database) as app:
-        apps.build(tmp_path, "1.0.0")
-        apps.invoke(tmp_path / "reports", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
+        packages.build(tmp_path, "1.0.0")
+        cli.invoke(tmp_path / "reports", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
         app.status(hosts[0])["version"]   # "1.0.0", answered by host1 at 10.213.<n>.2:8000
 
 Every host runs the app as supervisord's program `web`: gunicorn from `COMMON/app/current` on port

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from . import apps
+from . import apps, cli, packages
 
 NOTES = "-- migrate:up\nALTER TABLE items ADD COLUMN notes text;\n-- migrate:down\nALTER TABLE items DROP COLUMN notes;\n"
 """1.1.0's migration: the schema goes from 0002 to 0003."""
@@ -17,10 +17,10 @@ def on_1_0_0(folder: Path):
     """The demo app on 1.0.0 with customer rows, and packages of a healthy 1.1.0 (schema 0003) and a
     1.2.0 whose health check fails after the same migration."""
     with apps.deployable(folder) as app:
-        apps.build(folder, "1.0.0")
-        apps.build(folder, "1.1.0", {"0003_notes.sql": NOTES})
-        apps.build(folder, "1.2.0", {"0003_notes.sql": NOTES}, edit=apps.broken_health)
-        first = apps.invoke(folder / "reports-first", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
+        packages.build(folder, "1.0.0")
+        packages.build(folder, "1.1.0", {"0003_notes.sql": NOTES})
+        packages.build(folder, "1.2.0", {"0003_notes.sql": NOTES}, edit=packages.broken_health)
+        first = cli.invoke(folder / "reports-first", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
         assert first.code == 0, first.output
         app.write_items(3)
         yield app
@@ -29,9 +29,9 @@ def on_1_0_0(folder: Path):
 def kill_at(app: apps.App, reports: Path, phase: str, *task: str, kind: str = "deploy", sequence: str = "deploy",
             version: str | None = None) -> None:
     """Start `task`, SIGKILL its whole session as soon as its journal says `phase` of `sequence` started."""
-    running = apps.start_task(reports, *task)
-    apps.wait_for_phase(reports, running, version, phase, kind=kind, sequence=sequence)
-    apps.kill_session(running)
+    running = cli.start_task(reports, *task)
+    cli.wait_for_phase(reports, running, version, phase, kind=kind, sequence=sequence)
+    cli.kill_session(running)
 
 
 def lock_file(app: apps.App) -> Path:

@@ -5,7 +5,7 @@ machine's PostgreSQL, Redis and RabbitMQ at the hosts' shared address.
 
     with systemd_fleet(tmp_path) as fleet:             # booted once for a module
         app = fleet.app(tmp_path / "test", database)   # this test's env file, after a reset of the hosts
-        apps.invoke(reports, "deploy", "--env", str(app.env_file), "--version", "1.0.0")
+        cli.invoke(reports, "deploy", "--env", str(app.env_file), "--version", "1.0.0")
         app.through_balancer("/api/status")
 
 The unit is `Type=notify` gunicorn serving `COMMON/app/current` from the project's venv (bind-mounted

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from . import apps
+from . import apps, cli, packages
 
 WATCH = {"interval_seconds": 2, "timeout": 1.8, "baseline_seconds": 4, "bake_seconds": 8,
          "error_window_seconds": 6, "latency_window_seconds": 6, "source": {"requests_per_sample": 20},
@@ -30,22 +30,22 @@ class Live:
         self.app, self.folder, self.marker = app, folder, folder / "bake-started"
 
     def build(self, version: str, edit=None) -> None:
-        apps.build(self.folder, version, edit=edit)
+        packages.build(self.folder, version, edit=edit)
 
-    def invoke(self, *args: str) -> apps.Result:
-        return apps.invoke(self.folder / "reports", *args)
+    def invoke(self, *args: str) -> cli.Result:
+        return cli.invoke(self.folder / "reports", *args)
 
-    def deploy_marking_the_bake(self, version: str) -> apps.Result:
+    def deploy_marking_the_bake(self, version: str) -> cli.Result:
         """Deploy `version`, creating the marker once its bake phase has started."""
         reports = self.folder / "reports"
-        running = apps.start_deploy(reports, self.app.env_file, version)
+        running = cli.start_deploy(reports, self.app.env_file, version)
         try:
-            apps.wait_for_phase(reports, running, version, "bake")
+            cli.wait_for_phase(reports, running, version, "bake")
             self.marker.touch()
         finally:
             output, _ = running.communicate(timeout=300)
             self.marker.unlink(missing_ok=True)
-        return apps.Result(running.returncode, output, reports)
+        return cli.Result(running.returncode, output, reports)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         yield here
 
 
-def assert_rolled_back_by(result: apps.Result, live: Live, trigger: str) -> None:
+def assert_rolled_back_by(result: cli.Result, live: Live, trigger: str) -> None:
     assert result.code == 1, result.output
     fired = result.record["bake"]["fired"]
     assert fired["trigger"] == trigger, fired["condition"]
@@ -73,7 +73,7 @@ def assert_rolled_back_by(result: apps.Result, live: Live, trigger: str) -> None
 
 
 def test_a_release_slow_only_during_its_bake_is_rolled_back_by_the_latency_trigger(live: Live) -> None:
-    live.build("1.1.0", edit=lambda text: apps.slow_once_marked(text, live.marker, 1.0))
+    live.build("1.1.0", edit=lambda text: packages.slow_once_marked(text, live.marker, 1.0))
     result = live.deploy_marking_the_bake("1.1.0")
 
     assert_rolled_back_by(result, live, "latency")
@@ -84,7 +84,7 @@ def test_a_release_slow_only_during_its_bake_is_rolled_back_by_the_latency_trigg
 def test_a_release_flapping_a_quarter_of_its_requests_is_rolled_back_by_the_error_trigger(live: Live,
                                                                                            period: float) -> None:
     version = f"1.1.{int(period * 10)}"
-    live.build(version, edit=lambda text: apps.flapping_once_marked(text, live.marker, period))
+    live.build(version, edit=lambda text: packages.flapping_once_marked(text, live.marker, period))
     result = live.deploy_marking_the_bake(version)
 
     assert_rolled_back_by(result, live, "error rate")

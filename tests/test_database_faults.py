@@ -9,7 +9,7 @@ import pytest
 
 from runbook import config, local
 
-from . import apps
+from . import apps, cli, packages
 from .recovery import NOTES, lock_file, rows_kept
 
 
@@ -19,9 +19,9 @@ def on_own_cluster(tmp_path):
     port = apps.free_port()
     with apps.deployable(tmp_path, {"database": {"url": None}, "local": {"postgres_port": port}}) as app:
         app.database = f"postgresql://postgres@127.0.0.1:{port}/demo"
-        apps.build(tmp_path, "1.0.0")
-        apps.build(tmp_path, "1.1.0", {"0003_notes.sql": NOTES})
-        first = apps.invoke(tmp_path / "reports-first", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
+        packages.build(tmp_path, "1.0.0")
+        packages.build(tmp_path, "1.1.0", {"0003_notes.sql": NOTES})
+        first = cli.invoke(tmp_path / "reports-first", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
         assert first.code == 0, first.output
         app.write_items(2)
         yield app
@@ -31,8 +31,8 @@ def test_database_stopped_after_the_backup_ends_in_the_contract_and_is_recovered
     app = on_own_cluster
     rows = app.rows()
     reports = tmp_path / "reports"
-    running = apps.start_deploy(reports, app.env_file, "1.1.0")
-    apps.wait_for_phase(reports, running, "1.1.0", "prepare")
+    running = cli.start_deploy(reports, app.env_file, "1.1.0")
+    cli.wait_for_phase(reports, running, "1.1.0", "prepare")
     local.stop_postgres(config.load_environment(str(app.env_file)))
     output, _ = running.communicate(timeout=300)
     assert running.returncode == 3, output
@@ -42,13 +42,13 @@ def test_database_stopped_after_the_backup_ends_in_the_contract_and_is_recovered
     assert (folder / "record.json").exists()
     assert lock_file(app).exists()
 
-    status = apps.invoke(reports, "status", "--env", str(app.env_file))
+    status = cli.invoke(reports, "status", "--env", str(app.env_file))
     assert status.code == 2 and "is down: start it with `invoke local.up" in status.output, status.output
     assert "Traceback" not in status.output
 
-    back = apps.invoke(reports, "local.up", "--env", str(app.env_file))
+    back = cli.invoke(reports, "local.up", "--env", str(app.env_file))
     assert back.code == 0 and "started PostgreSQL" in back.output and "started the app" not in back.output, back.output
-    recovered = apps.invoke(reports, "rollback", "--env", str(app.env_file), "--break-lock")
+    recovered = cli.invoke(reports, "rollback", "--env", str(app.env_file), "--break-lock")
     assert recovered.code == 0, recovered.output
     assert app.status()["version"] == "1.0.0" and app.schema() == "0002" and rows_kept(app, rows)
     assert not lock_file(app).exists()

@@ -20,7 +20,7 @@ from runbook.errors import DeadlineExceeded
 from runbook.governance import notify
 from runbook.hosts import connection, deadline, runner
 
-from . import apps
+from . import apps, packages
 
 
 def _processes_in(folder: Path) -> list[str]:
@@ -178,7 +178,7 @@ def test_a_migration_that_hangs_is_stopped_and_the_deploy_rolled_back(app_env, b
     app = app_env
     apps.change_env(app.env_file, {"deadlines": {"migrate": 3}}, apps.UNREHEARSED)
     build("1.0.0")
-    build("1.1.0", {"0003_slow.sql": apps.SLOW_MIGRATION.format(seconds=600)})
+    build("1.1.0", {"0003_slow.sql": packages.SLOW_MIGRATION.format(seconds=600)})
     assert (first := invoke("deploy", "--env", str(app.env_file), "--version", "1.0.0")).code == 0, first.output
 
     started = time.monotonic()

@@ -11,8 +11,9 @@ import psycopg
 import pytest
 import yaml
 
-from .apps import (SLOW_MIGRATION, UNREHEARSED, broken_health, change_env, failing_after_requests, start_deploy,
-                   wait_for_phase)
+from .apps import UNREHEARSED, change_env
+from .cli import start_deploy, wait_for_phase
+from .packages import SLOW_MIGRATION, broken_health, failing_after_requests
 
 MIGRATION_1_1 = """-- migrate:up
 ALTER TABLE items ADD COLUMN note text NOT NULL DEFAULT '';

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from . import apps
+from . import apps, cli, packages
 from . import fleet as fleets, prerequisites
 from .fleet_app import fleet_app
 from .netns import COMMON
@@ -245,10 +245,10 @@ def test_a_host_whose_key_does_not_match_is_refused_and_nothing_changes(hosts, t
 
 def test_a_second_deploy_while_one_runs_is_refused_naming_the_holder(app, hosts, invoke, build, tmp_path):
     apps.change_env(app.env_file, apps.UNREHEARSED)
-    build("1.0.0", {"0003_slow.sql": apps.SLOW_MIGRATION.format(seconds=20)})
-    running = apps.start_deploy(tmp_path / "reports", app.env_file, "1.0.0")
+    build("1.0.0", {"0003_slow.sql": packages.SLOW_MIGRATION.format(seconds=20)})
+    running = cli.start_deploy(tmp_path / "reports", app.env_file, "1.0.0")
     try:
-        apps.wait_for_phase(tmp_path / "reports", running, "1.0.0", "migrate", timeout=240)
+        cli.wait_for_phase(tmp_path / "reports", running, "1.0.0", "migrate", timeout=240)
         second = invoke("deploy", "--env", str(app.env_file), "--version", "1.0.0")
         assert second.code == 2, second.output
         assert "fleet is locked by run" in second.output and f"process {running.pid}" in second.output
@@ -265,10 +265,10 @@ def test_a_host_lost_mid_phase_ends_in_the_contract_with_the_state_of_each_host(
     """ssh to host3 fails (exit 255) from the middle of the deploy on: every such failure is a phase's,
     never a traceback; the rollback cannot reach host3 either, so a human is told each host's state."""
     apps.change_env(app.env_file, apps.UNREHEARSED)
-    build("1.0.0", {"0003_slow.sql": apps.SLOW_MIGRATION.format(seconds=6)})
+    build("1.0.0", {"0003_slow.sql": packages.SLOW_MIGRATION.format(seconds=6)})
     reports = tmp_path / "reports"
-    running = apps.start_deploy(reports, app.env_file, "1.0.0")
-    apps.wait_for_phase(reports, running, "1.0.0", "migrate", timeout=240)
+    running = cli.start_deploy(reports, app.env_file, "1.0.0")
+    cli.wait_for_phase(reports, running, "1.0.0", "migrate", timeout=240)
     hosts.unreachable(hosts[2])
     output, _ = running.communicate(timeout=400)
     assert running.returncode == 3, output

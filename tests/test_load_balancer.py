@@ -19,7 +19,7 @@ from runbook.errors import ActionFailed, ConfigError
 from runbook.local import haproxy as local_haproxy, paths, supervisorctl, tls
 from runbook.release import haproxy, rollout
 
-from . import apps
+from . import apps, cli, packages, steady_load
 from .prerequisites import require
 
 pytestmark = pytest.mark.usefixtures("haproxy_installed")
@@ -60,9 +60,9 @@ def stack(tmp_path_factory):
     state = apps.new_state()
     front, a, b, exporter = (apps.free_port() for _ in range(4))
     with apps.deployable(folder, balanced(state, front, a, b, exporter), state=state) as app:
-        apps.build(folder, "1.0.0")
-        apps.build(folder, "1.1.0")
-        deployed = apps.invoke(folder / "reports-1.0.0", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
+        packages.build(folder, "1.0.0")
+        packages.build(folder, "1.1.0")
+        deployed = cli.invoke(folder / "reports-1.0.0", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
         assert deployed.code == 0, deployed.output
         app.base = f"https://localhost:{front}"
         yield app
@@ -170,8 +170,8 @@ def test_a_drain_whose_sessions_never_end_hits_its_deadline_and_returns_the_serv
 
 def test_a_rolling_deploy_through_haproxy_loses_no_request(stack):
     env = environment(stack)
-    with apps.Load(f"{stack.base}/api/status", threads=2, ca_file=env.endpoints.ca_file) as load:
-        result = apps.invoke(stack.folder / "reports-1.1.0", "deploy", "--env", str(stack.env_file),
+    with steady_load.Load(f"{stack.base}/api/status", threads=2, ca_file=env.endpoints.ca_file) as load:
+        result = cli.invoke(stack.folder / "reports-1.1.0", "deploy", "--env", str(stack.env_file),
                              "--version", "1.1.0")
     assert result.code == 0, result.output
     assert load.failed == 0, load
@@ -191,8 +191,8 @@ def test_a_rollback_through_haproxy_rotates_the_instances_back_and_loses_no_requ
     env = environment(stack)
     assert requests.get(f"{stack.base}/api/status", timeout=5, verify=str(env.endpoints.ca_file)).json()[
         "version"] == "1.1.0", "runs after the rolling deploy of 1.1.0"
-    with apps.Load(f"{stack.base}/api/status", threads=2, ca_file=env.endpoints.ca_file) as load:
-        result = apps.invoke(stack.folder / "reports-rollback", "rollback", "--env", str(stack.env_file))
+    with steady_load.Load(f"{stack.base}/api/status", threads=2, ca_file=env.endpoints.ca_file) as load:
+        result = cli.invoke(stack.folder / "reports-rollback", "rollback", "--env", str(stack.env_file))
     assert result.code == 0, result.output
     assert load.failed == 0, load
     assert [version for _, _, version in load.samples][-1] == "1.0.0"

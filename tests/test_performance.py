@@ -21,7 +21,7 @@ from runbook.engine import run, state, verify as verifying
 from runbook.engine.context import RunContext
 from runbook.findings import Finding
 
-from . import apps
+from . import apps, cli, packages
 
 LIMITS = {"requests": 60, "seconds": 10, "concurrency": 2, "latency_factor": 10, "max_error_rate": 0.01,
           "max_memory_mb": 2000, "max_cpu_percent": 1000}
@@ -97,8 +97,8 @@ def deployed(tmp_path_factory):
     the record of that deploy."""
     folder = tmp_path_factory.mktemp("performance")
     with apps.deployable(folder, {"performance": LIMITS}) as app:
-        apps.build(folder, "1.0.0")
-        deploy = apps.invoke(folder / "reports", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
+        packages.build(folder, "1.0.0")
+        deploy = cli.invoke(folder / "reports", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
         assert deploy.code == 0, deploy.output
         yield app, deploy
 
@@ -301,20 +301,20 @@ PERFORMANCE_AGAIN = "Step 16 - Performance is within the baseline again"
 
 def test_a_rollback_walks_the_core_journeys_and_loads_the_restored_release_against_the_deploys_baseline(tmp_path):
     with apps.deployable(tmp_path, {"performance": LIMITS}) as app:
-        apps.build(tmp_path, "1.0.0")
-        apps.build(tmp_path, "1.1.0")
-        apps.build(tmp_path, "1.2.0", edit=apps.broken_health)
+        packages.build(tmp_path, "1.0.0")
+        packages.build(tmp_path, "1.1.0")
+        packages.build(tmp_path, "1.2.0", edit=packages.broken_health)
         for version in ("1.0.0", "1.1.0"):
-            assert apps.invoke(tmp_path / "reports", "deploy", "--env", str(app.env_file), "--version", version).code == 0
+            assert cli.invoke(tmp_path / "reports", "deploy", "--env", str(app.env_file), "--version", version).code == 0
 
-        broken = apps.invoke(tmp_path / "reports", "deploy", "--env", str(app.env_file), "--version", "1.2.0")
+        broken = cli.invoke(tmp_path / "reports", "deploy", "--env", str(app.env_file), "--version", "1.2.0")
         assert broken.code == 1 and broken.record["rollback"]["to"].endswith("-1.1.0"), broken.output
         assert broken.scenario(CORE_AGAIN)["outcome"] == "passed"
         assert broken.scenario(PERFORMANCE_AGAIN)["outcome"] == "passed"
         load = json.dumps(broken.scenario(PERFORMANCE_AGAIN)["steps"])
         assert "x baseline" in load and "no baseline" not in load, load
 
-        manual = apps.invoke(tmp_path / "reports", "rollback", "--env", str(app.env_file))
+        manual = cli.invoke(tmp_path / "reports", "rollback", "--env", str(app.env_file))
         assert manual.code == 0 and app.status()["version"] == "1.0.0", manual.output
         assert manual.scenario(CORE_AGAIN)["outcome"] == "passed"
         measured = manual.scenario(PERFORMANCE_AGAIN)

@@ -16,7 +16,7 @@ from playwright.sync_api import sync_playwright
 from runbook import ROOT
 from runbook.record import signing
 
-from . import apps
+from . import apps, cli, packages
 
 SCHEMA = json.loads((ROOT / "schemas" / "record.schema.json").read_text())
 
@@ -60,17 +60,17 @@ def runs(tmp_path_factory):
     (folder / "keys").mkdir()
     signing.generate_key(folder / "keys" / "signing.pem")
     with apps.deployable(folder, changes, secret_password=True) as app:
-        apps.build(folder, "1.0.0")
-        apps.build(folder, "1.1.0", edit=apps.broken_health)
-        good = apps.invoke(folder / "reports", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
-        bad = apps.invoke(folder / "reports", "deploy", "--env", str(app.env_file), "--version", "1.1.0")
+        packages.build(folder, "1.0.0")
+        packages.build(folder, "1.1.0", edit=packages.broken_health)
+        good = cli.invoke(folder / "reports", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
+        bad = cli.invoke(folder / "reports", "deploy", "--env", str(app.env_file), "--version", "1.1.0")
         yield {"good": good, "bad": bad, "app": app, "chat": chat, "page": page, "folder": folder}
     chat.shutdown()
     page.shutdown()
 
 
 def verify(runs, run_folder: Path, *extra: str):
-    return apps.invoke(runs["folder"] / "verify-reports", "record.verify", str(run_folder), *extra)
+    return cli.invoke(runs["folder"] / "verify-reports", "record.verify", str(run_folder), *extra)
 
 
 def test_the_two_runs_end_as_the_contract_says(runs):

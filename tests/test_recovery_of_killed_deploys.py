@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from . import apps
+from . import apps, cli
 from .recovery import kill_at, last_record, lock_file, on_1_0_0, rows_kept, snapshot
 
 PHASES = ["announce", "backup", "prepare", "configure", "stop", "switch", "migrate", "start", "indexes",
@@ -28,15 +28,15 @@ def live(tmp_path_factory):
 
 def _recovers(live: apps.App, reports, rows) -> None:
     before = snapshot(live)
-    status = apps.invoke(reports, "status", "--env", str(live.env_file))
+    status = cli.invoke(reports, "status", "--env", str(live.env_file))
     assert status.code == 0 and "UNFINISHED:  deploy 1.1.0" in status.output, status.output
     assert "stale: its process is gone" in status.output
     assert snapshot(live) == before, "invoke status changed the environment"
 
-    again = apps.invoke(reports, "deploy", "--env", str(live.env_file), "--version", "1.1.0")
+    again = cli.invoke(reports, "deploy", "--env", str(live.env_file), "--version", "1.1.0")
     assert again.code == 2 and "is locked by run" in again.output and "--break-lock" in again.output, again.output
 
-    recovered = apps.invoke(reports, "rollback", "--env", str(live.env_file), "--break-lock")
+    recovered = cli.invoke(reports, "rollback", "--env", str(live.env_file), "--break-lock")
     assert recovered.code == 0, recovered.output
     assert live.status()["version"] == "1.0.0" and live.schema() == "0002"
     assert rows_kept(live, rows)
@@ -51,7 +51,7 @@ def _recovers(live: apps.App, reports, rows) -> None:
         assert plan["path"] == ("down migrations" if down else "code only") and plan["schema_after"] == "0002", plan
         assert not down or plan["dropped"][0]["column"] == "notes", plan
 
-    twice = apps.invoke(reports, "rollback", "--env", str(live.env_file), "--break-lock")
+    twice = cli.invoke(reports, "rollback", "--env", str(live.env_file), "--break-lock")
     assert twice.code == 0 and "nothing to recover" in twice.output, twice.output
     assert live.status()["version"] == "1.0.0" and live.schema() == "0002" and rows_kept(live, rows)
 
@@ -70,18 +70,18 @@ def test_deploy_killed_after_recording_its_end_but_before_unlocking_keeps_its_re
     """The window between the last state write and the unlock, recreated exactly: the lock as the
     finishing run held it, left behind by a run that then recorded its release as live."""
     rows = live.rows()
-    running = apps.start_deploy(tmp_path, live.env_file, "1.1.0")
-    apps.wait_for_phase(tmp_path, running, "1.1.0", "finish")
+    running = cli.start_deploy(tmp_path, live.env_file, "1.1.0")
+    cli.wait_for_phase(tmp_path, running, "1.1.0", "finish")
     held = lock_file(live).read_bytes()
     output, _ = running.communicate(timeout=300)
     assert running.returncode == 0, output
     lock_file(live).write_bytes(held)
 
-    recovered = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file), "--break-lock")
+    recovered = cli.invoke(tmp_path, "rollback", "--env", str(live.env_file), "--break-lock")
     assert recovered.code == 0 and "only its lock was left" in recovered.output, recovered.output
     assert live.status()["version"] == "1.1.0" and live.schema() == "0003" and rows_kept(live, rows)
     assert not lock_file(live).exists()
-    back = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file))
+    back = cli.invoke(tmp_path, "rollback", "--env", str(live.env_file))
     assert back.code == 0, back.output
     assert live.status()["version"] == "1.0.0" and live.schema() == "0002" and rows_kept(live, rows)
 
@@ -89,7 +89,7 @@ def test_deploy_killed_after_recording_its_end_but_before_unlocking_keeps_its_re
 def test_break_lock_with_no_crashed_run_stops_and_switches_nothing(live, tmp_path):
     before, serving = snapshot(live), live.status()
     for _ in range(2):
-        result = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file), "--break-lock")
+        result = cli.invoke(tmp_path, "rollback", "--env", str(live.env_file), "--break-lock")
         assert result.code == 0 and "nothing to recover" in result.output, result.output
         outcomes = {p["name"]: p["outcome"] for p in last_record(tmp_path, "rollback")["phases"]}
         assert outcomes["stop"] == outcomes["switch-back"] == outcomes["database"] == "skipped", outcomes
@@ -103,7 +103,7 @@ def test_a_refused_recovery_keeps_the_killed_runs_lock_for_the_next_break_lock(l
     [target] = (live.folder / "app" / "releases").glob("*-1.0.0")
     hidden = target.rename(tmp_path / target.name)
     try:
-        refused = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file), "--break-lock")
+        refused = cli.invoke(tmp_path, "rollback", "--env", str(live.env_file), "--break-lock")
         assert refused.code == 2 and f"release {target.name} is not on" in refused.output, refused.output
         assert "the lock of" in refused.output and "is kept with the intent of the killed run" in refused.output
         kept = json.loads(lock_file(live).read_text())
@@ -111,7 +111,7 @@ def test_a_refused_recovery_keeps_the_killed_runs_lock_for_the_next_break_lock(l
         assert {k: kept["intent"][k] for k in same} == {k: held["intent"][k] for k in same}, (kept, held)
     finally:
         hidden.rename(target)
-    recovered = apps.invoke(tmp_path, "rollback", "--env", str(live.env_file), "--break-lock")
+    recovered = cli.invoke(tmp_path, "rollback", "--env", str(live.env_file), "--break-lock")
     assert recovered.code == 0 and "stopped during phase 'plan' of its rollback" in recovered.output, recovered.output
     assert live.status()["version"] == "1.0.0" and live.schema() == "0002" and rows_kept(live, rows)
     assert not lock_file(live).exists()

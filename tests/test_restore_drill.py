@@ -17,7 +17,7 @@ from runbook.database.migrations import parse
 from runbook.errors import ActionFailed
 from runbook.config.app import Drill
 
-from . import apps
+from . import cli
 from .apps import MACHINE_PG
 
 
@@ -180,7 +180,7 @@ def test_sigterm_during_the_drill_fails_the_backup_and_drops_the_scratch_databas
         conn.execute("CREATE TABLE bulk (id serial PRIMARY KEY, body text)")
         conn.execute("INSERT INTO bulk (body) SELECT repeat(md5(i::text), 8) FROM generate_series(1, 150000) i")
     path = make_env()
-    running = apps.start_task(tmp_path / "reports", "backup", "--env", str(path))
+    running = cli.start_task(tmp_path / "reports", "backup", "--env", str(path))
     deadline = time.monotonic() + 120
     while not scratch_databases(database_url):
         assert running.poll() is None and time.monotonic() < deadline, running.communicate()[0]
@@ -201,7 +201,7 @@ def test_sigterm_while_the_figures_wait_for_a_lock_cancels_them_instead_of_waiti
     path = make_env({"deadlines": {"lock": 300}})
     with psycopg.connect(database_url) as holder, psycopg.connect(database_url, autocommit=True) as watcher:
         holder.execute("LOCK TABLE held IN ACCESS EXCLUSIVE MODE")
-        running = apps.start_task(tmp_path / "reports", "backup", "--env", str(path))
+        running = cli.start_task(tmp_path / "reports", "backup", "--env", str(path))
         deadline = time.monotonic() + 120
         while not watcher.execute(figures + " AND wait_event_type = 'Lock'").fetchone()[0]:
             assert running.poll() is None and time.monotonic() < deadline, running.communicate()[0]

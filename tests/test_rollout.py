@@ -7,7 +7,9 @@ import yaml
 from runbook import config
 from runbook.release import rollout
 
-from .apps import Load, broken_health, change_env
+from .apps import change_env
+from .packages import broken_health
+from .steady_load import Load
 
 MIGRATION_SAFE = "-- migrate:up\nCREATE TABLE notes (id int);\n-- migrate:down\nDROP TABLE notes;\n"
 MIGRATION_DROPS = "-- migrate:up\nALTER TABLE items DROP COLUMN name;\n-- migrate:down\nSELECT 1;\n"

@@ -14,7 +14,7 @@ from runbook import config
 from runbook.config import Service
 from runbook.release import haproxy, services
 
-from . import apps, prerequisites
+from . import apps, prerequisites, steady_load
 from .systemd_app import UNIT, hang_systemctl, missing, systemd_fleet
 
 BROKEN = "raise SystemExit('this release cannot load: APP_BROKEN_SETTING is missing')\n"
@@ -84,7 +84,7 @@ def test_rolling_deploy_under_load_through_haproxy_fails_no_request(app, fleet, 
     build("1.1.0")
     assert invoke("deploy", "--env", str(app.env_file), "--version", "1.0.0").code == 0
     app.change({"rollout": {"strategy": "rolling"}})
-    with apps.Load(f"{app.front}/api/status", threads=3) as load:
+    with steady_load.Load(f"{app.front}/api/status", threads=3) as load:
         result = invoke("deploy", "--env", str(app.env_file), "--version", "1.1.0")
     assert result.code == 0, result.output
     print(f"rolling deploy under load: {load}")

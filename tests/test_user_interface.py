@@ -27,7 +27,7 @@ from runbook.checks import security, ui
 from runbook.errors import CheckFailed, ConfigError
 from runbook.findings import NotConfigured, require
 
-from . import apps, prerequisites
+from . import apps, cli, packages, prerequisites
 
 UI = {"ui": {"pages": [{"path": "/login", "login": False}, {"path": "/items"}, {"path": "/files"}]},
       "deadlines": {"browser": 20},
@@ -49,8 +49,8 @@ def deployed(tmp_path_factory):
                           "(apt-get install chromium-headless-shell)")
     folder = tmp_path_factory.mktemp("ui")
     with apps.deployable(folder, UI) as app:
-        apps.build(folder, "1.0.0")
-        deploy = apps.invoke(folder / "reports", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
+        packages.build(folder, "1.0.0")
+        deploy = cli.invoke(folder / "reports", "deploy", "--env", str(app.env_file), "--version", "1.0.0")
         assert deploy.code == 0, deploy.output
         yield config.load_environment(str(app.env_file)), deploy
 

@@ -90,3 +90,22 @@ def test_the_chart_shows_the_last_deploys_only(tmp_path):
     (chart,) = (tmp_path / ".charts").glob("*.svg")
     assert f"v{history.CHARTED + 9:02d}" in chart.read_text() and "v09" not in chart.read_text()
     assert chart.read_text() in page and f"<td>{history.CHARTED + 10}</td>" in page  # the metrics count every deploy
+
+
+def test_a_chart_of_many_deploys_names_every_kth_bar_and_always_the_newest(tmp_path):
+    for n in range(history.CHARTED):
+        _record(tmp_path, f"r{n:02d}", "deploy", f"v{n:02d}")
+    _shown(tmp_path)
+    (chart,) = (tmp_path / ".charts").glob("*.svg")
+    named = [n for n in range(history.CHARTED) if f"v{n:02d}" in chart.read_text()]
+    assert named[-1] == history.CHARTED - 1
+    assert 2 <= len(named) <= history.LABELLED
+    assert len({b - a for a, b in zip(named, named[1:])}) == 1, f"unevenly spaced labels: {named}"
+
+
+def test_a_chart_of_few_deploys_names_every_bar(tmp_path):
+    for n in range(history.LABELLED):
+        _record(tmp_path, f"r{n:02d}", "deploy", f"v{n:02d}")
+    _shown(tmp_path)
+    (chart,) = (tmp_path / ".charts").glob("*.svg")
+    assert all(f"v{n:02d}" in chart.read_text() for n in range(history.LABELLED))

@@ -18,6 +18,8 @@ from runbook.watch import charts
 FAILED = ("failed", "needs a human", "killed")
 CHARTED = 50
 """A chart shows its environment's last this many deploys: more bars would be neither readable nor small."""
+LABELLED = 12
+"""At most this many bars are named by their version (every k-th, the newest always): more labels overlap."""
 
 
 def metrics(summaries: list[RunSummary], drawn: "Drawn | None" = None) -> dict[str, dict]:
@@ -54,7 +56,9 @@ def chart(deploys: list[RunSummary]) -> str:
     figure, axes = charts.agg_pyplot().subplots(figsize=(4.5, 1.8), dpi=80)
     colors = ["#1a7f37" if r.outcome == "passed" else "#b42318" for r in deploys]
     axes.bar(range(len(deploys)), [r.duration_seconds for r in deploys], color=colors)
-    axes.set_xticks(range(len(deploys)), [r.version or "" for r in deploys], fontsize=7, rotation=30)
+    every = -(-len(deploys) // LABELLED)
+    ticks = range(len(deploys) - 1, -1, -every)
+    axes.set_xticks(ticks, [deploys[i].version or "" for i in ticks], fontsize=7, rotation=30)
     axes.set_ylabel("seconds", fontsize=7)
     axes.set_title(f"last {len(deploys)} deploys' duration (red: failed or rolled back)", fontsize=8)
     axes.tick_params(axis="y", labelsize=7)

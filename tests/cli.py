@@ -45,21 +45,27 @@ class Result:
         return found[0]
 
 
-def invoke(reports: Path, *args: str, timeout: float = 300, extra_env: dict | None = None) -> Result:
-    """Run an invoke task as a user would, in a child process; its reports go to `reports`. Its output is
-    printed, so a failing test's captured output shows what every task it ran said, cause and all."""
+def _task(reports: Path, args: tuple[str, ...], extra_env: dict | None = None) -> tuple[list[str], dict]:
+    """The argument list and environment of an invoke task run as a user would: its reports go to `reports`,
+    the tests' secret is set."""
     env = os.environ | {"RUNBOOK_REPORTS": str(reports), "RUNBOOK_TEST_SECRET": SECRET} | (extra_env or {})
-    result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=timeout)
+    return [sys.executable, "-m", "invoke", *args], env
+
+
+def invoke(reports: Path, *args: str, timeout: float = 300, extra_env: dict | None = None) -> Result:
+    """Run an invoke task to its end in a child process. Its output is printed, so a failing test's captured
+    output shows what every task it ran said, cause and all."""
+    argv, env = _task(reports, args, extra_env)
+    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     print(f"$ invoke {' '.join(args)}  (exit {result.returncode})\n{result.stdout}{result.stderr}")
     return Result(result.returncode, result.stdout + result.stderr, reports, result.stdout)
 
 
 def start_task(reports: Path, *args: str) -> subprocess.Popen:
     """An invoke task in the background, in a session of its own (so a test can kill it whole)."""
-    env = os.environ | {"RUNBOOK_REPORTS": str(reports), "RUNBOOK_TEST_SECRET": SECRET}
-    return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    argv, env = _task(reports, args)
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
 
 
 def kill_session(running: subprocess.Popen, seconds: float = 60) -> None:

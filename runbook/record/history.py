@@ -8,6 +8,7 @@ of what it shows, so a run that adds no deploy (a preflight, a watch) does not s
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from statistics import median
 
@@ -56,7 +57,7 @@ def chart(deploys: list[RunSummary]) -> str:
     figure, axes = charts.agg_pyplot().subplots(figsize=(4.5, 1.8), dpi=80)
     colors = ["#1a7f37" if r.outcome == "passed" else "#b42318" for r in deploys]
     axes.bar(range(len(deploys)), [r.duration_seconds for r in deploys], color=colors)
-    every = -(-len(deploys) // LABELLED)
+    every = math.ceil(len(deploys) / LABELLED)
     ticks = range(len(deploys) - 1, -1, -every)
     axes.set_xticks(ticks, [deploys[i].version or "" for i in ticks], fontsize=7, rotation=30)
     axes.set_ylabel("seconds", fontsize=7)

@@ -28,7 +28,7 @@ from runbook import ROOT, config, local
 from runbook.checks import connectivity, journeys, smoke
 from runbook.local.services import SERVICES
 
-from . import apps
+from . import apps, packages
 from .prerequisites import require
 from .test_demo_app import (ADMIN_PASSWORD, GUNICORN, HTTP_TIMEOUT, clean_env, copy_app, json_body, run_migrate,
                             running_gunicorn, stop)
@@ -204,6 +204,44 @@ def test_the_cache_and_external_api_checks_pass_against_the_app(app: str, tmp_pa
     assert expired.ok, expired
     rates = journeys.external_api_answers(client)
     assert rates.ok and "rates from" in rates.detail, rates
+
+
+CACHE_READ = "environ['REQUEST_METHOD'] == 'GET' and environ['PATH_INFO'].startswith('/api/cache/')"
+
+
+@contextmanager
+def cache_read_edited(demo, tmp_path: Path, external_api: str, code: str) -> Iterator[tuple[str, Path]]:
+    """A copy of the demo that runs `code` (indented lines, where MARKER names the marker file) before
+    answering a read of its cache, while the marker file exists: its base URL and the marker (created)."""
+    folder, env = demo
+    marker = tmp_path / "marker"
+    marker.touch()
+    copy = copy_app(tmp_path / "edited")
+    app_py = copy / "app.py"
+    app_py.write_text(packages.once_marked(app_py.read_text(), marker, f"if {CACHE_READ}:\n" + code.replace("MARKER", repr(str(marker)))))
+    with running_gunicorn(copy, env | {"APP_API_URL": external_api}) as base:
+        yield base, marker
+
+
+def test_a_read_back_answered_past_the_ttl_is_no_verdict_and_a_fresh_value_passes(
+        demo, external_api: str, tmp_path: Path) -> None:
+    # the first read of the cache takes 1.5 s, past the value's time to live of 1 s: it finds nothing
+    with cache_read_edited(demo, tmp_path, external_api, "    os.remove(MARKER)\n    time.sleep(1.5)") as (base, marker):
+        env = check_env(tmp_path, base)
+        client = smoke.log_in(env)
+        written, key, moment = journeys.cache_written(env, client)
+        assert not marker.exists(), "the slow read did not happen"
+        assert written.ok and "(after 1 read-back answered past it), read back equal" in written.detail, written
+        expired = journeys.cache_expired(env, client, key, moment)
+    assert expired.ok, expired
+
+
+def test_a_cached_value_lost_within_its_ttl_fails_the_check(demo, external_api: str, tmp_path: Path) -> None:
+    lost = "    start_response('404 Not Found', [('Content-Type', 'application/json')])\n    return [b'{}']"
+    with cache_read_edited(demo, tmp_path, external_api, lost) as (base, _):
+        env = check_env(tmp_path, base)
+        written, _, _ = journeys.cache_written(env, smoke.log_in(env))
+    assert not written.ok and written.detail == "gone (404) within its time to live of 1 s", written
 
 
 def test_rates_are_502_when_the_external_api_is_down(demo) -> None:

@@ -12,18 +12,22 @@ from secrets import token_hex
 
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from runbook.checks.probes import unexpected_status
 from runbook.checks.smoke import Client
 from runbook.config import Environment
+from runbook.errors import CheckFailed
 from runbook.findings import Finding
 
 POLL_SECONDS = 0.25
+EXPIRY_POLL_SECONDS = 0.05
+"""The value expires at a moment known to within the write's round trip: it is asked for closely around it."""
 
 
-def _until(seconds: float, attempt):
-    """`attempt()` every POLL_SECONDS until it returns something other than None, for at most
+def _until(seconds: float, attempt, every: float = POLL_SECONDS):
+    """`attempt()` every `every` seconds until it returns something other than None, for at most
     `seconds`; the last answer (None when it never came) and the time taken."""
     started = time.monotonic()
-    retrying = Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(POLL_SECONDS),
+    retrying = Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(every),
                         retry=retry_if_result(lambda answer: answer is None), retry_error_callback=lambda _: None)
     return retrying(attempt), time.monotonic() - started
 
@@ -48,28 +52,55 @@ def job_processed(env: Environment, client: Client) -> Finding:
                                 + ("with the expected result" if ok else f"with the result {answer['result']}, expected {expected}"))
 
 
+WRITES = 3
+"""How many values the cache check writes at most: a read-back answered only after the value's time to live
+cannot tell a value that was kept from one that was not, so another value is written."""
+
+
 def cache_written(env: Environment, client: Client) -> tuple[Finding, str, float]:
-    """Write a new value with the configured time to live and read it back at once; the finding, the
-    key, and when the value was written (monotonic)."""
+    """Write a new value with the configured time to live and read it back at once; the finding, the key,
+    and when the app had answered the write (monotonic), after which the value may live no longer than
+    its time to live.
+
+    A read-back answered within the time to live (counted from before the write was sent) must find the
+    value: a 404 then is a value lost. One answered later is no evidence either way, and the check writes
+    a fresh value (at most `WRITES`), so that a short time to live never fails a cache that works."""
     ttl = env.endpoints.smoke.cache_ttl_seconds
-    key, value = f"runbook-smoke-{token_hex(4)}", token_hex(16)
-    written = time.monotonic()
-    client.expect(200, "PUT", f"/api/cache/{key}", json={"value": value, "ttl_seconds": ttl})
-    read = client.expect(200, "GET", f"/api/cache/{key}").json()
-    same = read.get("value") == value
-    detail = f"written with a time to live of {ttl} s, " + ("read back equal" if same else f"read back as {read.get('value')!r}")
-    return Finding(f"cache key {key}", same, detail), key, written
+    late = 0
+    while True:
+        key, value = f"runbook-smoke-{token_hex(4)}", token_hex(16)
+        sent = time.monotonic()
+        client.expect(200, "PUT", f"/api/cache/{key}", json={"value": value, "ttl_seconds": ttl})
+        written = time.monotonic()
+        read = client.send("GET", f"/api/cache/{key}")
+        in_time = time.monotonic() < sent + ttl
+        if read.status_code != 404 or in_time or late + 1 == WRITES:
+            break
+        late += 1
+    retried = f" (after {late} read-back{'s' if late > 1 else ''} answered past it)" if late else ""
+    if read.status_code == 404:
+        detail = (f"every read-back of {WRITES} values answered after their time to live of {ttl} s: the app is too "
+                  "slow to tell whether the cache keeps them (raise endpoints.smoke.cache_ttl_seconds)"
+                  if not in_time else f"gone (404) within its time to live of {ttl} s")
+        return Finding(f"cache key {key}", False, detail), key, written
+    wrong = unexpected_status(read, 200)
+    if wrong:
+        raise CheckFailed(f"GET {client.base}/api/cache/{key} {wrong}")
+    got = read.json().get("value")
+    detail = f"written with a time to live of {ttl} s{retried}, " + ("read back equal" if got == value else f"read back as {got!r}")
+    return Finding(f"cache key {key}", got == value, detail), key, written
 
 
 def cache_expired(env: Environment, client: Client, key: str, written: float) -> Finding:
-    """The value written at `written` is gone once its time to live has passed (a second's grace)."""
+    """The value whose write the app had answered at `written` is gone once its time to live has passed
+    (asked first at that moment, then every `EXPIRY_POLL_SECONDS` for a second's grace)."""
     ttl = env.endpoints.smoke.cache_ttl_seconds
-    left = max(0.0, written + ttl - time.monotonic())
+    time.sleep(max(0.0, written + ttl - time.monotonic()))
 
     def gone() -> bool | None:
         return True if client.send("GET", f"/api/cache/{key}").status_code == 404 else None
 
-    expired, _ = _until(left + 1 + POLL_SECONDS, gone)
+    expired, _ = _until(1 + EXPIRY_POLL_SECONDS, gone, EXPIRY_POLL_SECONDS)
     detail = (f"gone (404) once its time to live of {ttl} s had passed" if expired
               else f"still readable more than a second after its time to live of {ttl} s")
     return Finding(f"cache key {key}", bool(expired), detail)

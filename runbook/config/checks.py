@@ -23,7 +23,7 @@ class Smoke(Model):
     applicable (e.g. `message_queue`: a job submitted through the app is processed by its worker)."""
     job_seconds: float = Field(20, gt=0, le=600)
     """message_queue: how long a submitted job may take to be done."""
-    cache_ttl_seconds: int = Field(2, ge=1, le=60)
+    cache_ttl_seconds: int = Field(1, ge=1, le=60)
     """cache: the time to live of the value written, and so how long the check waits for it to expire."""
 
 

@@ -145,19 +145,36 @@ def _link(s: Session, followed: Followed, start: str) -> Finding:
 
 def navigation(env: Environment) -> Checked:
     """On every page, logged in, each navigation link reaches its page (200, no console error); the logout
-    link, followed last, ends at the login page and ends the session."""
-    checked = Checked()
+    link, followed last, ends at the login page and ends the session.
+
+    The links are clicked in a walk: from the page a click reached, its next link not yet clicked, a page
+    being opened by its address only where the walk has nowhere left to go (half the page loads of opening
+    each link's page before its click). The findings and screenshots are listed page by page all the same."""
     with session(env) as s:
         page, errors = s.signed_in()
-        for p in s.ui.pages:
-            s.open(page, p.path)
-            links = _links(page, s.ui.navigation)
-            checked.screenshots.append(shot(page, f"navigation of {p.path}"))
-            if not links:
-                checked.findings.append(Finding(f"page {p.path}", False, f"has no navigation link ({s.ui.navigation})"))
-            for index, (_, href) in enumerate(links):
-                if href != s.ui.logout:
-                    checked.findings.append(_link(s, _follow(s, page, errors, p.path, index), p.path))
+        pages = [p.path for p in s.ui.pages]
+        left: dict[str, list[int]] = {}
+        """Each page seen, and its links not clicked yet."""
+        found: dict[tuple[int, int], tuple[Finding | None, tuple[str, bytes] | None]] = {}
+        here: str | None = None
+        while True:
+            if here in pages and here not in left:
+                links = _links(page, s.ui.navigation)
+                left[here] = [i for i, (_, href) in enumerate(links) if href != s.ui.logout]
+                found[(pages.index(here), -1)] = (None if links else Finding(
+                    f"page {here}", False, f"has no navigation link ({s.ui.navigation})"), shot(page, f"navigation of {here}"))
+            if not left.get(here):
+                here = next((p for p in pages if left.get(p, True)), None)
+                if here is None:
+                    break
+                s.open(page, here)
+                continue
+            index = left[here].pop(0)
+            followed = _follow(s, page, errors, here, index)
+            found[(pages.index(here), index)] = (_link(s, followed, here), None)
+            here = followed.reached if followed.status == 200 else None
+        checked = Checked(findings=[f for _, (f, _) in sorted(found.items()) if f],
+                          screenshots=[c for _, (_, c) in sorted(found.items()) if c])
         if s.ui.logout:
             checked.findings.append(_logs_out(s, page, errors))
     return checked

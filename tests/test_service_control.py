@@ -32,3 +32,15 @@ def test_a_start_of_a_service_another_start_left_starting_returns_once_it_runs(a
         other.wait(timeout=10)
     assert services.control(env, host, service, "start") == "web was already running"
     assert services.running(env, host, service).ok, services.running(env, host, service)
+
+
+def test_a_restart_of_a_stopped_service_starts_it(app_env, build, invoke):
+    """A rotate restarts an instance without asking whether it runs: one found stopped (a crash, a person)
+    is stopped all the same, which the manager says it already was, and started."""
+    build("1.0.0")
+    assert invoke("deploy", "--env", str(app_env.env_file), "--version", "1.0.0").code == 0
+    env, host, service = _web(app_env)
+    services.control(env, host, service, "stop")
+    assert not services.running(env, host, service).ok
+    assert services.restart(env, host, service).startswith("web was already stopped; ")
+    assert services.running(env, host, service).ok, services.running(env, host, service)

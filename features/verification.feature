@@ -8,7 +8,7 @@ Feature: Post-deployment verification
 
   A check tagged @critical blocks the release when it fails. A check tagged @manual is something
   only a person can judge: it passes only on a signed attestation in the environment's attestation
-  file.
+  file. A check tagged @browser is made in a real browser (headless Chromium).
 
   A check tagged with one of the application's own journeys (message queue, cache, external API)
   runs only where the environment file lists that journey for the smoke test account; elsewhere
@@ -61,19 +61,19 @@ Feature: Post-deployment verification
   # Step 12: User acceptance testing, in a real browser (headless Chromium) at the app's pages, then the
   # items only a person can judge. Each browser check shows screenshots of what it saw.
 
-  @critical
+  @critical @browser
   Scenario: Step 12 - Pages load without errors
     Then every page of the app loads in a browser with no console error
 
-  @critical
+  @critical @browser
   Scenario: Step 12 - Forms submit and show their result
     Then the login form and the create form submit in a browser and show their result
 
-  @critical
+  @critical @browser
   Scenario: Step 12 - Navigation functionality
     Then every navigation link of every page reaches its page
 
-  @critical
+  @critical @browser
   Scenario: Step 12 - Mobile responsiveness
     Then at a phone's screen size no page scrolls sideways and the primary controls are visible
 

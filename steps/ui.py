@@ -3,12 +3,16 @@
 import pytest
 from pytest_bdd import then
 
-from runbook.checks import ui
+from runbook.checks import idle, ui
 
 
 @pytest.fixture(scope="session", autouse=True)
-def one_chromium_per_phase():
-    """A phase's browser checks share one Chromium; it stops as the phase's session ends."""
+def one_chromium_per_phase(request):
+    """A phase's browser checks share one Chromium, started (and the smoke test user logged in) ahead
+    where an earlier check of the phase waits; it stops as the phase's session ends."""
+    if any(item.get_closest_marker("browser") for item in request.session.items):
+        env = request.getfixturevalue("environment")
+        idle.ahead(lambda: ui.warm(env))
     yield
     ui.stop()
 

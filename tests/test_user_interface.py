@@ -24,6 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from runbook import config
 from runbook.checks import security, ui
+from runbook.checks.ui import chromium
 from runbook.errors import CheckFailed, ConfigError
 from runbook.findings import NotConfigured, require
 
@@ -150,6 +151,23 @@ def test_the_browser_checks_share_one_chromium_leave_no_context_open_and_start_i
         time.sleep(0.1)
     assert all(f.ok for f in ui.phone(env).findings)
     assert ui.LAUNCHED.browser is not browser and ui.LAUNCHED.browser.is_connected()
+
+
+def test_the_checks_start_from_the_phase_login_and_log_in_through_the_form_again_when_its_cookies_fail(
+        deployed, monkeypatch):
+    env, _ = deployed
+    ui.stop()
+    forms = []
+    real = chromium.Session.log_in
+    monkeypatch.setattr(chromium.Session, "log_in", lambda self, page: forms.append(page) or real(self, page))
+    ui.warm(env)
+    assert len(forms) == 1 and "demo_session" in {c["name"] for c in ui.LAUNCHED.signed["cookies"]}
+    assert all(f.ok for f in ui.navigation(env).findings) and all(f.ok for f in ui.phone(env).findings)
+    assert len(forms) == 1  # the navigation's logout ended its own context's session, not the phase's login
+    ui.LAUNCHED.signed["cookies"] = [c | {"value": "forged"} if c["name"] == "demo_session" else c
+                                     for c in ui.LAUNCHED.signed["cookies"]]
+    assert all(f.ok for f in ui.phone(env).findings)
+    assert len(forms) == 2 and "forged" not in str(ui.LAUNCHED.signed["cookies"])
 
 
 def test_a_page_with_a_console_error_fails_naming_the_page(deployed):

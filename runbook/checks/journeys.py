@@ -12,6 +12,7 @@ from secrets import token_hex
 
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from runbook.checks import idle
 from runbook.checks.probes import unexpected_status
 from runbook.checks.smoke import Client
 from runbook.config import Environment
@@ -93,9 +94,10 @@ def cache_written(env: Environment, client: Client) -> tuple[Finding, str, float
 
 def cache_expired(env: Environment, client: Client, key: str, written: float) -> Finding:
     """The value whose write the app had answered at `written` is gone once its time to live has passed
-    (asked first at that moment, then every `EXPIRY_POLL_SECONDS` for a second's grace)."""
+    (asked first at that moment, then every `EXPIRY_POLL_SECONDS` for a second's grace). The wait is the
+    phase's time for work asked for ahead (`idle`)."""
     ttl = env.endpoints.smoke.cache_ttl_seconds
-    time.sleep(max(0.0, written + ttl - time.monotonic()))
+    idle.until(written + ttl)
 
     def gone() -> bool | None:
         return True if client.send("GET", f"/api/cache/{key}").status_code == 404 else None

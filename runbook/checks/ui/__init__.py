@@ -10,7 +10,7 @@ import sys
 
 WHERE = {"forms_submit": "checks", "navigation": "checks", "pages_load": "checks", "phone": "checks",
          "CHROMIUM": "chromium", "LAUNCHED": "chromium", "SHOT_HEIGHT": "chromium", "Checked": "chromium",
-         "base_url": "chromium", "chromium_args": "chromium"}
+         "base_url": "chromium", "chromium_args": "chromium", "warm": "chromium"}
 """Each public name and the module of this package that holds it."""
 
 

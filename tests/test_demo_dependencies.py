@@ -218,7 +218,8 @@ def cache_read_edited(demo, tmp_path: Path, external_api: str, code: str) -> Ite
     marker.touch()
     copy = copy_app(tmp_path / "edited")
     app_py = copy / "app.py"
-    app_py.write_text(packages.once_marked(app_py.read_text(), marker, f"if {CACHE_READ}:\n" + code.replace("MARKER", repr(str(marker)))))
+    edit = f"if {CACHE_READ}:\n" + code.replace("MARKER", repr(str(marker)))
+    app_py.write_text(packages.once_marked(app_py.read_text(), marker, edit))
     with running_gunicorn(copy, env | {"APP_API_URL": external_api}) as base:
         yield base, marker
 

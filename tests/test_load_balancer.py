@@ -2,7 +2,9 @@
 of two real gunicorn instances, checked through its runtime API, and a rolling deploy that drains,
 restarts and restores the instances one at a time while a client sends requests through it."""
 
+import os
 import shutil
+import signal
 import socket
 import ssl
 import time
@@ -137,6 +139,22 @@ def test_the_load_balancer_probe_fails_naming_the_server_whose_instance_is_stopp
     finally:
         supervisorctl(paths(env), "start", "web-b")
         wait_for(env, "web-b", "UP")
+
+
+def test_the_load_balancer_probe_judges_a_server_between_states_once_its_checks_settle(stack):
+    """An instance that misses one health check (stopped for it, as a busy one just started can be) is
+    `UP 1/2` until the next check: the probe waits for that one instead of failing the deploy."""
+    env = environment(stack)
+    (dep,) = env.dependencies
+    wait_for(env, "web-b", "UP")
+    group = int(supervisorctl(paths(env), "pid", "web-b").stdout)
+    os.killpg(group, signal.SIGSTOP)
+    try:
+        wait_for(env, "web-b", "UP 1/2", seconds=10)
+    finally:
+        os.killpg(group, signal.SIGCONT)
+    (finding,) = dependencies.probe(env, dep)
+    assert finding.ok and "web-b UP (" in finding.detail, finding.detail
 
 
 def held_session(env) -> ssl.SSLSocket:

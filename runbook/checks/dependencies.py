@@ -53,9 +53,9 @@ def _http(url: str, dep: Dependency) -> tuple[bool, str]:
 
 
 def _haproxy(env: Environment, subject: str, where: str, dep: Dependency) -> Finding:
-    """The frontend answers through TLS and every server of the backend is UP; the finding names each
-    server's state. Before the first deploy no instance runs: the frontend's own answer (HAProxy's 503)
-    is all there is to check then."""
+    """The frontend answers through TLS and every server of the backend is UP, once none is between two
+    states (within `endpoints.settle_seconds`); the finding names each server's state. Before the first
+    deploy no instance runs: the frontend's own answer (HAProxy's 503) is all there is to check then."""
     lb = env.load_balancer
     try:
         answered, said = _http(expand(dep.url), dep)
@@ -63,7 +63,7 @@ def _haproxy(env: Environment, subject: str, where: str, dep: Dependency) -> Fin
     except Exception as e:  # the client's failure is the finding, with its reason
         answered, reached, said = False, False, f"does not answer: {redact(str(e) or type(e).__name__)}"
     try:
-        found = haproxy.servers(lb)
+        found = haproxy.settled(lb, env.endpoints.settle_seconds)
     except ActionFailed as e:
         return Finding(subject, False, f"{where} {said}; {e}")
     missing = sorted({s.name for s in lb.servers} - {s.name for s in found})

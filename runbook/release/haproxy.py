@@ -35,6 +35,12 @@ class ServerStat(BaseModel):
     """The last health check's status (e.g. `L7OK`, `L4CON`)."""
 
     @property
+    def moving(self) -> bool:
+        """Between two states: `UP 1/2`, a check failed on a server still UP; `DOWN 1/2`, one passed on a
+        server still DOWN. The next checks settle it either way."""
+        return "/" in self.status
+
+    @property
     def sessions_text(self) -> str:
         return f"{self.sessions} session{'' if self.sessions == 1 else 's'}"
 
@@ -77,6 +83,17 @@ def parse_stat(text: str) -> list[ServerStat]:
 def servers(lb: LoadBalancer) -> list[ServerStat]:
     """The backend's servers, as HAProxy sees them now."""
     return [s for s in parse_stat(ask(lb.socket, SHOW_STAT, lb.timeout)) if s.backend == lb.backend]
+
+
+def settled(lb: LoadBalancer, seconds: float) -> list[ServerStat]:
+    """The backend's servers once none is moving between states, or as they are after `seconds`: one late
+    answer to a health check (a busy instance just started) is not yet a server going down."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = servers(lb)
+        if not any(s.moving for s in found) or time.monotonic() >= deadline:
+            return found
+        time.sleep(POLL_SECONDS)
 
 
 def server(lb: LoadBalancer, name: str) -> ServerStat:

@@ -202,7 +202,7 @@ def test_a_rolling_deploy_through_haproxy_loses_no_request(stack):
         assert f"set server app/{server} state drain: no session left" in evidence, evidence
         assert f"set server app/{server} state ready: UP" in evidence, evidence
     assert evidence.index("app/web-a state ready") < evidence.index("app/web-b state drain")
-    assert {s.name: s.status for s in haproxy.servers(env.load_balancer)} == {"web-a": "UP", "web-b": "UP"}
+    assert {s.name: s.status for s in haproxy.settled(env.load_balancer, 30)} == {"web-a": "UP", "web-b": "UP"}
 
 
 def test_a_rollback_through_haproxy_rotates_the_instances_back_and_loses_no_request(stack):

@@ -10,7 +10,7 @@ import hashlib
 import time
 from secrets import token_hex
 
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential
 
 from runbook.checks import idle
 from runbook.checks.probes import unexpected_status
@@ -19,16 +19,17 @@ from runbook.config import Environment
 from runbook.errors import CheckFailed
 from runbook.findings import Finding
 
-POLL_SECONDS = 0.25
-EXPIRY_POLL_SECONDS = 0.05
-"""The value expires at a moment known to within the write's round trip: it is asked for closely around it."""
+FIRST_POLL_SECONDS, POLL_SECONDS = 0.05, 0.25
+"""A wait asks again after 0.05 s, then twice as long each time, at most every 0.25 s: a worker's job or a
+value's expiry is most often a few milliseconds away, and a dead worker is not asked 20 times a second."""
 
 
-def _until(seconds: float, attempt, every: float = POLL_SECONDS):
-    """`attempt()` every `every` seconds until it returns something other than None, for at most
-    `seconds`; the last answer (None when it never came) and the time taken."""
+def _until(seconds: float, attempt):
+    """`attempt()` until it returns something other than None, for at most `seconds`, asking again after
+    `FIRST_POLL_SECONDS`, then twice as long each time up to `POLL_SECONDS`; the last answer (None when it
+    never came) and the time taken."""
     started = time.monotonic()
-    retrying = Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(every),
+    retrying = Retrying(stop=stop_after_delay(seconds), wait=wait_exponential(FIRST_POLL_SECONDS, max=POLL_SECONDS),
                         retry=retry_if_result(lambda answer: answer is None), retry_error_callback=lambda _: None)
     return retrying(attempt), time.monotonic() - started
 
@@ -94,7 +95,7 @@ def cache_written(env: Environment, client: Client) -> tuple[Finding, str, float
 
 def cache_expired(env: Environment, client: Client, key: str, written: float) -> Finding:
     """The value whose write the app had answered at `written` is gone once its time to live has passed
-    (asked first at that moment, then every `EXPIRY_POLL_SECONDS` for a second's grace). The wait is the
+    (asked at that moment, then again more and more seldom for a second's grace). The wait is the
     phase's time for work asked for ahead (`idle`)."""
     ttl = env.endpoints.smoke.cache_ttl_seconds
     idle.until(written + ttl)
@@ -102,7 +103,7 @@ def cache_expired(env: Environment, client: Client, key: str, written: float) ->
     def gone() -> bool | None:
         return True if client.send("GET", f"/api/cache/{key}").status_code == 404 else None
 
-    expired, _ = _until(1 + EXPIRY_POLL_SECONDS, gone, EXPIRY_POLL_SECONDS)
+    expired, _ = _until(1, gone)
     detail = (f"gone (404) once its time to live of {ttl} s had passed" if expired
               else f"still readable more than a second after its time to live of {ttl} s")
     return Finding(f"cache key {key}", bool(expired), detail)

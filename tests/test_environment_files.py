@@ -117,6 +117,15 @@ def test_too_many_aliases_and_recursive_ones_are_refused(tmp_path):
     assert "an alias refers to the node that holds it" in _error(recursive)
 
 
+def test_collections_nested_too_deep_are_refused_with_their_line(tmp_path):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("name: deep\nitems:\n  " + "[" * 150 + "]" * 150 + "\n")
+    assert _error(deep) == f"{deep}: refused YAML, line 3: nested more than 100 deep"
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("name: nested\nitems: " + "[" * 99 + "]" * 99 + "\n")
+    assert "refused" not in _error(nested)  # within the bound: read, then judged as settings
+
+
 def test_oversized_environment_file_is_refused_with_exit_2(invoke, tmp_path):
     path = tmp_path / "huge.yaml"
     path.write_text("name: huge\n" + "# padding\n" * 110_000)

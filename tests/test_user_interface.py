@@ -85,10 +85,10 @@ def smoke_password(monkeypatch, secret):
 
 
 @contextlib.contextmanager
-def served_changed(env: config.Environment, template: str, change):
-    """The live release serving `templates/<template>` changed by `change` (the pages read their templates on
-    each request), put back afterwards."""
-    path = env.app.current / "templates" / template
+def served_changed(env: config.Environment, file: str, change):
+    """The live release serving its `file` (a template or a static file, which the pages read on each request)
+    changed by `change`, put back afterwards."""
+    path = env.app.current / file
     original, mode = path.read_text(), path.stat().st_mode
     path.chmod(mode | 0o200)
     path.write_text(change(original))
@@ -172,7 +172,7 @@ def test_the_checks_start_from_the_phase_login_and_log_in_through_the_form_again
 
 def test_a_page_with_a_console_error_fails_naming_the_page(deployed):
     env, _ = deployed
-    with served_changed(env, "files.html", lambda t: t + '<img src="/static/missing.png" alt="">\n'):
+    with served_changed(env, "templates/files.html", lambda t: t + '<img src="/static/missing.png" alt="">\n'):
         message = failure(ui.pages_load(env))
     assert message.startswith("page /files: console error: Failed to load resource") and "404" in message, message
     assert "/items" not in message and "/login" not in message
@@ -181,7 +181,7 @@ def test_a_page_with_a_console_error_fails_naming_the_page(deployed):
 def test_a_page_wider_than_a_phone_fails_naming_the_overflowing_element(deployed):
     env, _ = deployed
     long_line = '<pre id="long-line">' + "x" * 200 + "</pre>\n"
-    with served_changed(env, "items.html", lambda t: t + long_line):
+    with served_changed(env, "templates/items.html", lambda t: t + long_line):
         message = failure(ui.phone(env))
     assert message.startswith("page /items at 375 x 667: ") and "px wide in a 375 px viewport" in message, message
     assert "overflowing pre#long-line (" in message and "page /files" not in message, message
@@ -190,7 +190,7 @@ def test_a_page_wider_than_a_phone_fails_naming_the_overflowing_element(deployed
 def test_a_page_taller_than_a_screenshot_shows_is_shot_to_its_first_pixels_and_the_title_says_so(deployed):
     env, _ = deployed
     tall = "<p>a row</p>\n" * 1000  # as a page listing every row of a large table
-    with served_changed(env, "items.html", lambda t: t + tall):
+    with served_changed(env, "templates/items.html", lambda t: t + tall):
         checked = ui.pages_load(env)
     assert all(f.ok for f in checked.findings), [f for f in checked.findings if not f.ok]
     shots = {title: png for title, png in checked.screenshots}
@@ -203,10 +203,23 @@ def test_a_page_taller_than_a_screenshot_shows_is_shot_to_its_first_pixels_and_t
 
 def test_a_broken_navigation_link_fails_naming_the_link(deployed):
     env, _ = deployed
-    with served_changed(env, "layout.html", lambda t: t.replace('href="/files"', 'href="/file-list"')):
+    with served_changed(env, "templates/layout.html", lambda t: t.replace('href="/files"', 'href="/file-list"')):
         message = failure(ui.navigation(env))
     for page in ("/login", "/items", "/files"):
         assert f"link 'Files' (/file-list) on {page}: answered 404" in message, message
+    assert "link 'Items'" not in message
+
+
+def test_a_navigation_link_the_mouse_cannot_click_fails_naming_the_link(deployed):
+    """The link is clicked where it is, as a mouse would: one that lets the click through to the bar under it
+    leads nowhere, and fails once the browser's deadline has passed."""
+    env, _ = deployed
+    quick = env.model_copy(update={"deadlines": env.deadlines.model_copy(update={"browser": 2})})
+    unclickable = '\nnav a[href="/files"] { pointer-events: none; }\n'
+    with served_changed(env, "static/style.css", lambda t: t + unclickable):
+        message = failure(ui.navigation(quick))
+    for page in ("/login", "/items", "/files"):
+        assert f"link 'Files' (/files) on {page}: did not lead to a page: Page.expect_navigation: Timeout 2000ms" in message, message
     assert "link 'Items'" not in message
 
 

@@ -156,10 +156,11 @@ class Session:
         return response
 
     def submit(self, page: Page, form: str, what: str) -> Response | None:
-        """Send `form` with its submit button and wait for the page it leads to."""
+        """Send `form` with its submit button, clicked where it is (`checks._follow`), and wait for the page it
+        leads to."""
         try:
             with page.expect_navigation(wait_until="load") as answer:
-                page.locator(form).locator("[type=submit]").first.click()
+                page.locator(form).locator("[type=submit]").first.click(force=True)
             return answer.value
         except PlaywrightError as e:
             raise CheckFailed(f"{what}: the form {form} did not lead to a page: {first_line(e)}") from None

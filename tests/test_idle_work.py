@@ -1,5 +1,6 @@
 """Work asked for ahead runs in the first wait of a check (`runbook.checks.idle`): once, in the waiting
-thread, its failure dropped, and the wait still lasts until its moment."""
+thread, its failure dropped, and the wait still lasts until its moment; a check run so gives its step what it
+found, once, and one that raised or never ran is run when its step asks."""
 
 import threading
 import time
@@ -13,6 +14,7 @@ from runbook.checks import idle
 def nothing_pending():
     yield
     idle._pending.clear()
+    idle._kept.clear()
 
 
 def test_a_wait_runs_the_work_asked_ahead_once_in_its_own_thread_and_ends_no_sooner_than_its_moment():
@@ -44,3 +46,52 @@ def test_a_wait_whose_moment_has_passed_leaves_the_work_for_a_later_wait():
     assert ran == []
     idle.until(time.monotonic() + 0.1)
     assert ran == ["job"]
+
+
+class Counted:
+    """A check that counts its runs and finds which run it was."""
+
+    def __init__(self, fails_first: bool = False) -> None:
+        self.runs, self.fails_first = 0, fails_first
+
+    def __call__(self, subject: object) -> int:
+        self.runs += 1
+        if self.fails_first and self.runs == 1:
+            raise RuntimeError("the page did not load")
+        return self.runs
+
+
+def test_a_check_run_ahead_gives_its_step_what_it_found_once_and_says_it_ran_ahead():
+    check, env = Counted(), object()
+    idle.ahead_check(check, env)
+    before = idle.utc_now()
+    idle.until(time.monotonic() + 0.1)
+    kept = idle.checked(check, env)
+    assert (kept.found, kept.ahead, check.runs) == (1, True, 1) and kept.at >= before
+    again = idle.checked(check, env)
+    assert (again.found, again.ahead, check.runs) == (2, False, 2)
+
+
+def test_a_check_that_raised_ahead_is_run_again_when_its_step_asks():
+    check, env = Counted(fails_first=True), object()
+    idle.ahead_check(check, env)
+    idle.until(time.monotonic() + 0.1)
+    kept = idle.checked(check, env)
+    assert (kept.found, kept.ahead, check.runs) == (2, False, 2)
+
+
+def test_a_check_run_ahead_for_other_arguments_is_not_what_a_step_gets():
+    check = Counted()
+    idle.ahead_check(check, {"env": "local"})
+    idle.until(time.monotonic() + 0.1)
+    kept = idle.checked(check, {"env": "local"})  # equal, but not the object it was run ahead for
+    assert (kept.found, kept.ahead) == (2, False)
+
+
+def test_a_check_never_waited_for_runs_when_its_step_asks_and_not_again_in_a_later_wait():
+    check, env = Counted(), object()
+    idle.ahead_check(check, env)
+    kept = idle.checked(check, env)
+    assert (kept.found, kept.ahead, check.runs) == (1, False, 1)
+    idle.until(time.monotonic() + 0.1)
+    assert check.runs == 1

@@ -223,6 +223,15 @@ def test_a_navigation_link_the_mouse_cannot_click_fails_naming_the_link(deployed
     assert "link 'Items'" not in message
 
 
+def test_a_navigation_link_that_takes_no_room_fails_as_not_shown_naming_the_link(deployed):
+    env, _ = deployed
+    with served_changed(env, "static/style.css", lambda t: t + '\nnav a[href="/files"] { display: none; }\n'):
+        message = failure(ui.navigation(env))
+    for page in ("/login", "/items", "/files"):
+        assert f"link 'Files' (/files) on {page}: is not shown: it takes no room on the page" in message, message
+    assert "link 'Items'" not in message
+
+
 def test_access_controls_check_that_every_page_needing_a_login_sends_the_browser_to_the_login_page(deployed):
     env, _ = deployed
     pages = {f.subject: f for f in security.refused_without_login(env) if f.subject.startswith("page ")}

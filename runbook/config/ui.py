@@ -20,7 +20,7 @@ from runbook.config.base import Model
 
 PagePath = Annotated[str, Field(pattern=r"^/[^\s#]*$")]
 Selector = Annotated[str, Field(min_length=1)]
-"""A CSS selector, as Playwright takes it."""
+"""A CSS selector, as the browser takes it (`document.querySelectorAll`): no Playwright extension."""
 
 
 class Page(Model):

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
@@ -253,6 +254,38 @@ def test_health_answering_503_fails_after_the_configured_attempts(demo_app, guni
     assert found["outcome"] == "failed"
     assert found["message"].startswith(f"{app.base}/health answered 503 (expected 200): ")
     assert re.search(r"; gave up after 3 attempts \(\d+\.\d s\)$", found["message"]), found["message"]
+
+
+def test_a_smoke_client_keeps_one_connection_and_sends_no_cookie_an_answer_set(make_env):
+    """The journeys' calls share a connection; a cookie the app sets never rides on a later call (a request
+    meant to go without a login must not carry one)."""
+    env = config.load_environment(str(make_env()))
+    seen: list[tuple[int, str | None]] = []
+
+    class SetsCookies(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            seen.append((self.client_address[1], self.headers.get("Cookie")))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "session=from-an-answer; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SetsCookies)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = smoke.Client(f"http://127.0.0.1:{server.server_port}", 3, smoke.connections(env))
+        for path in ("/first", "/second", "/third"):
+            assert client.send("GET", path).status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [cookie for _, cookie in seen] == [None, None, None]
+    assert len({port for port, _ in seen}) == 1
 
 
 def test_smoke_journeys_pass_against_a_healthy_app_and_the_password_shows_nowhere(demo_app, gunicorn, make_env, run_phase):

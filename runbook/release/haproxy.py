@@ -9,8 +9,9 @@ with the waits that make either safe.
 import csv
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -20,6 +21,7 @@ from runbook.errors import ActionFailed
 State = Literal["ready", "drain", "maint"]
 SHOW_STAT = "show stat"
 POLL_SECONDS = 0.2
+T = TypeVar("T")
 
 
 class ServerStat(BaseModel):
@@ -88,12 +90,7 @@ def servers(lb: LoadBalancer) -> list[ServerStat]:
 def settled(lb: LoadBalancer, seconds: float) -> list[ServerStat]:
     """The backend's servers once none is moving between states, or as they are after `seconds`: one late
     answer to a health check (a busy instance just started) is not yet a server going down."""
-    deadline = time.monotonic() + seconds
-    while True:
-        found = servers(lb)
-        if not any(s.moving for s in found) or time.monotonic() >= deadline:
-            return found
-        time.sleep(POLL_SECONDS)
+    return _poll(lambda: servers(lb), lambda found: not any(s.moving for s in found), seconds)[0]
 
 
 def server(lb: LoadBalancer, name: str) -> ServerStat:
@@ -112,17 +109,26 @@ def order(lb: LoadBalancer, name: str, state: State) -> str:
     return command
 
 
-def _wait(lb: LoadBalancer, name: str, done, what: str, seconds: float) -> ServerStat:
-    """Poll the server until `done(stat)`, for at most `seconds`; `ActionFailed` saying how it was then."""
+def _poll(read: Callable[[], T], done: Callable[[T], bool], seconds: float) -> tuple[T, bool]:
+    """`read()` every `POLL_SECONDS` until what it reads is `done`, for at most `seconds`: the last reading, and
+    whether it was done."""
     deadline = time.monotonic() + seconds
     while True:
-        stat = server(lb, name)
-        if done(stat):
-            return stat
+        value = read()
+        if done(value):
+            return value, True
         if time.monotonic() >= deadline:
-            raise ActionFailed(f"HAProxy {lb.backend}/{name}: {what} within {seconds:g} s "
-                               f"(deadlines.drain): it is {stat.status} with {stat.sessions_text}")
+            return value, False
         time.sleep(POLL_SECONDS)
+
+
+def _wait(lb: LoadBalancer, name: str, done: Callable[[ServerStat], bool], what: str, seconds: float) -> ServerStat:
+    """Poll the server until `done(stat)`, for at most `seconds`; `ActionFailed` saying how it was then."""
+    stat, ok = _poll(lambda: server(lb, name), done, seconds)
+    if not ok:
+        raise ActionFailed(f"HAProxy {lb.backend}/{name}: {what} within {seconds:g} s "
+                           f"(deadlines.drain): it is {stat.status} with {stat.sessions_text}")
+    return stat
 
 
 def drain(lb: LoadBalancer, name: str, seconds: float) -> str:

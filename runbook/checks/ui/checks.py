@@ -9,26 +9,9 @@ from playwright.sync_api import Error as PlaywrightError
 
 from runbook.checks import smoke
 from runbook.checks.ui.chromium import Checked, Session, first_line, path, section, session, shot
+from runbook.checks.ui.scripts import BOXES, LAID_OUT_FOR_PHONES, LINK_AT, LINKS, OVERFLOWING, TEXT_OF
 from runbook.config import Environment
 from runbook.findings import Finding
-
-OVERFLOWING = """() => {
-  const width = document.documentElement.clientWidth;
-  if (document.documentElement.scrollWidth <= innerWidth) return [];
-  const clipped = el => { for (let p = el.parentElement; p; p = p.parentElement) {
-    if (getComputedStyle(p).overflowX !== 'visible') return true; } return false; };
-  const wide = [...document.body.querySelectorAll('*')].filter(el => {
-    const box = el.getBoundingClientRect();
-    const spills = getComputedStyle(el).overflowX === 'visible' && box.left + el.scrollWidth > width + 1;
-    return (box.width || box.height) && (box.right > width + 1 || box.left < -1 || spills) && !clipped(el);
-  });
-  const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
-    + [...el.classList].map(c => '.' + c).join('');
-  return wide.filter(el => !wide.some(o => o !== el && el.contains(o))).slice(0, 5)
-    .map(el => `${name(el)} (${Math.round(el.getBoundingClientRect().left)} to `
-      + `${Math.round(el.getBoundingClientRect().left + Math.max(el.scrollWidth, el.getBoundingClientRect().width))} px)`);
-}"""
-"""The innermost elements (at most 5) that reach beyond the viewport's width, when the page scrolls sideways."""
 
 
 def _loaded(s: Session, page: Page, errors: list[str], wanted: str, checked: Checked) -> None:
@@ -87,27 +70,6 @@ def forms_submit(env: Environment) -> Checked:
     return checked
 
 
-LINKS = "selector => [...document.querySelectorAll(selector)].map(a => [a.textContent.trim(), a.href])"
-"""Links and controls are found by the page itself (`document.querySelectorAll`, which takes the CSS the
-configuration gives): a Playwright locator first puts its own selector engine into each new page, half of a
-link's click (50 of 95 ms a page)."""
-LINK_AT = """([selector, index]) => {
-  const a = document.querySelectorAll(selector)[index];
-  if (!a) return null;
-  a.scrollIntoView({block: 'center', inline: 'center'});
-  const box = a.getBoundingClientRect();
-  return [a.textContent.trim(), a.href, box.left + box.width / 2, box.top + box.height / 2, box.width * box.height > 0];
-}"""
-"""The link's text, address, middle (in the viewport, once scrolled to it) and whether it shows at all."""
-TEXT_OF = "selector => document.querySelector(selector)?.innerText ?? ''"
-"""The text the first element `selector` finds shows, '' when there is none."""
-LAID_OUT_FOR_PHONES = """() => document.querySelector('meta[name=viewport][content*="width=device-width"]') !== null"""
-BOXES = """selector => [...document.querySelectorAll(selector)].map(el => {
-  const box = el.getBoundingClientRect();
-  return [box.left, box.right, box.width * box.height > 0 && getComputedStyle(el).visibility !== 'hidden'];
-})"""
-
-
 def _links(page: Page, selector: str) -> list[tuple[str, str]]:
     """(text, path) of each navigation link on the page, in order."""
     return [(text, path(href)) for text, href in page.evaluate(LINKS, selector)]
@@ -129,8 +91,8 @@ class Followed:
 def _follow(s: Session, page: Page, errors: list[str], start: str, index: int) -> Followed:
     """Click the navigation link number `index` of `start`, opening it first unless the page shows it.
 
-    The click is the mouse's, at the middle of the link (`LINK_AT`, found as `LINKS` says): one that lands on anything but
-    the link leads to no page, or to another, and fails all the same."""
+    The click is the mouse's, at the middle of the link (`scripts.LINK_AT`): one that lands on anything but the
+    link leads to no page, or to another, and fails all the same."""
     if page.url != s.url(start):
         s.open(page, start)
     found = page.evaluate(LINK_AT, [s.ui.navigation, index])
@@ -182,14 +144,18 @@ def navigation(env: Environment) -> Checked:
         pages = [p.path for p in s.ui.pages]
         left: dict[str, list[int]] = {}
         """Each page seen, and its links not clicked yet."""
-        found: dict[tuple[int, int], tuple[Finding | None, tuple[str, bytes] | None]] = {}
+        findings: dict[tuple[int, int], Finding] = {}
+        """Each finding by its page's place in `pages` and its link's on that page (-1: about the page)."""
+        shots: dict[int, tuple[str, bytes]] = {}
         here: str | None = None
         while True:
             if here in pages and here not in left:
                 links = _links(page, s.ui.navigation)
                 left[here] = [i for i, (_, href) in enumerate(links) if href != s.ui.logout]
-                found[(pages.index(here), -1)] = (None if links else Finding(
-                    f"page {here}", False, f"has no navigation link ({s.ui.navigation})"), shot(page, f"navigation of {here}"))
+                if not links:
+                    findings[(pages.index(here), -1)] = Finding(f"page {here}", False,
+                                                                f"has no navigation link ({s.ui.navigation})")
+                shots[pages.index(here)] = shot(page, f"navigation of {here}")
             if not left.get(here):
                 here = next((p for p in pages if left.get(p, True)), None)
                 if here is None:
@@ -198,10 +164,10 @@ def navigation(env: Environment) -> Checked:
                 continue
             index = left[here].pop(0)
             followed = _follow(s, page, errors, here, index)
-            found[(pages.index(here), index)] = (_link(s, followed, here), None)
+            findings[(pages.index(here), index)] = _link(s, followed, here)
             here = followed.reached if followed.status == 200 else None
-        checked = Checked(findings=[f for _, (f, _) in sorted(found.items()) if f],
-                          screenshots=[c for _, (_, c) in sorted(found.items()) if c])
+        checked = Checked(findings=[f for _, f in sorted(findings.items())],
+                          screenshots=[c for _, c in sorted(shots.items())])
         if s.ui.logout:
             checked.findings.append(_logs_out(s, page, errors))
     return checked

@@ -201,34 +201,24 @@ def test_a_page_taller_than_a_screenshot_shows_is_shot_to_its_first_pixels_and_t
     assert "(its first" not in " ".join(t for t in shots if not t.startswith("page /items"))
 
 
-def test_a_broken_navigation_link_fails_naming_the_link(deployed):
+@pytest.mark.parametrize("file, change, href, problem, browser_seconds", [
+    ("templates/layout.html", lambda t: t.replace('href="/files"', 'href="/file-list"'), "/file-list",
+     "answered 404", None),
+    # the click lands where the link is, as a mouse's would: this one lets it through to the bar under it
+    ("static/style.css", lambda t: t + '\nnav a[href="/files"] { pointer-events: none; }\n', "/files",
+     "did not lead to a page: Page.expect_navigation: Timeout 2000ms", 2),
+    ("static/style.css", lambda t: t + '\nnav a[href="/files"] { display: none; }\n', "/files",
+     "is not shown: it takes no room on the page", None),
+], ids=["broken", "unclickable", "not-shown"])
+def test_a_broken_unclickable_or_hidden_navigation_link_fails_naming_the_link_and_why(
+        deployed, file, change, href, problem, browser_seconds):
     env, _ = deployed
-    with served_changed(env, "templates/layout.html", lambda t: t.replace('href="/files"', 'href="/file-list"')):
+    if browser_seconds is not None:  # the click's wait for a page ends at the browser's deadline
+        env = env.model_copy(update={"deadlines": env.deadlines.model_copy(update={"browser": browser_seconds})})
+    with served_changed(env, file, change):
         message = failure(ui.navigation(env))
     for page in ("/login", "/items", "/files"):
-        assert f"link 'Files' (/file-list) on {page}: answered 404" in message, message
-    assert "link 'Items'" not in message
-
-
-def test_a_navigation_link_the_mouse_cannot_click_fails_naming_the_link(deployed):
-    """The link is clicked where it is, as a mouse would: one that lets the click through to the bar under it
-    leads nowhere, and fails once the browser's deadline has passed."""
-    env, _ = deployed
-    quick = env.model_copy(update={"deadlines": env.deadlines.model_copy(update={"browser": 2})})
-    unclickable = '\nnav a[href="/files"] { pointer-events: none; }\n'
-    with served_changed(env, "static/style.css", lambda t: t + unclickable):
-        message = failure(ui.navigation(quick))
-    for page in ("/login", "/items", "/files"):
-        assert f"link 'Files' (/files) on {page}: did not lead to a page: Page.expect_navigation: Timeout 2000ms" in message, message
-    assert "link 'Items'" not in message
-
-
-def test_a_navigation_link_that_takes_no_room_fails_as_not_shown_naming_the_link(deployed):
-    env, _ = deployed
-    with served_changed(env, "static/style.css", lambda t: t + '\nnav a[href="/files"] { display: none; }\n'):
-        message = failure(ui.navigation(env))
-    for page in ("/login", "/items", "/files"):
-        assert f"link 'Files' (/files) on {page}: is not shown: it takes no room on the page" in message, message
+        assert f"link 'Files' ({href}) on {page}: {problem}" in message, message
     assert "link 'Items'" not in message
 
 

@@ -13,4 +13,5 @@ pytest_plugins = [
     "steps.ui",
     "steps.performance",
     "steps.monitoring",
+    "steps.alongside",
 ]

@@ -4,7 +4,6 @@ import pytest
 from pytest_bdd import then
 
 from runbook.checks import idle, ui
-from runbook.times import stamp_ms
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,10 +27,7 @@ def _shown(evidence, checked: "ui.Checked") -> None:
 
 @then("every page of the app loads in a browser with no console error")
 def pages_load(environment, evidence):
-    kept = idle.checked(ui.pages_load, environment)
-    if kept.ahead:
-        evidence.text("checked ahead", f"at {stamp_ms(kept.at)}, while an earlier check of this phase waited")
-    _shown(evidence, kept.found)
+    _shown(evidence, evidence.kept(idle.checked(ui.pages_load, environment)))
 
 
 @then("the login form and the create form submit in a browser and show their result")

@@ -1,6 +1,6 @@
 """Work asked for ahead runs in the first wait of a check (`runbook.checks.idle`): once, in the waiting
-thread, its failure dropped, and the wait still lasts until its moment; a check run so gives its step what it
-found, once, and one that raised or never ran is run when its step asks."""
+thread, its failure dropped, and the wait still lasts until its moment; a check run so, or started alongside
+in a thread, gives its step what it found, once, and one that raised or never ran is run when its step asks."""
 
 import threading
 import time
@@ -14,7 +14,7 @@ from runbook.checks import idle
 def nothing_pending():
     yield
     idle._pending.clear()
-    idle._kept.clear()
+    idle._found.clear()
 
 
 def test_a_wait_runs_the_work_asked_ahead_once_in_its_own_thread_and_ends_no_sooner_than_its_moment():
@@ -95,3 +95,29 @@ def test_a_check_never_waited_for_runs_when_its_step_asks_and_not_again_in_a_lat
     assert (kept.found, kept.ahead, check.runs) == (1, False, 1)
     idle.until(time.monotonic() + 0.1)
     assert check.runs == 1
+
+
+def test_a_check_started_alongside_runs_in_another_thread_and_its_step_waits_for_what_it_found():
+    started, release, threads = threading.Event(), threading.Event(), []
+    env = object()
+
+    def slow(subject: object) -> str:
+        threads.append(threading.current_thread())
+        started.set()
+        release.wait(5)
+        return "found"
+
+    idle.alongside(slow, env)
+    assert started.wait(5)
+    threading.Timer(0.1, release.set).start()
+    kept = idle.checked(slow, env)
+    assert (kept.found, kept.ahead) == ("found", True)
+    assert threads and threads[0] is not threading.current_thread()
+    assert len(threads) == 1
+
+
+def test_a_check_that_raised_alongside_is_run_again_when_its_step_asks():
+    check, env = Counted(fails_first=True), object()
+    idle.alongside(check, env)
+    kept = idle.checked(check, env)
+    assert (kept.found, kept.ahead, check.runs) == (2, False, 2)

@@ -52,6 +52,24 @@ def test_preflight_passes_on_a_healthy_environment_and_writes_the_record(make_en
     assert [s["status"] for s in package["steps"]] == ["passed"] * 6
 
 
+ALONGSIDE = ["the pg_dump client is not older than the database server",
+             "the backup folder is writable with room for a dump of the database",
+             "every app host reaches each external service it depends on"]
+"""The checks started alongside that run here (the app's refusals and audit log need a release serving)."""
+
+
+def test_the_preflights_slower_checks_start_as_its_session_begins_and_their_steps_say_when(make_env, invoke,
+                                                                                           packaged):
+    packaged("1.0.0")
+    result = invoke("preflight", "--env", str(make_env()), "--version", "1.0.0")
+    assert result.code == 0, result.output
+    steps = {s["text"]: s for scenario in result.record["phases"][0]["scenarios"] for s in scenario["steps"]}
+    for text in ALONGSIDE:
+        said = [e["text"] for e in steps[text]["evidence"] if e.get("title") == "checked before this step"]
+        assert steps[text]["status"] == "passed" and len(said) == 1, steps[text]
+        assert said[0].endswith(", while earlier checks of this phase ran"), said
+
+
 def test_disk_threshold_the_machine_cannot_meet_fails_the_gate_naming_the_measured_value(make_env, invoke):
     env = make_env({"thresholds": {"disk_free_percent": 100}})
     result = invoke("preflight", "--env", str(env))

@@ -5,12 +5,17 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from runbook import ROOT
 from runbook.findings import Finding, require
 from runbook.secrets import redact
+from runbook.times import stamp_ms
+
+if TYPE_CHECKING:
+    from runbook.checks.idle import Kept
 
 SCREENSHOTS = "screenshots"
 """The folder, beside the phase's HTML report, that holds the screenshots its steps show."""
@@ -78,6 +83,12 @@ class Evidence:
         evidence.append({"title": redact(title), "image": path.relative_to(folder).as_posix(),
                          "sha256": hashlib.sha256(png).hexdigest(), "bytes": len(png)})
         return path
+
+    def kept(self, kept: "Kept") -> Any:
+        """What a check found (`idle.checked`); when that was before the step asked, the step says when."""
+        if kept.ahead:
+            self.text("checked before this step", f"at {stamp_ms(kept.at)}, while earlier checks of this phase ran")
+        return kept.found
 
     def findings(self, findings: list[Finding]) -> list[Finding]:
         rows = [{"subject": redact(f.subject), "ok": f.ok, "detail": redact(f.detail)} for f in findings]

@@ -21,7 +21,6 @@ MAX_ALIASES = 100
 MAX_NODES = 100_000
 MAX_DEPTH = 100
 
-
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's parser where PyYAML was built with it: a tenth of the pure-Python one's time (12 ms for the local
 environment file, read by every process of a run)."""
@@ -37,8 +36,9 @@ class _Refused(Exception):
 def _bound(data: bytes) -> None:
     """Refuse the document before anything is composed from it: collections nested more than `MAX_DEPTH` deep
     (what is built from them recurses), more than `MAX_ALIASES` aliases, one inside the node it refers to, or
-    a node that would hold more than `MAX_NODES` values once they are expanded. One pass over its events, adding up every node's expanded size as it ends; an alias of an
-    anchor never defined is left for the composer to name."""
+    a node that would hold more than `MAX_NODES` values once they are expanded. One pass over its events,
+    adding up every node's expanded size as it ends; an alias of an anchor never defined is left for the
+    composer to name."""
     sizes: dict[str, int] = {}
     """The expanded size of each anchored node that has ended."""
     open_: list[tuple[yaml.Event | None, int]] = [(None, 0)]

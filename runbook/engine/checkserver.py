@@ -21,8 +21,8 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from types import ModuleType
 from importlib.metadata import entry_points
+from types import ModuleType
 
 from pydantic import BaseModel, ConfigDict
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from runbook.config import LoadBalancer
 from runbook.errors import ActionFailed
@@ -90,7 +91,7 @@ def servers(lb: LoadBalancer) -> list[ServerStat]:
 def settled(lb: LoadBalancer, seconds: float) -> list[ServerStat]:
     """The backend's servers once none is moving between states, or as they are after `seconds`: one late
     answer to a health check (a busy instance just started) is not yet a server going down."""
-    return _poll(lambda: servers(lb), lambda found: not any(s.moving for s in found), seconds)[0]
+    return _poll(lambda: servers(lb), lambda found: not any(s.moving for s in found), seconds)
 
 
 def server(lb: LoadBalancer, name: str) -> ServerStat:
@@ -109,23 +110,17 @@ def order(lb: LoadBalancer, name: str, state: State) -> str:
     return command
 
 
-def _poll(read: Callable[[], T], done: Callable[[T], bool], seconds: float) -> tuple[T, bool]:
-    """`read()` every `POLL_SECONDS` until what it reads is `done`, for at most `seconds`: the last reading, and
-    whether it was done."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = read()
-        if done(value):
-            return value, True
-        if time.monotonic() >= deadline:
-            return value, False
-        time.sleep(POLL_SECONDS)
+def _poll(read: Callable[[], T], done: Callable[[T], bool], seconds: float) -> T:
+    """`read()` every `POLL_SECONDS` until what it reads is `done`, for at most `seconds`: the last reading."""
+    return Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(POLL_SECONDS),
+                    retry=retry_if_result(lambda value: not done(value)),
+                    retry_error_callback=lambda state: state.outcome.result())(read)
 
 
 def _wait(lb: LoadBalancer, name: str, done: Callable[[ServerStat], bool], what: str, seconds: float) -> ServerStat:
     """Poll the server until `done(stat)`, for at most `seconds`; `ActionFailed` saying how it was then."""
-    stat, ok = _poll(lambda: server(lb, name), done, seconds)
-    if not ok:
+    stat = _poll(lambda: server(lb, name), done, seconds)
+    if not done(stat):
         raise ActionFailed(f"HAProxy {lb.backend}/{name}: {what} within {seconds:g} s "
                            f"(deadlines.drain): it is {stat.status} with {stat.sessions_text}")
     return stat

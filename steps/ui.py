@@ -27,7 +27,7 @@ def _shown(evidence, checked: "ui.Checked") -> None:
 
 @then("every page of the app loads in a browser with no console error")
 def pages_load(environment, evidence):
-    _shown(evidence, evidence.kept(idle.checked(ui.pages_load, environment)))
+    _shown(evidence, evidence.checked(ui.pages_load, environment))
 
 
 @then("the login form and the create form submit in a browser and show their result")

@@ -5,17 +5,16 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from runbook import ROOT
+from runbook.checks import idle
 from runbook.findings import Finding, require
 from runbook.secrets import redact
 from runbook.times import stamp_ms
-
-if TYPE_CHECKING:
-    from runbook.checks.idle import Kept
 
 SCREENSHOTS = "screenshots"
 """The folder, beside the phase's HTML report, that holds the screenshots its steps show."""
@@ -84,8 +83,9 @@ class Evidence:
                          "sha256": hashlib.sha256(png).hexdigest(), "bytes": len(png)})
         return path
 
-    def kept(self, kept: "Kept") -> Any:
-        """What a check found (`idle.checked`); when that was before the step asked, the step says when."""
+    def checked(self, check: Callable[..., Any], *args: Any) -> Any:
+        """What `check(*args)` found (`idle.checked`); when that was before the step asked, the step says when."""
+        kept = idle.checked(check, *args)
         if kept.ahead:
             self.text("checked before this step", f"at {stamp_ms(kept.at)}, while earlier checks of this phase ran")
         return kept.found
